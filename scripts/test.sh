@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The one test command (README): installs what the tests need, builds, runs every test.
+# On a fresh Debian 12 machine with Node >= 20.19, as root, it needs nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "peerix tests need: ${need_apt[*]} (Debian: sudo apt-get install -y ${need_apt[*]})" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Install exactly the locked dependencies when they are missing or older than the lock file.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+npx tsc -p tsconfig.json
+npx tsc -p test/tsconfig.json
+npx mocha "$@"

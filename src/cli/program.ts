@@ -1,0 +1,13 @@
+/** Assembles the commander program from one module per subcommand. */
+import { Command } from 'commander'
+import { VERSION } from '../version.js'
+
+export function buildProgram (): Command {
+  const program = new Command('peerix')
+    .description('A peer-to-peer Nix binary cache: a localhost substituter backed by the other hosts\' stores')
+    .version(VERSION)
+    .showHelpAfterError()
+    .configureOutput({ outputError: (str, write) => { write(`peerix: ${str.replace(/^error: /, '')}`) } })
+  program.exitOverride((err) => { process.exit(err.exitCode === 0 ? 0 : 2) })
+  return program
+}
