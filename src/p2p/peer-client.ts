@@ -1,0 +1,23 @@
+/**
+ * How the substituter asks peers, without knowing libp2p: the p2p layer implements this on
+ * top of the node and the /peerix/narinfo/1 and /peerix/nar/1 services.
+ */
+
+/** A peer's answer; `error` covers a reset stream, a timeout, a malformed reply. */
+export type Answer<T> =
+  | { status: 'found', value: T }
+  | { status: 'absent' }
+  | { status: 'refused', reason: string }
+  | { status: 'error', message: string }
+
+export interface PeerClient {
+  /** Peers worth asking now: connected and known (via identify) to speak /peerix/narinfo/1. */
+  peers: () => string[]
+  /** The narinfo text a peer serves for a hash part, unverified: the caller parses and checks it. */
+  narInfo: (peer: string, hashPart: string, signal: AbortSignal) => Promise<Answer<string>>
+  /**
+   * A peer's NAR bytes for a path from `offset`, unverified. The iterable throws when the
+   * stream breaks; it ends when the peer has sent everything it will send.
+   */
+  nar: (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal) => Promise<Answer<AsyncIterable<Uint8Array>>>
+}
