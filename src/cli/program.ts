@@ -1,6 +1,7 @@
 /** Assembles the commander program from one module per subcommand. */
 import { Command } from 'commander'
 import { VERSION } from '../version.js'
+import { keygenCommand } from './keygen.js'
 
 export function buildProgram (): Command {
   const program = new Command('peerix')
@@ -9,5 +10,6 @@ export function buildProgram (): Command {
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => { write(`peerix: ${str.replace(/^error: /, '')}`) } })
   program.exitOverride((err) => { process.exit(err.exitCode === 0 ? 0 : 2) })
+  program.addCommand(keygenCommand())
   return program
 }
