@@ -1,0 +1,89 @@
+/**
+ * Runs the real `peerix daemon` (the built dist/cli.js) as a child process, in a lab host's
+ * namespace or on this host, and reads what it logs: its peer ID and substituter URL.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { Lab, LabHost } from './netns.js'
+
+export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
+
+export class DaemonProcess {
+  readonly lines: string[] = []
+  peerId = ''
+  url = ''
+  private readonly waiters = new Set<() => void>()
+
+  constructor (readonly child: ChildProcess) {
+    let buf = ''
+    const onData = (data: Buffer): void => {
+      buf += data.toString()
+      let nl: number
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        this.lines.push(line)
+        if (process.env.PEERIX_TEST_LOG != null) process.stderr.write(`[daemon ${child.pid}] ${line}\n`)
+        const id = /peer id (\S+?);/.exec(line)
+        if (id != null) this.peerId = id[1]
+        const url = /substituter on (http:\/\/\S+)/.exec(line)
+        if (url != null) this.url = url[1]
+        for (const w of this.waiters) w()
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', () => { for (const w of this.waiters) w() })
+  }
+
+  get exited (): boolean { return this.child.exitCode !== null || this.child.signalCode !== null }
+
+  /** Resolves with the first log line matching `re` (old or new); rejects on exit or timeout. */
+  async waitFor (re: RegExp, timeoutMs = 20_000): Promise<string> {
+    return await new Promise((resolve, reject) => {
+      const check = (): void => {
+        const hit = this.lines.find(l => re.test(l))
+        if (hit != null) { done(); resolve(hit); return }
+        if (this.exited) { done(); reject(new Error(`daemon exited (${this.child.exitCode ?? this.child.signalCode}) before logging ${re}:\n${this.lines.join('\n')}`)) }
+      }
+      const timer = setTimeout(() => { done(); reject(new Error(`daemon did not log ${re} within ${timeoutMs} ms:\n${this.lines.join('\n')}`)) }, timeoutMs)
+      const done = (): void => { clearTimeout(timer); this.waiters.delete(check) }
+      this.waiters.add(check)
+      check()
+    })
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+  async stop (graceMs = 5000): Promise<number | null> {
+    if (this.exited) return this.child.exitCode
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => { resolve() }))
+    this.child.kill('SIGCONT')
+    this.child.kill('SIGTERM')
+    const timer = setTimeout(() => { this.child.kill('SIGKILL') }, graceMs)
+    await exited
+    clearTimeout(timer)
+    return this.child.exitCode
+  }
+}
+
+/**
+ * Starts `peerix daemon ARGS` (in `host`'s namespace when given) and waits until its
+ * substituter listens.
+ */
+export async function startDaemon (args: string[], opts: { lab?: Lab, host?: LabHost, env?: NodeJS.ProcessEnv } = {}): Promise<DaemonProcess> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (scripts/test.sh does)`)
+  const argv = [CLI, 'daemon', ...args]
+  const env = { ...process.env, ...opts.env }
+  const child = opts.lab != null && opts.host != null
+    ? opts.lab.spawn(opts.host, process.execPath, argv, { env })
+    : spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const daemon = new DaemonProcess(child)
+  try {
+    await daemon.waitFor(/substituter on http/)
+  } catch (err) {
+    await daemon.stop()
+    throw err
+  }
+  return daemon
+}
