@@ -36,6 +36,13 @@ export class NixEnv {
     return join(this.dir, name)
   }
 
+  /** Creates an empty chroot store (database and all) and returns its root. */
+  async initStore (name: string): Promise<string> {
+    const root = this.storeRoot(name)
+    await this.run('nix-store', ['--store', root, '--init'])
+    return root
+  }
+
   /** Runs a command with this env; rejects with stderr in the message on a non-zero exit. */
   async run (cmd: string, args: string[], opts: ExecFileOptions & { input?: string } = {}): Promise<RunResult> {
     return await new Promise((resolve, reject) => {
