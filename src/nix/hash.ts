@@ -16,7 +16,8 @@ export function parseSha256 (text: string): Uint8Array {
   else throw new FormatError(`invalid hash ${JSON.stringify(text)}: expected sha256:… or sha256-…`)
 
   if (!sri && body.length === nix32Length(SHA256_BYTES)) return fromNix32(body)
-  if (!sri && body.length === 64 && /^[0-9a-f]+$/.test(body)) return Uint8Array.from(Buffer.from(body, 'hex'))
+  // Nix reads upper-case base16 as well, though it only ever writes lower case.
+  if (!sri && body.length === 64 && /^[0-9a-fA-F]+$/.test(body)) return Uint8Array.from(Buffer.from(body, 'hex'))
   if (body.length === 44 && /^[A-Za-z0-9+/]{43}=$/.test(body)) {
     const digest = Buffer.from(body, 'base64')
     if (digest.length === SHA256_BYTES) return Uint8Array.from(digest)
