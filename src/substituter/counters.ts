@@ -1,0 +1,58 @@
+/**
+ * What the substituter has done, kept in one place so that /status and /metrics can read it
+ * without the substituter knowing about either. Plain numbers, only ever incremented.
+ */
+
+/** Totals for one peer, for the per-peer view of /status. */
+export interface PeerCounters {
+  /** Verified narinfos this peer answered. */
+  narInfosFound: number
+  /** Answers dropped: malformed, for another path, not signed by a trusted key. */
+  narInfosRejected: number
+  /** Failed asks: a reset stream, a timeout, an error reply. */
+  errors: number
+  /** NAR bytes received from this peer and passed on. */
+  narBytes: number
+}
+
+export class SubstituterCounters {
+  /** narinfo lookups asked of the substituter (one per Nix request). */
+  narInfoRequests = 0
+  /** Lookups answered with a verified narinfo. */
+  narInfoHits = 0
+  /** Lookups no peer could answer: all absent, or the wait budget ran out. */
+  narInfoMisses = 0
+  /** Peer answers that were not used because they failed parsing or verification. */
+  verificationFailures = 0
+  /** Peer answers saying "refused" (the peer's serving policy). */
+  refusals = 0
+  /** Peer asks that failed: reset, timeout, error reply. */
+  peerErrors = 0
+  /** NAR downloads started. */
+  narDownloads = 0
+  /** NAR downloads that delivered every byte with the right hash. */
+  narCompleted = 0
+  /** NAR downloads that threw: no peer could finish, too many bytes, wrong hash. */
+  narFailed = 0
+  /** Times a download moved to another peer mid-NAR. */
+  narFailovers = 0
+  /** NAR bytes received from peers and passed on. */
+  narBytesIn = 0
+
+  private readonly peers = new Map<string, PeerCounters>()
+
+  /** The counters of one peer, created on first use. */
+  peer (peer: string): PeerCounters {
+    let counters = this.peers.get(peer)
+    if (counters === undefined) {
+      counters = { narInfosFound: 0, narInfosRejected: 0, errors: 0, narBytes: 0 }
+      this.peers.set(peer, counters)
+    }
+    return counters
+  }
+
+  /** Every peer seen so far with its totals. */
+  perPeer (): ReadonlyMap<string, Readonly<PeerCounters>> {
+    return this.peers
+  }
+}

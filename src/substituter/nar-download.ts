@@ -1,0 +1,166 @@
+/**
+ * Streaming a NAR from peers with failover. The bytes are hashed as they pass; when a peer
+ * fails (an error, a stall, an early end, more bytes than NarSize) the download continues
+ * from the same offset on another peer that offered the same NarHash. The last chunk is only
+ * passed on once the whole NAR hashed to the expected NarHash, and every failure the download
+ * cannot recover from throws: the HTTP layer then cuts the connection, so Nix never takes a
+ * short or wrong NAR for a complete one.
+ */
+import type { Answer } from '../p2p/peer-client.js'
+import { NarHasher } from '../nix/nar-hash.js'
+import { shortPeer, type SubstituterContext } from './context.js'
+
+/** The download cannot deliver the NAR: no peer can continue it, or its bytes are wrong. */
+export class NarDownloadError extends Error {
+  override name = 'NarDownloadError'
+}
+
+/** A peer did not send anything for too long. */
+class StallError extends Error {
+  override name = 'StallError'
+}
+
+/** A download in progress, for /status. */
+export interface Transfer {
+  hashPart: string
+  narHash: string
+  narSize: number
+  /** Bytes passed on so far. */
+  received: number
+  /** The peer currently streaming, if any. */
+  peer?: string
+}
+
+export interface NarRequest {
+  hashPart: string
+  narHash: string
+  narSize: number
+  signal?: AbortSignal
+  /** Updated as bytes arrive; the caller may show it. */
+  transfer: Transfer
+}
+
+/** The NAR's bytes, in order, from as many peers as it takes; throws NarDownloadError. */
+export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): AsyncGenerator<Uint8Array> {
+  const { hashPart, narHash, narSize } = req
+  const hasher = new NarHasher()
+  const tried = new Set<string>()
+  const contributors = new Set<string>()
+  ctx.counters.narDownloads += 1
+  try {
+    for (;;) {
+      const peer = nextCandidate(ctx, hashPart, narHash, tried)
+      if (peer === undefined) {
+        throw new NarDownloadError(`no peer could deliver ${hashPart} (${narHash}): stopped at byte ${hasher.size} of ${narSize}`)
+      }
+      tried.add(peer)
+      if (hasher.size > 0) {
+        ctx.counters.narFailovers += 1
+        ctx.log(`nar ${hashPart}: continuing at byte ${hasher.size} of ${narSize} from peer ${shortPeer(peer)}`)
+      }
+      req.transfer.peer = peer
+      const failure = yield * fromPeer(ctx, req, peer, hasher, contributors)
+      if (failure === undefined) {
+        ctx.counters.narCompleted += 1
+        return
+      }
+      ctx.log(`nar ${hashPart}: peer ${shortPeer(peer)} failed at byte ${hasher.size} of ${narSize}: ${failure}`)
+    }
+  } catch (err) {
+    ctx.counters.narFailed += 1
+    if (err instanceof NarDownloadError) ctx.log(`nar ${hashPart}: ${err.message}`)
+    throw err
+  } finally {
+    req.transfer.peer = undefined
+  }
+}
+
+/** The next peer to ask: offered this NarHash, still connected, not tried, never bad. */
+function nextCandidate (ctx: SubstituterContext, hashPart: string, narHash: string, tried: Set<string>): string | undefined {
+  const connected = new Set(ctx.client.peers())
+  return ctx.memory.offer(hashPart, narHash)?.peers.find(peer => connected.has(peer) && !tried.has(peer))
+}
+
+/**
+ * Streams from one peer, from the hasher's offset on. Returns undefined when the NAR is
+ * complete and correct, or why this peer failed (the caller tries another); throws when the
+ * download as a whole cannot succeed (wrong hash) or the caller went away.
+ */
+async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: string, hasher: NarHasher, contributors: Set<string>): AsyncGenerator<Uint8Array, string | undefined> {
+  const { hashPart, narHash, narSize, signal } = req
+  const stop = new AbortController()
+  const onAbort = (): void => { stop.abort(signal?.reason) }
+  signal?.addEventListener('abort', onAbort, { once: true })
+  if (signal?.aborted === true) stop.abort(signal.reason)
+  let iterator: AsyncIterator<Uint8Array> | undefined
+  try {
+    const answer = await within(ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal), ctx.stallMs, stop.signal)
+      .catch((err: Error): Answer<AsyncIterable<Uint8Array>> => ({ status: 'error', message: err.message }))
+    throwIfAborted(signal)
+    if (answer.status === 'absent') return 'it no longer has the path'
+    if (answer.status === 'refused') return `refused: ${answer.reason}`
+    if (answer.status === 'error') return answer.message
+    iterator = answer.value[Symbol.asyncIterator]()
+    for (;;) {
+      let next: IteratorResult<Uint8Array>
+      try {
+        next = await within(iterator.next(), ctx.stallMs, stop.signal)
+      } catch (err) {
+        throwIfAborted(signal)
+        return (err as Error).message
+      }
+      if (next.done === true) return `the stream ended early, at byte ${hasher.size} of ${narSize}`
+      const chunk = next.value
+      if (hasher.size + chunk.length > narSize) {
+        ctx.memory.bad(hashPart, narHash, peer)
+        return `sent more than NarSize ${narSize} bytes`
+      }
+      hasher.update(chunk)
+      contributors.add(peer)
+      ctx.counters.narBytesIn += chunk.length
+      ctx.counters.peer(peer).narBytes += chunk.length
+      req.transfer.received = hasher.size
+      if (hasher.size === narSize) {
+        const got = hasher.digest().narHash
+        if (got !== narHash) {
+          // Which contributor lied cannot be known: none of them is used for this NAR again.
+          for (const p of contributors) ctx.memory.bad(hashPart, narHash, p)
+          throw new NarDownloadError(`NAR ${hashPart} hashed to ${got}, expected ${narHash} (peers ${[...contributors].map(shortPeer).join(', ')})`)
+        }
+        yield chunk
+        return undefined
+      }
+      yield chunk
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+    stop.abort()
+    // Not awaited: a peer stream stuck in next() would make return() wait behind it.
+    iterator?.return?.().catch(() => {})
+  }
+}
+
+function throwIfAborted (signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw signal.reason ?? new Error('aborted')
+}
+
+/** `promise`, or a StallError after `ms`, or the abort reason once `signal` aborts. */
+async function within<T> (promise: Promise<T>, ms: number, signal: AbortSignal): Promise<T> {
+  promise.catch(() => {}) // it may reject after we stopped waiting for it
+  let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => { reject(new StallError(`no data for ${ms} ms`)) }, ms)
+        onAbort = () => { reject(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
+        if (signal.aborted) onAbort()
+        else signal.addEventListener('abort', onAbort, { once: true })
+      })
+    ])
+  } finally {
+    clearTimeout(timer)
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+  }
+}

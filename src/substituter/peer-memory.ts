@@ -1,0 +1,68 @@
+/**
+ * Which peers offered which NAR: filled by narinfo lookups, read by NAR downloads, so that
+ * the NAR is asked of peers that said (with a verified narinfo) they have exactly those bytes.
+ * Keyed by hash part and NarHash, not by hash part alone: two trusted builders may have
+ * produced different bytes for the same path. Bounded: the oldest paths are forgotten first.
+ */
+
+export interface NarOffer {
+  /** The NarSize of the verified narinfo: Content-Length, and the end of the download. */
+  narSize: number
+  /** Peers that offered it, in the order they answered. */
+  peers: string[]
+}
+
+interface Entry {
+  narSize: number
+  peers: Set<string>
+  /** Peers whose bytes for this NAR were wrong: never asked for it again. */
+  bad: Set<string>
+}
+
+export const DEFAULT_MEMORY_PATHS = 10_000
+
+export class PeerMemory {
+  private readonly entries = new Map<string, Entry>()
+
+  constructor (private readonly maxPaths = DEFAULT_MEMORY_PATHS) {}
+
+  /** Records that `peer` offered the NAR (hashPart, narHash) of `narSize` bytes. */
+  offered (hashPart: string, narHash: string, narSize: number, peer: string): void {
+    const key = keyOf(hashPart, narHash)
+    const entry = this.entries.get(key) ?? { narSize, peers: new Set(), bad: new Set() }
+    // A signed NarSize that differs for the same NarHash cannot be right; keep the first.
+    if (entry.narSize !== narSize || entry.bad.has(peer)) return
+    entry.peers.add(peer)
+    this.entries.delete(key) // re-insert: most recently used last
+    this.entries.set(key, entry)
+    while (this.entries.size > this.maxPaths) {
+      const oldest = this.entries.keys().next().value
+      if (oldest === undefined) break
+      this.entries.delete(oldest)
+    }
+  }
+
+  /** Peers to ask for the NAR (none of them known bad), or undefined if none is known. */
+  offer (hashPart: string, narHash: string): NarOffer | undefined {
+    const entry = this.entries.get(keyOf(hashPart, narHash))
+    if (entry === undefined || entry.peers.size === 0) return undefined
+    return { narSize: entry.narSize, peers: [...entry.peers] }
+  }
+
+  /** Marks `peer` as having sent wrong bytes for this NAR: it is not offered again. */
+  bad (hashPart: string, narHash: string, peer: string): void {
+    const entry = this.entries.get(keyOf(hashPart, narHash))
+    if (entry === undefined) return
+    entry.peers.delete(peer)
+    entry.bad.add(peer)
+  }
+
+  /** True when `peer` sent wrong bytes for this NAR before. */
+  isBad (hashPart: string, narHash: string, peer: string): boolean {
+    return this.entries.get(keyOf(hashPart, narHash))?.bad.has(peer) ?? false
+  }
+}
+
+function keyOf (hashPart: string, narHash: string): string {
+  return `${hashPart} ${narHash}`
+}

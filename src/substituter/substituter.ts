@@ -1,0 +1,115 @@
+/**
+ * The client side of peerix: what the HTTP shim asks for, answered from peers. A narinfo is
+ * the first one any peer sends that verifies against the trusted keys; a NAR streams from the
+ * peers that offered it, hashed as it goes, with failover mid-stream.
+ */
+import type { PeerClient } from '../p2p/peer-client.js'
+import type { NarInfo } from '../nix/narinfo.js'
+import { toNarHash } from '../nix/hash.js'
+import { parseHashPart } from '../nix/store-path.js'
+import type { TrustedKeys } from '../nix/signing.js'
+import type { SubstituterContext } from './context.js'
+import { SubstituterCounters } from './counters.js'
+import { LogOnce } from './log-once.js'
+import { downloadNar, type Transfer } from './nar-download.js'
+import { lookupNarInfo } from './narinfo-race.js'
+import { PeerMemory } from './peer-memory.js'
+import { servedNarInfo } from './verify.js'
+
+/**
+ * How long a NAR download waits for a peer's next bytes before moving on. Long enough for a
+ * busy peer reading a cold disk, short enough that Nix does not give up on us first.
+ */
+export const DEFAULT_STALL_MS = 20_000
+
+export interface SubstituterOptions {
+  client: PeerClient
+  trusted: TrustedKeys
+  /** The wait budget of a narinfo lookup for peers that do not answer. */
+  timeoutMs: number
+  stallMs?: number
+  log?: (line: string) => void
+  /** Shared with whoever shows them (/status, /metrics); a fresh set by default. */
+  counters?: SubstituterCounters
+  memory?: PeerMemory
+}
+
+export interface NarDownload {
+  /** The NAR's size from the verified narinfo: the whole stream is exactly this long. */
+  narSize: number
+  /**
+   * The NAR's bytes. Nothing is asked of any peer until this is iterated; it throws rather
+   * than end short or with bytes that do not hash to the NarHash asked for.
+   */
+  stream: AsyncIterable<Uint8Array>
+}
+
+export class Substituter {
+  readonly counters: SubstituterCounters
+  private readonly ctx: SubstituterContext
+  private readonly active = new Set<Transfer>()
+
+  constructor (opts: SubstituterOptions) {
+    const log = opts.log ?? (() => {})
+    this.counters = opts.counters ?? new SubstituterCounters()
+    this.ctx = {
+      client: opts.client,
+      trusted: opts.trusted,
+      memory: opts.memory ?? new PeerMemory(),
+      counters: this.counters,
+      log,
+      logOnce: new LogOnce(log),
+      timeoutMs: opts.timeoutMs,
+      stallMs: opts.stallMs ?? DEFAULT_STALL_MS
+    }
+  }
+
+  /**
+   * The narinfo to give Nix for a store hash part, or undefined when no peer has it (all said
+   * so, or the wait budget ran out). Its URL names the NAR by hash part and NarHash, so it
+   * stays valid across restarts and peer changes. Throws FormatError for a bad hash part.
+   */
+  async narInfo (hashPart: string, signal?: AbortSignal): Promise<NarInfo | undefined> {
+    parseHashPart(hashPart)
+    this.counters.narInfoRequests += 1
+    const found = await lookupNarInfo(this.ctx, hashPart, { signal })
+    if (found === undefined) {
+      this.counters.narInfoMisses += 1
+      return undefined
+    }
+    this.counters.narInfoHits += 1
+    return servedNarInfo(found.info)
+  }
+
+  /**
+   * The NAR of (hashPart, narHash), or undefined when no peer offers those bytes. Peers are
+   * the ones a narinfo lookup found with that NarHash; when there were none (Nix cached the
+   * narinfo, this daemon restarted), peers are asked for their narinfo first.
+   */
+  async nar (hashPart: string, narHash: string, signal?: AbortSignal): Promise<NarDownload | undefined> {
+    parseHashPart(hashPart)
+    const hash = toNarHash(narHash)
+    let offer = this.ctx.memory.offer(hashPart, hash)
+    if (offer === undefined) {
+      await lookupNarInfo(this.ctx, hashPart, { signal, wanted: info => info.narHash === hash })
+      offer = this.ctx.memory.offer(hashPart, hash)
+    }
+    if (offer === undefined) return undefined
+    const { narSize } = offer
+    return { narSize, stream: this.track({ hashPart, narHash: hash, narSize, received: 0 }, signal) }
+  }
+
+  /** The NAR downloads in progress. */
+  transfers (): Transfer[] {
+    return [...this.active].map(t => ({ ...t }))
+  }
+
+  private async * track (transfer: Transfer, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    this.active.add(transfer)
+    try {
+      yield * downloadNar(this.ctx, { ...transfer, signal, transfer })
+    } finally {
+      this.active.delete(transfer)
+    }
+  }
+}
