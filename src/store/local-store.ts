@@ -1,0 +1,130 @@
+/**
+ * This host's Nix store as peerix serves it: metadata from Nix's database, NARs written on
+ * the fly from the files under `<storeRoot>/nix/store`, narinfos signed with our key. A
+ * chroot store (`storeRoot` other than `/`) keeps saying `/nix/store` in its paths.
+ */
+import { lstat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { FormatError } from '../nix/errors.js'
+import { toNarHash } from '../nix/hash.js'
+import { narStream } from '../nix/nar.js'
+import type { NarInfo } from '../nix/narinfo.js'
+import { fingerprint, sign, type SecretKey } from '../nix/signing.js'
+import { STORE_DIR } from '../nix/store-path.js'
+import { NixDb } from './db.js'
+import { formatNarUrl } from './nar-url.js'
+import type { PathInfo } from './path-info.js'
+import type { NarBytes, PathSource, Served } from './source.js'
+
+export interface LocalStoreOptions {
+  /** The directory holding `nix/store` and `nix/var/nix`; `/` for the system store. */
+  storeRoot?: string
+  /** When set, every narinfo served carries our signature besides the store's own. */
+  signingKey?: SecretKey
+}
+
+const ABSENT = { status: 'absent' } as const
+
+export class LocalStore implements PathSource {
+  private constructor (
+    readonly storeRoot: string,
+    private readonly db: NixDb,
+    private readonly signingKey: SecretKey | undefined
+  ) {}
+
+  /** Opens the store's database read-only; throws NixDbError when it cannot be read. */
+  static open (opts: LocalStoreOptions = {}): LocalStore {
+    const storeRoot = opts.storeRoot ?? '/'
+    return new LocalStore(storeRoot, NixDb.open(storeRoot), opts.signingKey)
+  }
+
+  /** What the database knows about the path with this hash part (FormatError if malformed). */
+  info (hashPart: string): PathInfo | undefined {
+    return this.db.byHashPart(hashPart)
+  }
+
+  async narInfo (hashPart: string, peer: string): Promise<Served<NarInfo>> {
+    const info = await this.servable(hashPart)
+    if (info === undefined) return ABSENT
+    const refused = this.refusal(info, peer)
+    if (refused !== undefined) return refused
+    return { status: 'found', value: this.toNarInfo(hashPart, info) }
+  }
+
+  async nar (hashPart: string, narHash: string, offset: number, peer: string, signal?: AbortSignal): Promise<Served<NarBytes>> {
+    const wanted = toNarHash(narHash)
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new FormatError(`invalid NAR offset ${offset}: expected a non-negative integer`)
+    const info = await this.servable(hashPart)
+    // A different NarHash means the requester's narinfo is stale: these are not the bytes it wants.
+    if (info === undefined || info.narHash !== wanted || offset > info.narSize) return ABSENT
+    const refused = this.refusal(info, peer)
+    if (refused !== undefined) return refused
+    const length = info.narSize - offset
+    return { status: 'found', value: { length, stream: exactly(length, info.storePath, narStream(this.onDisk(info), { offset, signal })) } }
+  }
+
+  close (): void {
+    this.db.close()
+  }
+
+  /**
+   * Whether `peer` may have this path; the one place serving policy decides. For now every
+   * valid path goes to every peer, as in the original Peerix.
+   */
+  private refusal (_info: PathInfo, _peer: string): Served<never> | undefined {
+    return undefined
+  }
+
+  /** The path's metadata when the database lists it and its files are really there. */
+  private async servable (hashPart: string): Promise<PathInfo | undefined> {
+    const info = this.info(hashPart)
+    if (info === undefined) return undefined
+    try {
+      await lstat(this.onDisk(info))
+      return info
+    } catch {
+      return undefined
+    }
+  }
+
+  private onDisk (info: PathInfo): string {
+    return join(this.storeRoot, info.storePath)
+  }
+
+  private toNarInfo (hashPart: string, info: PathInfo): NarInfo {
+    const key = this.signingKey
+    // A store signature under our key name (an earlier `nix store sign`) is replaced, not repeated.
+    const sigs = key === undefined
+      ? info.sigs
+      : [...info.sigs.filter(s => !s.startsWith(`${key.name}:`)), sign(key, fingerprint(info.storePath, info.narHash, info.narSize, info.references))]
+    return {
+      storePath: info.storePath,
+      url: formatNarUrl(hashPart, info.narHash),
+      compression: 'none',
+      narHash: info.narHash,
+      narSize: info.narSize,
+      references: info.references.map(baseName),
+      ...(info.deriver !== undefined && { deriver: baseName(info.deriver) }),
+      sigs,
+      ...(info.ca !== undefined && { ca: info.ca })
+    }
+  }
+}
+
+function baseName (storePath: string): string {
+  return storePath.slice(STORE_DIR.length + 1)
+}
+
+/**
+ * Passes the NAR through, failing if it is not exactly `length` bytes: the files changed
+ * under us or the database is wrong, and the receiver must not take a short or long NAR.
+ */
+async function * exactly (length: number, storePath: string, chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let sent = 0
+  for await (const chunk of chunks) {
+    sent += chunk.length
+    if (sent > length) throw new Error(`the NAR of ${storePath} is longer than the ${length} bytes its NarSize leaves`)
+    yield chunk
+  }
+  if (sent !== length) throw new Error(`the NAR of ${storePath} ended after ${sent} of ${length} bytes`)
+}

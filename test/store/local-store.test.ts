@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { LocalStore } from '../../src/store/local-store.js'
+import { NixDbError } from '../../src/store/db.js'
+import { formatNarUrl } from '../../src/store/nar-url.js'
+import type { NarBytes, Served } from '../../src/store/source.js'
+import { toNarHash } from '../../src/nix/hash.js'
+import { formatNarInfo, type NarInfo } from '../../src/nix/narinfo.js'
+import { fingerprint, parseSecretKey, TrustedKeys } from '../../src/nix/signing.js'
+import { parseStorePath, STORE_DIR } from '../../src/nix/store-path.js'
+import { NixEnv, sampleClosureExpr } from '../helpers/nix.js'
+import { nixPathInfo, type NixPathInfoJson } from './nix-path-info.js'
+
+const base = (path: string): string => path.slice(STORE_DIR.length + 1)
+
+function found<T> (answer: Served<T>): T {
+  assert.equal(answer.status, 'found')
+  return (answer as { value: T }).value
+}
+
+async function collect (bytes: NarBytes): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of bytes.stream) chunks.push(chunk)
+  return Buffer.concat(chunks)
+}
+
+/** `nix-store --dump` of a path on disk, as raw bytes. */
+async function nixDump (nix: NixEnv, fsPath: string): Promise<Buffer> {
+  return await new Promise((resolve, reject) => {
+    execFile('nix-store', ['--dump', fsPath], { env: nix.env, encoding: 'buffer', maxBuffer: 256 * 1024 * 1024 }, (err, stdout) => {
+      if (err != null) reject(err)
+      else resolve(stdout)
+    })
+  })
+}
+
+describe('LocalStore: the narinfos and NARs this host serves, checked against real Nix', function () {
+  let nix: NixEnv
+  let root: string
+  let top: string
+  let expected: NixPathInfoJson[]
+  let publicKey: string
+  let store: LocalStore
+
+  before(async function () {
+    nix = await NixEnv.create()
+    root = nix.storeRoot('host')
+    ;[top] = await nix.build(root, sampleClosureExpr('local-store'))
+    // The store's own signature (as from a cache), to be passed through beside ours.
+    await nix.run('nix-store', ['--generate-binary-cache-key', 'store-key-1', join(nix.dir, 'store.sk'), join(nix.dir, 'store.pk')])
+    await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', join(nix.dir, 'store.sk'), '-r', top])
+    await nix.run('nix-store', ['--generate-binary-cache-key', 'peerix-test-1', join(nix.dir, 'peerix.sk'), join(nix.dir, 'peerix.pk')])
+    publicKey = await readFile(join(nix.dir, 'peerix.pk'), 'utf8')
+    expected = await nixPathInfo(nix, root, top)
+    store = LocalStore.open({ storeRoot: root, signingKey: parseSecretKey(await readFile(join(nix.dir, 'peerix.sk'), 'utf8')) })
+  })
+  after(async () => {
+    store?.close()
+    await nix?.cleanup()
+  })
+
+  it('serves for every path of a closure the narinfo `nix path-info` describes, signed by us', async () => {
+    assert.equal(expected.length, 3)
+    const trusted = TrustedKeys.parse(publicKey)
+    for (const e of expected) {
+      const { hashPart } = parseStorePath(e.path)
+      const narInfo = found(await store.narInfo(hashPart, 'some-peer'))
+      const narHash = toNarHash(e.narHash)
+      const storeSigs = e.signatures ?? []
+      assert.equal(storeSigs.length, 1)
+      assert.deepEqual({ ...narInfo, sigs: narInfo.sigs.slice(0, -1) }, {
+        storePath: e.path,
+        url: formatNarUrl(hashPart, narHash),
+        compression: 'none',
+        narHash,
+        narSize: e.narSize,
+        references: e.references.map(base).sort(),
+        deriver: e.deriver === undefined ? undefined : base(e.deriver),
+        sigs: storeSigs
+      })
+      const ours = narInfo.sigs[narInfo.sigs.length - 1]
+      assert.match(ours, /^peerix-test-1:/)
+      assert.equal(trusted.verify(fingerprint(e.path, narHash, e.narSize, [...e.references].sort()), [ours]), 'peerix-test-1')
+      assert.equal(store.info(hashPart)?.storePath, e.path)
+    }
+  })
+
+  it('passes the store\'s signatures through unchanged when it has no signing key', async () => {
+    const unsigned = LocalStore.open({ storeRoot: root })
+    try {
+      const e = expected[0]
+      const narInfo = found(await unsigned.narInfo(parseStorePath(e.path).hashPart, 'p'))
+      assert.deepEqual(narInfo.sigs, e.signatures)
+    } finally {
+      unsigned.close()
+    }
+  })
+
+  it('is absent for an unknown hash, and for a path whose files are gone from disk', async () => {
+    assert.deepEqual(await store.narInfo('00000000000000000000000000000000', 'p'), { status: 'absent' })
+    const file = join(nix.dir, 'doomed')
+    await writeFile(file, 'soon gone\n')
+    const added = (await nix.run('nix-store', ['--store', root, '--add', file])).stdout.trim()
+    const { hashPart } = parseStorePath(added)
+    const narInfo = found(await store.narInfo(hashPart, 'p'))
+    await rm(join(root, added))
+    assert.deepEqual(await store.narInfo(hashPart, 'p'), { status: 'absent' })
+    assert.deepEqual(await store.nar(hashPart, narInfo.narHash, 0, 'p'), { status: 'absent' })
+  })
+
+  it('fails to open with a clear error when the store root has no Nix database', () => {
+    assert.throws(() => LocalStore.open({ storeRoot: join(nix.dir, 'nowhere') }), (err: Error) =>
+      err instanceof NixDbError && err.message.includes(join(nix.dir, 'nowhere', 'nix/var/nix/db/db.sqlite')))
+  })
+
+  it('streams NARs equal to `nix-store --dump`, from any offset', async () => {
+    for (const e of expected) {
+      const { hashPart } = parseStorePath(e.path)
+      const narHash = toNarHash(e.narHash)
+      const dump = await nixDump(nix, join(root, e.path))
+      const whole = found(await store.nar(hashPart, narHash, 0, 'p'))
+      assert.equal(whole.length, e.narSize)
+      assert.ok((await collect(whole)).equals(dump), `NAR of ${e.path}`)
+      for (const offset of [1, 8, Math.floor(e.narSize / 2), e.narSize - 1, e.narSize]) {
+        const rest = found(await store.nar(hashPart, narHash, offset, 'p'))
+        assert.equal(rest.length, e.narSize - offset)
+        assert.ok((await collect(rest)).equals(dump.subarray(offset)), `NAR of ${e.path} from ${offset}`)
+      }
+    }
+  })
+
+  it('is absent for a stale NarHash or an offset past the end, and rejects a malformed request', async () => {
+    const e = expected[0]
+    const { hashPart } = parseStorePath(e.path)
+    const stale = toNarHash(expected[1].narHash)
+    assert.deepEqual(await store.nar(hashPart, stale, 0, 'p'), { status: 'absent' })
+    assert.deepEqual(await store.nar(hashPart, toNarHash(e.narHash), e.narSize + 1, 'p'), { status: 'absent' })
+    await assert.rejects(store.nar(hashPart, 'sha256:nonsense', 0, 'p'), /nonsense/)
+    await assert.rejects(store.nar(hashPart, toNarHash(e.narHash), -1, 'p'), /offset -1/)
+    await assert.rejects(store.narInfo('not-a-hash', 'p'), /not-a-hash/)
+  })
+
+  describe('written out as a file:// binary cache from peerix\'s own output', function () {
+    let cache: string
+
+    before(async function () {
+      cache = join(nix.dir, 'cache')
+      await mkdir(cache)
+      await writeFile(join(cache, 'nix-cache-info'), 'StoreDir: /nix/store\n')
+      for (const e of expected) {
+        const { hashPart } = parseStorePath(e.path)
+        const narInfo: NarInfo = found(await store.narInfo(hashPart, 'p'))
+        await writeFile(join(cache, `${hashPart}.narinfo`), formatNarInfo(narInfo))
+        const narFile = join(cache, narInfo.url)
+        await mkdir(dirname(narFile), { recursive: true })
+        const bytes = found(await store.nar(hashPart, narInfo.narHash, 0, 'p'))
+        await pipeline(Readable.from(bytes.stream), createWriteStream(narFile))
+      }
+    })
+
+    const realise = async (storeName: string, trustedKeys: string): Promise<void> => {
+      await nix.run('nix-store', ['--store', nix.storeRoot(storeName), '--realise', top,
+        '--option', 'substituters', `file://${cache}`, '--option', 'trusted-public-keys', trustedKeys])
+    }
+
+    it('is fetched by the real `nix-store --realise` trusting the peerix key', async () => {
+      await realise('fetched', publicKey)
+      const got = await nixPathInfo(nix, nix.storeRoot('fetched'), top)
+      const strip = (infos: NixPathInfoJson[]): unknown[] => infos
+        .map(({ path, narHash, narSize, references, deriver, ca }) => ({ path, narHash, narSize, references: [...references].sort(), deriver, ca }))
+        .sort((a, b) => a.path.localeCompare(b.path))
+      assert.deepEqual(strip(got), strip(expected))
+      for (const info of got) assert.ok(info.signatures?.some(s => s.startsWith('peerix-test-1:')), `${info.path} keeps our signature`)
+    })
+
+    it('is refused by Nix trusting another key', async () => {
+      await nix.run('nix-store', ['--generate-binary-cache-key', 'other-key-1', join(nix.dir, 'other.sk'), join(nix.dir, 'other.pk')])
+      const otherKey = await readFile(join(nix.dir, 'other.pk'), 'utf8')
+      await assert.rejects(realise('refused', otherKey), /is not signed by any of the keys in 'trusted-public-keys'/)
+    })
+  })
+})
