@@ -6,6 +6,7 @@ import {
   fingerprint, formatPublicKey, formatSecretKey, generateSecretKey, parsePublicKey, parseSecretKey,
   publicKeyOf, sign, TrustedKeys, type SecretKey
 } from '../../src/nix/signing.js'
+import { signNarInfo } from '../../src/nix/narinfo-signing.js'
 import { NixEnv, sampleClosureExpr } from '../helpers/nix.js'
 
 const NAR_HASH = 'sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s'
@@ -209,6 +210,16 @@ describe('nix/signing against real Nix', function () {
       const fp = fingerprint(info.path, info.narHash, info.narSize, [...info.references].sort())
       const ours = sign(sk, fp)
       assert.deepEqual(info.signatures?.filter(s => s.startsWith('nixmade-1:')), [ours], info.path)
+      const asNarInfo = {
+        storePath: info.path,
+        url: 'nar/x.nar',
+        compression: 'none',
+        narHash: info.narHash,
+        narSize: info.narSize,
+        references: info.references.map(ref => ref.slice('/nix/store/'.length)).reverse(),
+        sigs: []
+      }
+      assert.deepEqual(signNarInfo(asNarInfo, sk).sigs, [ours], `narinfo of ${info.path}`)
       assert.equal(trusted.verify(fp, info.signatures ?? []), 'nixmade-1')
     }
   })
