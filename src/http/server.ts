@@ -1,0 +1,74 @@
+/**
+ * The localhost binary cache Nix talks to. It holds no policy of its own: it maps requests to
+ * the substituter and the substituter's answers to status codes.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { STORE_DIR } from '../nix/store-path.js'
+import type { Substituter } from '../substituter/substituter.js'
+import { isLoopback } from './access.js'
+import { serveCacheInfo } from './cache-info.js'
+import { serveNar } from './nar.js'
+import { serveNarInfo } from './narinfo.js'
+import { sendText } from './respond.js'
+import { ALLOWED_METHODS, route } from './router.js'
+
+export const DEFAULT_PRIORITY = 20
+
+export interface ShimOptions {
+  substituter: Substituter
+  /** Nix tries binary caches in ascending priority; cache.nixos.org is 40. */
+  priority: number
+  storeDir?: string
+  /** Answer requests from other hosts too (`--listen` on a non-loopback address). */
+  allowRemote?: boolean
+  log?: (line: string) => void
+}
+
+export function createShim (opts: ShimOptions): Server {
+  return createServer((req, res) => { void handle(opts, req, res) })
+}
+
+async function handle (opts: ShimOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const log = opts.log ?? (() => {})
+  if (opts.allowRemote !== true && !isLoopback(req.socket.remoteAddress)) {
+    sendText(req, res, 403, 'only this host may use this substituter\n')
+    return
+  }
+  const target = route(req.method, req.url)
+  // A client that goes away stops the lookup or download it started.
+  const gone = new AbortController()
+  res.on('close', () => { gone.abort(new Error('the HTTP client went away')) })
+  try {
+    switch (target.endpoint) {
+      case 'cache-info':
+        serveCacheInfo(req, res, opts.storeDir ?? STORE_DIR, opts.priority)
+        return
+      case 'narinfo':
+        await serveNarInfo(req, res, opts.substituter, target.hashPart, gone.signal)
+        return
+      case 'nar':
+        await serveNar(req, res, opts.substituter, target, gone.signal, log)
+        return
+      case 'reject':
+        sendText(req, res, target.status, `${target.message}\n`, target.status === 405 ? { Allow: ALLOWED_METHODS.join(', ') } : {})
+    }
+  } catch (err) {
+    if (gone.signal.aborted) return
+    log(`${req.method ?? '?'} ${req.url ?? '?'}: ${(err as Error).message}`)
+    if (res.headersSent) res.destroy()
+    else sendText(req, res, 500, 'internal error\n')
+  }
+}
+
+/** Starts listening; resolves with the bound address (port 0 picks a free port). */
+export async function listenShim (server: Server, host: string, port: number): Promise<AddressInfo> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  return server.address() as AddressInfo
+}
