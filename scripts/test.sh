@@ -23,4 +23,6 @@ fi
 
 npx tsc -p tsconfig.json
 npx tsc -p test/tsconfig.json
+# Every test, or only the files given as arguments.
+if [ $# -eq 0 ]; then set -- "test/**/*.test.ts"; fi
 npx mocha "$@"
