@@ -21,7 +21,6 @@ export interface StorePath {
 const HASH_PART = /^[0-9a-df-np-sv-z]{32}$/
 const NIX32_CHAR = /[0-9a-df-np-sv-z]/
 const NAME_CHAR = /[A-Za-z0-9+\-._?=]/
-const MAX_BASE_NAME_LENGTH = HASH_PART_LENGTH + 1 + MAX_NAME_LENGTH
 
 /** Quotes a value for an error message, cut short so that garbage cannot flood a log. */
 function quote (text: string): string {
@@ -62,7 +61,6 @@ function nameProblem (name: string): string | undefined {
 
 /** Why `text` is not `<hash part>-<name>`, or undefined when it is. */
 function baseNameProblem (text: string): string | undefined {
-  if (text.length > MAX_BASE_NAME_LENGTH) return `${text.length} characters, longer than ${MAX_BASE_NAME_LENGTH}`
   if (text.length < HASH_PART_LENGTH + 1) return `too short for <${HASH_PART_LENGTH}-character hash>-<name>`
   if (text[HASH_PART_LENGTH] !== '-') return `expected "-" after the ${HASH_PART_LENGTH}-character hash, found ${quote(text[HASH_PART_LENGTH])}`
   return hashPartProblem(text.slice(0, HASH_PART_LENGTH)) ?? nameProblem(text.slice(HASH_PART_LENGTH + 1))
