@@ -1,0 +1,24 @@
+/** /peerix/narinfo/1: protocol id, limits and timeouts (see protocols/peerix-narinfo-1.md). */
+import { MAX_NARINFO_BYTES } from '../../nix/narinfo.js'
+
+export const PROTOCOL = '/peerix/narinfo/1'
+
+/** A request is a hash part and protobuf tags: 34 bytes. Anything past this is not a request. */
+export const MAX_REQUEST_BYTES = 256
+
+/** A response carries at most one narinfo, plus a status and a short message. */
+export const MAX_RESPONSE_BYTES = MAX_NARINFO_BYTES + 4096
+
+/** How long a responder waits for the request frame after the stream opened. */
+export const REQUEST_TIMEOUT = 10_000
+
+/** How long a requester waits for the whole answer when its caller gives no shorter signal. */
+export const QUERY_TIMEOUT = 10_000
+
+/**
+ * Streams per connection. Nix asks for narinfos one after another, but a `nix copy` through
+ * several shims, or 500 concurrent lookups, can keep hundreds in flight to one peer; each is
+ * a few hundred bytes of state. Yamux itself allows 1,000 streams per connection.
+ */
+export const MAX_INBOUND_STREAMS = 512
+export const MAX_OUTBOUND_STREAMS = 512

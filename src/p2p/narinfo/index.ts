@@ -1,0 +1,49 @@
+/**
+ * @packageDocumentation
+ *
+ * `/peerix/narinfo/1` (protocols/peerix-narinfo-1.md): ask a peer for the narinfo of a store
+ * hash part; answer peers from this host's own store.
+ *
+ * ```ts
+ * const node = await createLibp2p({ services: { narinfo: narinfo({ source }) } })
+ * const answer = await node.services.narinfo.query(peerId, hashPart, { signal })
+ * ```
+ */
+import { NarinfoService as NarinfoServiceClass } from './narinfo.js'
+import type { Answer } from '../peer-client.js'
+import type { PathSource } from '../../store/source.js'
+import type { Logger } from '../../log.js'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+
+export interface NarinfoService {
+  /**
+   * The narinfo text `peer` serves for `hashPart`, unverified (the caller parses and checks
+   * it). Never throws: a reset, a timeout or a malformed reply is an `error` answer.
+   */
+  query: (peer: PeerId, hashPart: string, options?: AbortOptions) => Promise<Answer<string>>
+}
+
+export interface NarinfoServiceInit {
+  /** What this host serves to peers. */
+  source: PathSource
+  /** Client: how long a query may take at most, whatever the caller's signal (ms). */
+  timeout?: number
+  /** Server: how long a peer has to send its request after opening a stream (ms). */
+  requestTimeout?: number
+  maxInboundStreams?: number
+  maxOutboundStreams?: number
+  /** Where misbehaving peers and store failures are reported. */
+  log?: Logger
+}
+
+export interface NarinfoServiceComponents {
+  registrar: Registrar
+  connectionManager: ConnectionManager
+}
+
+export function narinfo (init: NarinfoServiceInit): (components: NarinfoServiceComponents) => NarinfoService {
+  return (components) => new NarinfoServiceClass(components, init)
+}
+
+export { PROTOCOL as NARINFO_PROTOCOL } from './constants.js'
