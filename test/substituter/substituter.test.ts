@@ -1,0 +1,314 @@
+/**
+ * The substituter against in-test peers: which narinfo wins a lookup, how fast "nobody has it"
+ * is known, and NAR downloads that survive failing peers but never pass on wrong bytes.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Substituter } from '../../src/substituter/substituter.js'
+import { NarDownloadError } from '../../src/substituter/nar-download.js'
+import { formatNarInfo, parseNarInfo, type NarInfo } from '../../src/nix/narinfo.js'
+import { signNarInfo } from '../../src/nix/narinfo-signing.js'
+import { hashNar } from '../../src/nix/nar-hash.js'
+import { TrustedKeys, formatPublicKey, generateSecretKey, publicKeyOf } from '../../src/nix/signing.js'
+import { formatNarUrl } from '../../src/store/nar-url.js'
+import { FixturePeerClient, after, narServer, never, type FixturePeer } from './fixture-peers.js'
+
+const trustedKey = generateSecretKey('trusted-1')
+const strangerKey = generateSecretKey('stranger-1')
+const trusted = TrustedKeys.parse(formatPublicKey(publicKeyOf(trustedKey)))
+
+const HASH = 'p4pclmv1gyja5kzc26npqpia1qqxrf0l'
+const OTHER_HASH = 'q5qclmv1gyja5kzc26npqpia1qqxrf0l'
+
+interface Path { info: NarInfo, nar: Uint8Array }
+
+async function makePath (hashPart = HASH, size = 10_000): Promise<Path> {
+  const nar = Uint8Array.from(randomBytes(size))
+  const { narHash, narSize } = await hashNar([nar])
+  const info: NarInfo = {
+    storePath: `/nix/store/${hashPart}-hello-2.12`,
+    url: 'nar/whatever.nar.xz',
+    compression: 'xz',
+    fileHash: narHash,
+    fileSize: 1234,
+    narHash,
+    narSize,
+    references: [`${hashPart}-hello-2.12`],
+    sigs: []
+  }
+  return { info, nar }
+}
+
+const signedBy = (info: NarInfo, key = trustedKey): string => formatNarInfo(signNarInfo(info, key))
+const found = (value: string) => ({ status: 'found' as const, value })
+
+function substituter (peers: Record<string, FixturePeer>, opts: { timeoutMs?: number, stallMs?: number } = {}): { sub: Substituter, client: FixturePeerClient, log: string[] } {
+  const client = new FixturePeerClient(new Map(Object.entries(peers)))
+  const log: string[] = []
+  const sub = new Substituter({ client, trusted, timeoutMs: opts.timeoutMs ?? 2000, stallMs: opts.stallMs ?? 2000, log: line => log.push(line) })
+  return { sub, client, log }
+}
+
+async function collect (stream: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of stream) chunks.push(chunk)
+  return Uint8Array.from(Buffer.concat(chunks))
+}
+
+/** Consumes a stream expected to throw; returns the error and how many bytes came first. */
+async function collectFailure (stream: AsyncIterable<Uint8Array>): Promise<{ err: Error, bytes: number }> {
+  let bytes = 0
+  try {
+    for await (const chunk of stream) bytes += chunk.length
+  } catch (err) {
+    return { err: err as Error, bytes }
+  }
+  assert.fail(`the stream ended cleanly after ${bytes} bytes`)
+}
+
+describe('substituter narinfo lookup', () => {
+  it('takes the first verified answer even when untrusted, wrong-path and malformed ones come first', async () => {
+    const path = await makePath()
+    const other = await makePath(OTHER_HASH)
+    const { sub, log } = substituter({
+      untrusted: { narInfo: after(0, found(signedBy(path.info, strangerKey))) },
+      unsigned: { narInfo: after(0, found(formatNarInfo(path.info))) },
+      wrongPath: { narInfo: after(0, found(signedBy(other.info))) },
+      malformed: { narInfo: after(0, found('StorePath: /nix/store/garbage\n')) },
+      tampered: { narInfo: after(0, found(signedBy(path.info).replace(/NarSize: \d+/, 'NarSize: 99'))) },
+      good: { narInfo: after(50, found(signedBy(path.info))) }
+    })
+    const info = await sub.narInfo(HASH)
+    assert.ok(info !== undefined)
+    assert.equal(info.storePath, path.info.storePath)
+    assert.equal(info.narSize, path.info.narSize)
+    assert.equal(sub.counters.verificationFailures, 5)
+    assert.equal(sub.counters.narInfoHits, 1)
+    for (const peer of ['untrusted', 'unsigned', 'wrongPath', 'malformed', 'tampered']) {
+      assert.equal(log.filter(l => l.includes(`peer ${peer} answer dropped`)).length, 1, `one log line for ${peer}: ${log.join('\n')}`)
+      assert.equal(sub.counters.peer(peer).narInfosRejected, 1)
+    }
+    // Asked again, the same bad answers are counted again but not logged again.
+    await sub.narInfo(HASH)
+    assert.equal(sub.counters.verificationFailures, 10)
+    assert.equal(log.filter(l => l.includes('peer untrusted answer dropped')).length, 1)
+  })
+
+  it('rewrites URL and compression to the stable uncompressed NAR URL, keeping signatures', async () => {
+    const path = await makePath()
+    const text = signedBy(path.info)
+    const { sub } = substituter({ good: { narInfo: after(0, found(text)) } })
+    const info = await sub.narInfo(HASH)
+    assert.ok(info !== undefined)
+    assert.equal(info.url, formatNarUrl(HASH, path.info.narHash))
+    assert.equal(info.compression, 'none')
+    assert.equal(info.fileHash, undefined)
+    assert.equal(info.fileSize, undefined)
+    assert.deepEqual(info.sigs, parseNarInfo(text).sigs)
+    assert.deepEqual(info.references, path.info.references)
+  })
+
+  it('answers undefined as soon as every peer said absent, refused or error', async () => {
+    const { sub, client } = substituter({
+      a: { narInfo: after(10, { status: 'absent' }) },
+      b: { narInfo: after(20, { status: 'refused', reason: 'not public' }) },
+      c: { narInfo: after(30, { status: 'error', message: 'stream reset' }) },
+      d: { narInfo: after(0, found('junk')) }
+    }, { timeoutMs: 5000 })
+    const started = performance.now()
+    assert.equal(await sub.narInfo(HASH), undefined)
+    const elapsed = performance.now() - started
+    assert.ok(elapsed < 1000, `took ${elapsed} ms, the wait budget is 5000 ms`)
+    assert.equal(client.narInfoCalls.length, 4)
+    assert.equal(sub.counters.narInfoMisses, 1)
+    assert.equal(sub.counters.refusals, 1)
+    assert.equal(sub.counters.peerErrors, 1)
+  })
+
+  it('answers undefined at once when there are no peers', async () => {
+    const { sub } = substituter({}, { timeoutMs: 5000 })
+    const started = performance.now()
+    assert.equal(await sub.narInfo(HASH), undefined)
+    assert.ok(performance.now() - started < 100)
+  })
+
+  it('gives up on a peer that never answers within the wait budget, and stops asking it', async () => {
+    const { sub, client } = substituter({
+      frozen: { narInfo: never() },
+      absent: { narInfo: after(0, { status: 'absent' }) }
+    }, { timeoutMs: 300 })
+    const started = performance.now()
+    assert.equal(await sub.narInfo(HASH), undefined)
+    const elapsed = performance.now() - started
+    assert.ok(elapsed >= 290 && elapsed < 1000, `took ${elapsed} ms with a 300 ms budget`)
+    assert.ok(client.narInfoCalls.every(c => c.signal.aborted), 'the ask to the frozen peer was aborted')
+  })
+
+  it('returns the verified answer without waiting for a frozen peer', async () => {
+    const path = await makePath()
+    const { sub } = substituter({
+      frozen: { narInfo: never() },
+      good: { narInfo: after(10, found(signedBy(path.info))) }
+    }, { timeoutMs: 5000 })
+    const started = performance.now()
+    assert.equal((await sub.narInfo(HASH))?.storePath, path.info.storePath)
+    assert.ok(performance.now() - started < 1000)
+  })
+
+  it('stops when the caller aborts', async () => {
+    const { sub, client } = substituter({ frozen: { narInfo: never() } }, { timeoutMs: 5000 })
+    const caller = new AbortController()
+    setTimeout(() => { caller.abort() }, 50)
+    const started = performance.now()
+    assert.equal(await sub.narInfo(HASH, caller.signal), undefined)
+    assert.ok(performance.now() - started < 1000)
+    assert.ok(client.narInfoCalls[0].signal.aborted)
+  })
+
+  it('refuses a hash part that is not one', async () => {
+    const { sub } = substituter({})
+    await assert.rejects(sub.narInfo('../../etc/passwd'), /invalid store path hash/)
+  })
+})
+
+describe('substituter NAR download', () => {
+  /** Peers that all serve `path`'s narinfo, each with its own NAR behaviour. */
+  function serving (path: Path, nars: Record<string, FixturePeer['nar']>, narInfoDelays: Record<string, number> = {}): Record<string, FixturePeer> {
+    return Object.fromEntries(Object.entries(nars).map(([peer, nar]) =>
+      [peer, { narInfo: after(narInfoDelays[peer] ?? 0, found(signedBy(path.info))), nar }]))
+  }
+
+  it('streams the NAR from a peer the narinfo lookup found', async () => {
+    const path = await makePath()
+    const { sub, client } = substituter(serving(path, { a: narServer(path.nar) }))
+    assert.ok(await sub.narInfo(HASH))
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.equal(download.narSize, path.nar.length)
+    assert.equal(client.narCalls.length, 0, 'nothing is fetched before the stream is read')
+    assert.deepEqual(await collect(download.stream), path.nar)
+    assert.equal(sub.counters.narCompleted, 1)
+    assert.equal(sub.counters.narBytesIn, path.nar.length)
+    assert.deepEqual(sub.transfers(), [])
+  })
+
+  it('continues from the same offset on another peer when the first dies mid-stream', async () => {
+    const path = await makePath(HASH, 50_000)
+    const { sub, client } = substituter(serving(path, {
+      first: narServer(path.nar, { cutAt: 17_000 }),
+      second: narServer(path.nar, { chunkSize: 3000 })
+    }, { second: 20 }))
+    assert.ok(await sub.narInfo(HASH))
+    await new Promise(resolve => setTimeout(resolve, 50)) // the slower peer's answer is remembered too
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.deepEqual(await collect(download.stream), path.nar)
+    assert.deepEqual(client.narCalls.map(c => [c.peer, c.offset]), [['first', 0], ['second', 17_000]])
+    assert.equal(sub.counters.narFailovers, 1)
+    assert.equal(sub.counters.narCompleted, 1)
+  })
+
+  it('moves on from a peer that stalls', async () => {
+    const path = await makePath(HASH, 20_000)
+    const { sub, client } = substituter(serving(path, {
+      stalled: narServer(path.nar, { stallAt: 5000 }),
+      good: narServer(path.nar)
+    }), { stallMs: 200 })
+    await sub.narInfo(HASH)
+    await new Promise(resolve => setTimeout(resolve, 20))
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    const started = performance.now()
+    assert.deepEqual(await collect(download.stream), path.nar)
+    assert.ok(performance.now() - started < 2000)
+    assert.deepEqual(client.narCalls.map(c => [c.peer, c.offset]), [['stalled', 0], ['good', 5000]])
+    assert.ok(client.narCalls[0].signal.aborted, 'the stalled stream was aborted')
+  })
+
+  it('asks peers for the narinfo first when it remembers none (Nix cached the narinfo)', async () => {
+    const path = await makePath()
+    const { sub, client } = substituter(serving(path, { a: narServer(path.nar) }))
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.equal(client.narInfoCalls.length, 1)
+    assert.deepEqual(await collect(download.stream), path.nar)
+  })
+
+  it('has no NAR for a NarHash no verified narinfo offers', async () => {
+    const path = await makePath()
+    const other = await makePath()
+    const { sub } = substituter({
+      a: { narInfo: after(0, found(signedBy(path.info))), nar: narServer(path.nar) },
+      // An untrusted peer offering other bytes for the same path is never asked for them.
+      b: { narInfo: after(0, found(signedBy(other.info, strangerKey))), nar: narServer(other.nar) }
+    })
+    assert.equal(await sub.nar(HASH, other.info.narHash), undefined)
+  })
+
+  it('throws on wrong bytes and does not use that peer for the path again', async () => {
+    const path = await makePath()
+    const { sub, client } = substituter(serving(path, { liar: narServer(path.nar, { corruptAt: 4321 }) }))
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    const { err, bytes } = await collectFailure(download.stream)
+    assert.ok(err instanceof NarDownloadError, String(err))
+    assert.match(err.message, /hashed to sha256:\w+, expected/)
+    assert.ok(bytes < path.nar.length, 'the last chunk is held back until the hash is checked')
+    assert.equal(sub.counters.narFailed, 1)
+    assert.equal(await sub.nar(HASH, path.info.narHash), undefined)
+    assert.equal(client.narCalls.length, 1)
+  })
+
+  it('throws at NarSize + 1 bytes from an endless peer', async () => {
+    const path = await makePath()
+    const { sub } = substituter(serving(path, { endless: narServer(path.nar, { endless: true, chunkSize: 999 }) }))
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    const { err, bytes } = await collectFailure(download.stream)
+    assert.match(err.message, /no peer could deliver/)
+    assert.ok(bytes <= path.nar.length)
+  })
+
+  it('finishes from another peer when one sends more than NarSize', async () => {
+    const path = await makePath()
+    const { sub } = substituter(serving(path, {
+      endless: narServer(path.nar, { endless: true, chunkSize: 999 }),
+      good: narServer(path.nar)
+    }, { good: 10 }))
+    await sub.narInfo(HASH)
+    await new Promise(resolve => setTimeout(resolve, 30))
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.deepEqual(await collect(download.stream), path.nar)
+  })
+
+  it('throws when every peer ends short', async () => {
+    const path = await makePath()
+    const { sub, client } = substituter(serving(path, {
+      a: narServer(path.nar, { endAt: 3000 }),
+      b: narServer(path.nar, { endAt: 6000 })
+    }))
+    await sub.narInfo(HASH)
+    await new Promise(resolve => setTimeout(resolve, 20))
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    const { err, bytes } = await collectFailure(download.stream)
+    assert.match(err.message, /stopped at byte 6000 of 10000/)
+    assert.equal(bytes, 6000)
+    assert.equal(client.narCalls.length, 2)
+  })
+
+  it('stops the peer stream when the caller aborts', async () => {
+    const path = await makePath()
+    const { sub, client } = substituter(serving(path, { stalled: narServer(path.nar, { stallAt: 2000 }) }), { stallMs: 10_000 })
+    const caller = new AbortController()
+    const download = await sub.nar(HASH, path.info.narHash, caller.signal)
+    assert.ok(download !== undefined)
+    setTimeout(() => { caller.abort(new Error('client gone')) }, 50)
+    const started = performance.now()
+    const { err } = await collectFailure(download.stream)
+    assert.match(err.message, /client gone/)
+    assert.ok(performance.now() - started < 1000)
+    assert.ok(client.narCalls[0].signal.aborted)
+  })
+})
