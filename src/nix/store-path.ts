@@ -61,6 +61,7 @@ function nameProblem (name: string): string | undefined {
 
 /** Why `text` is not `<hash part>-<name>`, or undefined when it is. */
 function baseNameProblem (text: string): string | undefined {
+  if (text.includes('/')) return 'expected <hash>-<name> without a directory'
   if (text.length < HASH_PART_LENGTH + 1) return `too short for <${HASH_PART_LENGTH}-character hash>-<name>`
   if (text[HASH_PART_LENGTH] !== '-') return `expected "-" after the ${HASH_PART_LENGTH}-character hash, found ${quote(text[HASH_PART_LENGTH])}`
   return hashPartProblem(text.slice(0, HASH_PART_LENGTH)) ?? nameProblem(text.slice(HASH_PART_LENGTH + 1))

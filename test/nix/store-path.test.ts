@@ -47,6 +47,7 @@ describe('store paths', () => {
       throwsFormat(() => parseStorePath(path), `invalid store path ${JSON.stringify(shown)}: ${problem}`)
       throwsFormat(() => parseBaseName(`${HASH}-${name}`), `invalid store path base name ${JSON.stringify(`${HASH}-${name}`)}: ${problem}`)
     }
+    throwsFormat(() => parseBaseName(`/nix/store/${HASH}-x`), `invalid store path base name "/nix/store/${HASH}-x": expected <hash>-<name> without a directory`)
   })
 
   it('rejects a bad hash part, a missing dash, other directories and files inside a store path', () => {
