@@ -24,7 +24,7 @@ interface Path { info: NarInfo, nar: Uint8Array }
 
 async function makePath (hashPart = HASH, size = 10_000): Promise<Path> {
   const nar = Uint8Array.from(randomBytes(size))
-  const { narHash, narSize } = await hashNar([nar])
+  const { narHash, narSize } = await hashNar((async function * () { yield nar })())
   const info: NarInfo = {
     storePath: `/nix/store/${hashPart}-hello-2.12`,
     url: 'nar/whatever.nar.xz',
