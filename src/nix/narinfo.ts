@@ -94,7 +94,7 @@ const FIELDS: Record<string, FieldReader> = {
     info.deriver = v
   },
   System: (v, info) => { info.system = matching(SYSTEM, 'a system such as x86_64-linux')(v) },
-  Sig: (v, info) => { info.sigs = [...info.sigs ?? [], matching(SIG, '<key name>:<base64 signature>')(v)] },
+  Sig: (v, info) => { (info.sigs ??= []).push(matching(SIG, '<key name>:<base64 signature>')(v)) },
   CA: (v, info) => { info.ca = matching(CA, 'a content address text:… or fixed:…')(v) }
 }
 
