@@ -225,8 +225,11 @@ describe('narinfo', () => {
           if (e.op === 'insert') { const at = e.at % (text.length + 1); text = text.slice(0, at) + e.text + text.slice(at) }
           if (e.op === 'duplicateLine') { const at = e.at % lines.length; lines.splice(at, 0, lines[at]); text = lines.join('\n') }
           if (e.op === 'swapLines') {
-            const a = e.at % lines.length; const b = e.with % lines.length;
-            [lines[a], lines[b]] = [lines[b], lines[a]]
+            const a = e.at % lines.length
+            const b = e.with % lines.length
+            const saved = lines[a]
+            lines[a] = lines[b]
+            lines[b] = saved
             text = lines.join('\n')
           }
         }
