@@ -2,9 +2,16 @@
  * Nix's SQLite database, read-only. Opened with `readonly` and `fileMustExist` so peerix never
  * writes, never creates a database by mistake, and never holds a write lock that could block
  * a running nix-daemon: in WAL mode readers and the one writer proceed side by side.
+ *
+ * A read-only reader of a WAL database needs its `-wal` and `-shm` files. Nix deletes them when
+ * its last connection closes, and an unprivileged peerix cannot create them in a root-owned
+ * directory. Until some Nix process recreates them, peerix reads a private copy of the
+ * database file, which is then exactly the database (with no WAL, nothing is pending); once
+ * they exist it switches to a live connection, whose open files keep them from being deleted.
  */
 import Database from 'better-sqlite3'
-import { statSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, statSync, type BigIntStats } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { toNarHash } from '../nix/hash.js'
 import { parseHashPart, STORE_DIR } from '../nix/store-path.js'
@@ -27,6 +34,8 @@ export function dbPath (storeRoot: string): string {
 const BUSY_TIMEOUT_MS = 2000
 const BUSY_RETRIES = 5
 const BUSY_BACKOFF_MS = 20
+/** Tries to open a database whose WAL files come and go under us, before giving up. */
+const SNAPSHOT_ATTEMPTS = 5
 
 interface ValidPathRow {
   id: number
@@ -40,33 +49,30 @@ interface ValidPathRow {
   ca: string | null
 }
 
-/** One open connection with its prepared statements, and the file identity it was opened on. */
+/** One open connection with its prepared statements. */
 class Connection {
   readonly db: Database.Database
-  readonly byPrefix: Database.Statement<[string], ValidPathRow>
-  readonly references: Database.Statement<[number], { path: string }>
   readonly lookup: (hashPart: string) => PathInfo | undefined
 
-  constructor (readonly file: string, readonly identity: string) {
+  constructor (file: string) {
     this.db = new Database(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS })
     try {
       // Like Nix's queryPathFromHashPart: the unique index on `path` makes this a range seek.
-      this.byPrefix = this.db.prepare<[string], ValidPathRow>(
+      const byPrefix = this.db.prepare<[string], ValidPathRow>(
         'select id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca from ValidPaths where path >= ? order by path limit 1')
-      this.references = this.db.prepare<[number], { path: string }>(
+      const references = this.db.prepare<[number], { path: string }>(
         'select p.path as path from Refs r join ValidPaths p on p.id = r.reference where r.referrer = ?')
+      // One read transaction, so a path and its references come from the same state.
+      this.lookup = this.db.transaction((hashPart: string) => {
+        const prefix = `${STORE_DIR}/${hashPart}-`
+        const row = byPrefix.get(prefix)
+        if (row === undefined || !row.path.startsWith(prefix)) return undefined
+        return toPathInfo(row, references.all(row.id).map(r => r.path).sort())
+      })
     } catch (err) {
       this.db.close()
       throw err
     }
-    // One read transaction, so a path and its references come from the same snapshot.
-    this.lookup = this.db.transaction((hashPart: string) => {
-      const prefix = `${STORE_DIR}/${hashPart}-`
-      const row = this.byPrefix.get(prefix)
-      if (row === undefined || !row.path.startsWith(prefix)) return undefined
-      const references = this.references.all(row.id).map(r => r.path).sort()
-      return toPathInfo(row, references)
-    })
   }
 }
 
@@ -85,15 +91,28 @@ function toPathInfo (row: ValidPathRow, references: string[]): PathInfo {
   return info
 }
 
-/** The file's identity on disk: a new inode means the database was replaced. */
-function fileIdentity (file: string): string {
-  const st = statSync(file)
-  return `${st.dev}:${st.ino}`
+/**
+ * A connection and the state of the file it stands for: a live connection stays valid while
+ * the file is the same inode; a snapshot only while the file is also unchanged and no WAL exists.
+ */
+interface Source {
+  conn: Connection
+  snapshot: boolean
+  stamp: string
+}
+
+function stampOf (st: BigIntStats, snapshot: boolean): string {
+  return snapshot ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}` : `${st.dev}:${st.ino}`
 }
 
 function isBusy (err: unknown): boolean {
   const code = (err as { code?: unknown }).code
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
+}
+
+/** SQLite could not create the `-wal`/`-shm` files next to the database (no write access). */
+function needsWalFiles (err: unknown): boolean {
+  return (err as { code?: unknown }).code === 'SQLITE_READONLY_DIRECTORY'
 }
 
 /** Sleeps without returning to the event loop: lookups are synchronous like SQLite's own busy wait. */
@@ -106,15 +125,22 @@ function describe (err: unknown): string {
 }
 
 export class NixDb {
-  private conn: Connection
+  private source: Source
+  private readonly file: string
 
-  private constructor (readonly storeRoot: string, conn: Connection) {
-    this.conn = conn
+  private constructor (readonly storeRoot: string) {
+    this.file = dbPath(storeRoot)
+    this.source = this.connect()
   }
 
   /** Opens `<storeRoot>/nix/var/nix/db/db.sqlite` read-only; a clear NixDbError if it cannot. */
   static open (storeRoot: string): NixDb {
-    return new NixDb(storeRoot, connect(dbPath(storeRoot), storeRoot))
+    return new NixDb(storeRoot)
+  }
+
+  /** True while reading a private copy because the WAL files are missing and cannot be created. */
+  get readingSnapshot (): boolean {
+    return this.source.snapshot
   }
 
   /**
@@ -123,50 +149,89 @@ export class NixDb {
    */
   byHashPart (hashPart: string): PathInfo | undefined {
     parseHashPart(hashPart)
-    this.reopenIfReplaced()
+    this.refresh()
     for (let attempt = 0; ; attempt++) {
       try {
-        return this.conn.lookup(hashPart)
+        return this.source.conn.lookup(hashPart)
       } catch (err) {
-        if (!isBusy(err) || attempt >= BUSY_RETRIES) throw new NixDbError(`reading Nix database ${this.conn.file} failed: ${describe(err)}`)
+        if (!isBusy(err) || attempt >= BUSY_RETRIES) throw new NixDbError(`reading Nix database ${this.file} failed: ${describe(err)}`)
         sleepSync(BUSY_BACKOFF_MS << attempt)
       }
     }
   }
 
   close (): void {
-    this.conn.db.close()
+    this.source.conn.db.close()
   }
 
   /**
-   * A database replaced by a new file (restored, moved into place) would otherwise be read
-   * through the old, unlinked inode forever; a stat per lookup notices and reconnects.
+   * Reconnects when the connection no longer shows the database: the file was replaced by a
+   * new one (restored, moved into place), which the old connection would read forever; or a
+   * snapshot went stale, or can give way to a live connection now that the WAL files exist.
    */
-  private reopenIfReplaced (): void {
-    let identity: string
-    try {
-      identity = fileIdentity(this.conn.file)
-    } catch (err) {
-      throw new NixDbError(`Nix database ${this.conn.file} is gone: ${describe(err)}`)
-    }
-    if (identity === this.conn.identity) return
-    const fresh = connect(this.conn.file, this.storeRoot)
-    this.conn.db.close()
-    this.conn = fresh
+  private refresh (): void {
+    const { snapshot, stamp } = this.source
+    if (stampOf(this.stat(), snapshot) === stamp && !(snapshot && existsSync(`${this.file}-wal`))) return
+    const fresh = this.connect()
+    this.source.conn.db.close()
+    this.source = fresh
   }
-}
 
-function connect (file: string, storeRoot: string): Connection {
-  const hint = `check --store-root (now ${JSON.stringify(storeRoot)}: the directory holding nix/store and nix/var/nix) and that this user may read the database`
-  let identity: string
-  try {
-    identity = fileIdentity(file)
-  } catch (err) {
-    throw new NixDbError(`cannot find Nix database ${file} (${describe(err)}); ${hint}`)
+  private stat (): BigIntStats {
+    try {
+      return statSync(this.file, { bigint: true })
+    } catch (err) {
+      throw new NixDbError(`cannot find Nix database ${this.file} (${describe(err)}); ${this.hint()}`)
+    }
   }
-  try {
-    return new Connection(file, identity)
-  } catch (err) {
-    throw new NixDbError(`cannot read Nix database ${file}: ${describe(err)}; ${hint}`)
+
+  private hint (): string {
+    return `check --store-root (now ${JSON.stringify(this.storeRoot)}: the directory holding nix/store and nix/var/nix) and that this user may read the database`
+  }
+
+  /** A live connection if possible, else a snapshot when only the missing WAL files prevent one. */
+  private connect (): Source {
+    for (let attempt = 1; ; attempt++) {
+      const before = this.stat()
+      try {
+        return { conn: new Connection(this.file), snapshot: false, stamp: stampOf(before, false) }
+      } catch (err) {
+        if (!needsWalFiles(err)) throw new NixDbError(`cannot read Nix database ${this.file}: ${describe(err)}; ${this.hint()}`)
+      }
+      // With a WAL present a writer is creating its files right now: wait for them instead.
+      if (!existsSync(`${this.file}-wal`)) {
+        const conn = this.openCopy()
+        // A writer that started meanwhile may have changed the file as it was copied: retry, live first.
+        if (stampOf(this.stat(), true) === stampOf(before, true) && !existsSync(`${this.file}-wal`)) {
+          return { conn, snapshot: true, stamp: stampOf(before, true) }
+        }
+        conn.db.close()
+      }
+      if (attempt >= SNAPSHOT_ATTEMPTS) throw new NixDbError(`Nix database ${this.file} kept changing while peerix tried to open it; ${this.hint()}`)
+      sleepSync(BUSY_BACKOFF_MS << attempt)
+    }
+  }
+
+  /**
+   * Opens a private copy of the database file in rollback-journal mode (header bytes 18 and
+   * 19 set to 1), which needs no WAL files. The copy is unlinked once open.
+   */
+  private openCopy (): Connection {
+    const dir = mkdtempSync(join(tmpdir(), 'peerix-nixdb-'))
+    try {
+      const copy = join(dir, 'db.sqlite')
+      copyFileSync(this.file, copy)
+      const fd = openSync(copy, 'r+')
+      try {
+        writeSync(fd, Uint8Array.of(1, 1), 0, 2, 18)
+      } finally {
+        closeSync(fd)
+      }
+      return new Connection(copy)
+    } catch (err) {
+      throw new NixDbError(`cannot read a copy of Nix database ${this.file}: ${describe(err)}; ${this.hint()}`)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   }
 }
