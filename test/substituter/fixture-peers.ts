@@ -41,7 +41,7 @@ export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Answers `answer` after `ms` (or errors when aborted first). */
-export function after<T> (ms: number, answer: Answer<T>): (...args: any[]) => Promise<Answer<T>> {
+export function answerAfter<T> (ms: number, answer: Answer<T>): (...args: any[]) => Promise<Answer<T>> {
   return async (...args: any[]) => {
     const signal = args.find(a => a instanceof AbortSignal) as AbortSignal
     try {

@@ -11,7 +11,7 @@ import { signNarInfo } from '../../src/nix/narinfo-signing.js'
 import { hashNar } from '../../src/nix/nar-hash.js'
 import { TrustedKeys, formatPublicKey, generateSecretKey, publicKeyOf } from '../../src/nix/signing.js'
 import { formatNarUrl } from '../../src/store/nar-url.js'
-import { FixturePeerClient, after, narServer, never, type FixturePeer } from './fixture-peers.js'
+import { FixturePeerClient, answerAfter, narServer, never, type FixturePeer } from './fixture-peers.js'
 
 const trustedKey = generateSecretKey('trusted-1')
 const strangerKey = generateSecretKey('stranger-1')
@@ -71,12 +71,12 @@ describe('substituter narinfo lookup', () => {
     const path = await makePath()
     const other = await makePath(OTHER_HASH)
     const { sub, log } = substituter({
-      untrusted: { narInfo: after(0, found(signedBy(path.info, strangerKey))) },
-      unsigned: { narInfo: after(0, found(formatNarInfo(path.info))) },
-      wrongPath: { narInfo: after(0, found(signedBy(other.info))) },
-      malformed: { narInfo: after(0, found('StorePath: /nix/store/garbage\n')) },
-      tampered: { narInfo: after(0, found(signedBy(path.info).replace(/NarSize: \d+/, 'NarSize: 99'))) },
-      good: { narInfo: after(50, found(signedBy(path.info))) }
+      untrusted: { narInfo: answerAfter(0, found(signedBy(path.info, strangerKey))) },
+      unsigned: { narInfo: answerAfter(0, found(formatNarInfo(path.info))) },
+      wrongPath: { narInfo: answerAfter(0, found(signedBy(other.info))) },
+      malformed: { narInfo: answerAfter(0, found('StorePath: /nix/store/garbage\n')) },
+      tampered: { narInfo: answerAfter(0, found(signedBy(path.info).replace(/NarSize: \d+/, 'NarSize: 99'))) },
+      good: { narInfo: answerAfter(50, found(signedBy(path.info))) }
     })
     const info = await sub.narInfo(HASH)
     assert.ok(info !== undefined)
@@ -97,7 +97,7 @@ describe('substituter narinfo lookup', () => {
   it('rewrites URL and compression to the stable uncompressed NAR URL, keeping signatures', async () => {
     const path = await makePath()
     const text = signedBy(path.info)
-    const { sub } = substituter({ good: { narInfo: after(0, found(text)) } })
+    const { sub } = substituter({ good: { narInfo: answerAfter(0, found(text)) } })
     const info = await sub.narInfo(HASH)
     assert.ok(info !== undefined)
     assert.equal(info.url, formatNarUrl(HASH, path.info.narHash))
@@ -110,10 +110,10 @@ describe('substituter narinfo lookup', () => {
 
   it('answers undefined as soon as every peer said absent, refused or error', async () => {
     const { sub, client } = substituter({
-      a: { narInfo: after(10, { status: 'absent' }) },
-      b: { narInfo: after(20, { status: 'refused', reason: 'not public' }) },
-      c: { narInfo: after(30, { status: 'error', message: 'stream reset' }) },
-      d: { narInfo: after(0, found('junk')) }
+      a: { narInfo: answerAfter(10, { status: 'absent' }) },
+      b: { narInfo: answerAfter(20, { status: 'refused', reason: 'not public' }) },
+      c: { narInfo: answerAfter(30, { status: 'error', message: 'stream reset' }) },
+      d: { narInfo: answerAfter(0, found('junk')) }
     }, { timeoutMs: 5000 })
     const started = performance.now()
     assert.equal(await sub.narInfo(HASH), undefined)
@@ -135,7 +135,7 @@ describe('substituter narinfo lookup', () => {
   it('gives up on a peer that never answers within the wait budget, and stops asking it', async () => {
     const { sub, client } = substituter({
       frozen: { narInfo: never() },
-      absent: { narInfo: after(0, { status: 'absent' }) }
+      absent: { narInfo: answerAfter(0, { status: 'absent' }) }
     }, { timeoutMs: 300 })
     const started = performance.now()
     assert.equal(await sub.narInfo(HASH), undefined)
@@ -148,7 +148,7 @@ describe('substituter narinfo lookup', () => {
     const path = await makePath()
     const { sub } = substituter({
       frozen: { narInfo: never() },
-      good: { narInfo: after(10, found(signedBy(path.info))) }
+      good: { narInfo: answerAfter(10, found(signedBy(path.info))) }
     }, { timeoutMs: 5000 })
     const started = performance.now()
     assert.equal((await sub.narInfo(HASH))?.storePath, path.info.storePath)
@@ -175,7 +175,7 @@ describe('substituter NAR download', () => {
   /** Peers that all serve `path`'s narinfo, each with its own NAR behaviour. */
   function serving (path: Path, nars: Record<string, FixturePeer['nar']>, narInfoDelays: Record<string, number> = {}): Record<string, FixturePeer> {
     return Object.fromEntries(Object.entries(nars).map(([peer, nar]) =>
-      [peer, { narInfo: after(narInfoDelays[peer] ?? 0, found(signedBy(path.info))), nar }]))
+      [peer, { narInfo: answerAfter(narInfoDelays[peer] ?? 0, found(signedBy(path.info))), nar }]))
   }
 
   it('streams the NAR from a peer the narinfo lookup found', async () => {
@@ -238,9 +238,9 @@ describe('substituter NAR download', () => {
     const path = await makePath()
     const other = await makePath()
     const { sub } = substituter({
-      a: { narInfo: after(0, found(signedBy(path.info))), nar: narServer(path.nar) },
+      a: { narInfo: answerAfter(0, found(signedBy(path.info))), nar: narServer(path.nar) },
       // An untrusted peer offering other bytes for the same path is never asked for them.
-      b: { narInfo: after(0, found(signedBy(other.info, strangerKey))), nar: narServer(other.nar) }
+      b: { narInfo: answerAfter(0, found(signedBy(other.info, strangerKey))), nar: narServer(other.nar) }
     })
     assert.equal(await sub.nar(HASH, other.info.narHash), undefined)
   })
