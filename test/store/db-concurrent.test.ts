@@ -8,59 +8,96 @@ import { parseStorePath } from '../../src/nix/store-path.js'
 import { NixEnv, SANDBOX_PATHS, sampleClosureExpr } from '../helpers/nix.js'
 
 const READER = fileURLToPath(new URL('./db-reader.ts', import.meta.url))
-const PARTS = 12
+const ASKER = fileURLToPath(new URL('./db-asker.ts', import.meta.url))
+const REPO = fileURLToPath(new URL('../..', import.meta.url))
 
 /** Independent paths that each take a moment to build, so Nix writes to its database for a while. */
-const slowExpr = `
+function slowExpr (tag: string, parts: number): string {
+  return `
 let
   mk = name: script: builtins.derivation { inherit name; builder = "/bin/sh"; args = [ "-c" script ]; system = builtins.currentSystem; PATH = "/bin:/usr/bin"; };
-  parts = builtins.genList (i: mk "part-\${toString i}" "mkdir $out; sleep 0.2; echo \${toString i} > $out/i") ${PARTS};
-  top = mk "parts" "mkdir $out; echo \${toString parts} > $out/all";
+  parts = builtins.genList (i: mk "${tag}-\${toString i}" "mkdir $out; sleep 0.2; echo \${toString i} > $out/i") ${parts};
+  top = mk "${tag}" "mkdir $out; echo \${toString parts} > $out/all";
 in { inherit top; outs = map (d: d.outPath) (parts ++ [ top ]); }
 `
+}
 
-describe('NixDb as an unprivileged reader while nix-build writes to the same store', function () {
+describe('NixDb as an unprivileged reader while Nix writes to the same store', function () {
+  this.timeout(180_000)
   let nix: NixEnv
-  let reader: ChildProcess | undefined
+  let root: string
+  const children: ChildProcess[] = []
 
-  before(async () => { nix = await NixEnv.create() })
-  after(async () => {
-    if (reader?.exitCode === null) reader.kill('SIGKILL')
-    await nix?.cleanup()
-  })
-
-  it('reads every path as `nobody`, from before Nix opens its WAL files to while it writes, without errors', async function () {
-    this.timeout(180_000)
-    const root = nix.storeRoot('host')
+  before(async () => {
+    nix = await NixEnv.create()
+    root = nix.storeRoot('host')
     await nix.build(root, sampleClosureExpr('concurrent'))
-    const exprFile = join(nix.dir, 'slow.nix')
-    await writeFile(exprFile, slowExpr)
-    const outs = JSON.parse((await nix.run('nix-instantiate', ['--store', root, '--eval', '--strict', '--json', exprFile, '-A', 'outs'])).stdout) as string[]
-    assert.equal(outs.length, PARTS + 1)
     // nobody may read the store and its database but write nothing: not the db directory, not the -shm.
     await nix.run('chmod', ['o+rx', nix.dir, root, join(root, 'nix'), join(root, 'nix/var'), join(root, 'nix/var/nix'), join(root, 'nix/var/nix/db')])
     await nix.run('chmod', ['o-w', join(root, 'nix/var/nix/db')])
+  })
+  after(async () => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await nix?.cleanup()
+  })
 
-    reader = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups',
-      process.execPath, '--import', 'tsx', READER, root, '60000', ...outs.map(p => parseStorePath(p).hashPart)],
-    { cwd: fileURLToPath(new URL('../..', import.meta.url)), env: { PATH: process.env.PATH, TMPDIR: '/tmp' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stderr = ''
-    reader.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-    const lines = createInterface({ input: reader.stdout! })[Symbol.asyncIterator]()
-    const first = await lines.next()
-    assert.equal(first.value, 'ready', `reader did not start: ${stderr}`)
+  /** Writes an expression of `parts` slow paths and returns their output paths (not built yet). */
+  async function prepare (tag: string, parts: number): Promise<{ exprFile: string, hashParts: string[] }> {
+    const exprFile = join(nix.dir, `${tag}.nix`)
+    await writeFile(exprFile, slowExpr(tag, parts))
+    const outs = JSON.parse((await nix.run('nix-instantiate', ['--store', root, '--eval', '--strict', '--json', exprFile, '-A', 'outs'])).stdout) as string[]
+    assert.equal(outs.length, parts + 1)
+    return { exprFile, hashParts: outs.map(p => parseStorePath(p).hashPart) }
+  }
 
+  async function build (exprFile: string): Promise<void> {
     await nix.run('nix-build', ['--store', root, exprFile, '-A', 'top', '--no-out-link', '--option', 'extra-sandbox-paths', SANDBOX_PATHS])
+  }
+
+  /** Runs a script as nobody:nogroup with no supplementary groups; returns it and its stdout lines. */
+  function asNobody (script: string, args: string[]): { child: ChildProcess, lines: AsyncIterator<string>, stderr: () => string } {
+    const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '--import', 'tsx', script, ...args],
+      { cwd: REPO, env: { PATH: process.env.PATH, TMPDIR: '/tmp' }, stdio: ['pipe', 'pipe', 'pipe'] })
+    children.push(child)
+    let stderr = ''
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+    return { child, lines: createInterface({ input: child.stdout! })[Symbol.asyncIterator](), stderr: () => stderr }
+  }
+
+  it('reads every path, from before Nix opens its WAL files to while it writes, without errors', async () => {
+    const { exprFile, hashParts } = await prepare('parts', 12)
+    const reader = asNobody(READER, [root, '60000', ...hashParts])
+    const first = await reader.lines.next()
+    assert.equal(first.value, 'ready', `reader did not start: ${reader.stderr()}`)
+
+    await build(exprFile)
     const buildEnd = Date.now()
-    const last = await lines.next()
-    assert.ok(last.done !== true, `reader gave no report: ${stderr}`)
-    const report = JSON.parse(last.value) as { uid: number, lookups: number, found: number, firstFoundAt: number, roundsWithWal: number, startedOnSnapshot: boolean, liveAtEnd: boolean, errors: string[] }
+    const last = await reader.lines.next()
+    assert.ok(last.done !== true, `reader gave no report: ${reader.stderr()}`)
+    const report = JSON.parse(last.value) as { uid: number, found: number, firstFoundAt: number, roundsWithWal: number, startedOnSnapshot: boolean, liveAtEnd: boolean, errors: string[] }
     assert.equal(report.uid, 65534)
     assert.deepEqual(report.errors, [])
-    assert.equal(report.found, outs.length, 'every path built was seen by the reader')
+    assert.equal(report.found, hashParts.length, 'every path built was seen by the reader')
     assert.ok(report.firstFoundAt < buildEnd, 'the reader saw paths appear while nix-build was still writing')
     assert.ok(report.roundsWithWal > 0, 'the reader read while Nix had its write-ahead log open')
     assert.ok(report.startedOnSnapshot, 'with no Nix running, nobody could only read a copy at first')
     assert.ok(report.liveAtEnd, 'once Nix opened its WAL files the reader went live')
+  })
+
+  it('notices paths added by a Nix run that came and went between two reads of its copy', async () => {
+    // The first test's live reader left WAL files behind; the next Nix to close removes them.
+    await nix.run('nix-store', ['--store', root, '--verify'])
+    const { exprFile, hashParts } = await prepare('later', 2)
+    const asker = asNobody(ASKER, [root, ...hashParts])
+    const ask = async (): Promise<{ found: number, snapshot: boolean }> => {
+      asker.child.stdin?.write('\n')
+      const line = await asker.lines.next()
+      assert.ok(line.done !== true, `asker ended: ${asker.stderr()}`)
+      return JSON.parse(line.value)
+    }
+    assert.deepEqual(await ask(), { found: 0, snapshot: true })
+    await build(exprFile)
+    assert.deepEqual(await ask(), { found: hashParts.length, snapshot: true })
+    asker.child.stdin?.end()
   })
 })
