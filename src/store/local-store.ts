@@ -14,6 +14,7 @@ import { STORE_DIR } from '../nix/store-path.js'
 import { NixDb } from './db.js'
 import { formatNarUrl } from './nar-url.js'
 import type { PathInfo } from './path-info.js'
+import type { ServingPolicy } from './serving-policy.js'
 import type { NarBytes, PathSource, Served } from './source.js'
 
 export interface LocalStoreOptions {
@@ -21,6 +22,8 @@ export interface LocalStoreOptions {
   storeRoot?: string
   /** When set, every narinfo served carries our signature besides the store's own. */
   signingKey?: SecretKey
+  /** Which paths each peer may have; without one, every valid path goes to every peer. */
+  policy?: Pick<ServingPolicy, 'decide'>
 }
 
 const ABSENT = { status: 'absent' } as const
@@ -29,13 +32,14 @@ export class LocalStore implements PathSource {
   private constructor (
     readonly storeRoot: string,
     private readonly db: NixDb,
-    private readonly signingKey: SecretKey | undefined
+    private readonly signingKey: SecretKey | undefined,
+    private readonly policy: Pick<ServingPolicy, 'decide'> | undefined
   ) {}
 
   /** Opens the store's database read-only; throws NixDbError when it cannot be read. */
   static open (opts: LocalStoreOptions = {}): LocalStore {
     const storeRoot = opts.storeRoot ?? '/'
-    return new LocalStore(storeRoot, NixDb.open(storeRoot), opts.signingKey)
+    return new LocalStore(storeRoot, NixDb.open(storeRoot), opts.signingKey, opts.policy)
   }
 
   /** What the database knows about the path with this hash part (FormatError if malformed). */
@@ -67,12 +71,10 @@ export class LocalStore implements PathSource {
     this.db.close()
   }
 
-  /**
-   * Whether `peer` may have this path; the one place serving policy decides. For now every
-   * valid path goes to every peer, as in the original Peerix.
-   */
-  private refusal (_info: PathInfo, _peer: string): Served<never> | undefined {
-    return undefined
+  /** The refusal when the serving policy keeps this path from `peer`; the one place it decides. */
+  private refusal (info: PathInfo, peer: string): Served<never> | undefined {
+    const decision = this.policy?.decide(info, peer)
+    return decision === undefined || decision.allowed ? undefined : { status: 'refused', reason: decision.reason }
   }
 
   /** The path's metadata when the database lists it and its files are really there. */

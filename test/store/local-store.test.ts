@@ -13,6 +13,7 @@ import { toNarHash } from '../../src/nix/hash.js'
 import { formatNarInfo, type NarInfo } from '../../src/nix/narinfo.js'
 import { fingerprint, parseSecretKey, TrustedKeys } from '../../src/nix/signing.js'
 import { parseStorePath, STORE_DIR } from '../../src/nix/store-path.js'
+import { ServingPolicy } from '../../src/store/serving-policy.js'
 import { NixEnv, sampleClosureExpr } from '../helpers/nix.js'
 import { nixPathInfo, type NixPathInfoJson } from './nix-path-info.js'
 
@@ -98,6 +99,30 @@ describe('LocalStore: the narinfos and NARs this host serves, checked against re
       assert.deepEqual(narInfo.sigs, e.signatures)
     } finally {
       unsigned.close()
+    }
+  })
+
+  it('asks the serving policy, and answers refused with its reason for narinfo and NAR alike', async () => {
+    const storeKey = TrustedKeys.parse(await readFile(join(nix.dir, 'store.pk'), 'utf8'))
+    const open = (publicKeys: TrustedKeys, trustedPeers: string[]): LocalStore =>
+      LocalStore.open({ storeRoot: root, policy: new ServingPolicy({ mode: 'trusted', deny: [], trustedPeers, publicKeys }) })
+    const e = expected[0]
+    const { hashPart } = parseStorePath(e.path)
+    const narHash = toNarHash(e.narHash)
+    const signedByTrustedKey = open(storeKey, [])
+    const builtHereOnly = open(new TrustedKeys([]), ['friend'])
+    try {
+      found(await signedByTrustedKey.narInfo(hashPart, 'stranger'))
+      found(await signedByTrustedKey.nar(hashPart, narHash, 0, 'stranger'))
+      found(await builtHereOnly.narInfo(hashPart, 'friend'))
+      for (const answer of [await builtHereOnly.narInfo(hashPart, 'stranger'), await builtHereOnly.nar(hashPart, narHash, 0, 'stranger')]) {
+        assert.equal(answer.status, 'refused')
+        assert.match((answer as { reason: string }).reason, /trusted-peer/)
+      }
+      assert.deepEqual(await builtHereOnly.narInfo('00000000000000000000000000000000', 'stranger'), { status: 'absent' })
+    } finally {
+      signedByTrustedKey.close()
+      builtHereOnly.close()
     }
   })
 
