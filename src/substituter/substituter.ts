@@ -13,7 +13,7 @@ import { SubstituterCounters } from './counters.js'
 import { LogOnce } from './log-once.js'
 import { downloadNar, type Transfer } from './nar-download.js'
 import { lookupNarInfo } from './narinfo-race.js'
-import { PeerMemory } from './peer-memory.js'
+import { PeerMemory, type NarOffer } from './peer-memory.js'
 import { servedNarInfo } from './verify.js'
 
 /**
@@ -89,10 +89,10 @@ export class Substituter {
   async nar (hashPart: string, narHash: string, signal?: AbortSignal): Promise<NarDownload | undefined> {
     parseHashPart(hashPart)
     const hash = toNarHash(narHash)
-    let offer = this.ctx.memory.offer(hashPart, hash)
+    let offer = this.connectedOffer(hashPart, hash)
     if (offer === undefined) {
       await lookupNarInfo(this.ctx, hashPart, { signal, wanted: info => info.narHash === hash })
-      offer = this.ctx.memory.offer(hashPart, hash)
+      offer = this.connectedOffer(hashPart, hash)
     }
     if (offer === undefined) return undefined
     const { narSize } = offer
@@ -102,6 +102,13 @@ export class Substituter {
   /** The NAR downloads in progress. */
   transfers (): Transfer[] {
     return [...this.active].map(t => ({ ...t }))
+  }
+
+  /** The remembered offer of this NAR, if one of the peers that made it is still connected. */
+  private connectedOffer (hashPart: string, narHash: string): NarOffer | undefined {
+    const offer = this.ctx.memory.offer(hashPart, narHash)
+    const connected = new Set(this.ctx.client.peers())
+    return offer?.peers.some(peer => connected.has(peer)) === true ? offer : undefined
   }
 
   private async * track (transfer: Transfer, signal?: AbortSignal): AsyncGenerator<Uint8Array> {

@@ -234,6 +234,18 @@ describe('substituter NAR download', () => {
     assert.deepEqual(await collect(download.stream), path.nar)
   })
 
+  it('asks again when every peer that offered the NAR has left', async () => {
+    const path = await makePath()
+    const { sub, client } = substituter(serving(path, { gone: narServer(path.nar) }))
+    await sub.narInfo(HASH)
+    client.fixtures.delete('gone')
+    client.fixtures.set('newcomer', serving(path, { newcomer: narServer(path.nar) }).newcomer)
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.deepEqual(await collect(download.stream), path.nar)
+    assert.deepEqual(client.narCalls.map(c => c.peer), ['newcomer'])
+  })
+
   it('has no NAR for a NarHash no verified narinfo offers', async () => {
     const path = await makePath()
     const other = await makePath()
