@@ -1,0 +1,119 @@
+/**
+ * The peerix libp2p node: TCP (IPv4 and IPv6), Noise, yamux; identify and ping so standard
+ * libp2p tools can see and probe it; mDNS under a peerix-only service tag; static peers kept
+ * connected; and the peerix services that answer from this host's store.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify, type Identify } from '@libp2p/identify'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { ping, type Ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { FormatError } from '../nix/errors.js'
+import { silentLogger, type Logger } from '../log.js'
+import { VERSION } from '../version.js'
+import { AGENT_VERSION, DEFAULT_LISTEN } from './constants.js'
+import { mdnsDiscovery } from './discovery.js'
+import { trustedPeersOnly } from './gater.js'
+import { nar, type NarService } from './nar/index.js'
+import { narinfo, NARINFO_PROTOCOL, type NarinfoService } from './narinfo/index.js'
+import { peerixPeers, type PeerixPeers } from './peerix-peers.js'
+import { staticPeers, type StaticPeers } from './static-peers.js'
+import type { PathSource } from '../store/source.js'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+
+export interface PeerixNodeOptions {
+  privateKey: PrivateKey
+  /** Multiaddrs to listen on; default TCP 12305 on every IPv4 and IPv6 address. */
+  listen?: string[]
+  /** Multiaddrs of peers to keep connected, with or without `/p2p/<id>`. */
+  staticPeers?: string[]
+  /** Find peers on the LAN by mDNS (and let them find this node). */
+  mdns: boolean
+  /** What this host serves to peers. */
+  source: PathSource
+  /** Peer ID strings (`--trusted-peer`). */
+  trustedPeers?: string[]
+  /** Refuse connections to and from peers not in `trustedPeers`. */
+  peersOnly?: boolean
+  /** How long a narinfo query to one peer may take at most (ms). */
+  narinfoTimeout?: number
+  /** Redial delays for static peers (ms); shorter ones make tests quick. */
+  staticPeerBackoff?: { minMs: number, maxMs: number }
+  log?: Logger
+}
+
+// A type alias, not an interface: libp2p's ServiceMap needs an index signature.
+export type PeerixServices = {
+  identify: Identify
+  ping: Ping
+  narinfo: NarinfoService
+  nar: NarService
+  peerixPeers: PeerixPeers
+  staticPeers: StaticPeers
+}
+
+export type PeerixNode = Libp2p<PeerixServices>
+
+/** A started node. Bad multiaddrs or peer IDs are a FormatError naming the value. */
+export async function createPeerixNode (opts: PeerixNodeOptions): Promise<PeerixNode> {
+  const log = opts.log ?? silentLogger
+  const listen = (opts.listen ?? DEFAULT_LISTEN).map(text => parseTcpMultiaddr('listen address', text))
+  const statics = (opts.staticPeers ?? []).map(text => parseTcpMultiaddr('static peer', text))
+  const trusted = (opts.trustedPeers ?? []).map(parsePeerId)
+  if (opts.peersOnly === true && trusted.length === 0) log.warn('peers-only with no trusted peers: every connection will be refused')
+
+  return await createLibp2p<PeerixServices>({
+    privateKey: opts.privateKey,
+    nodeInfo: { name: 'peerix', version: VERSION, userAgent: AGENT_VERSION },
+    addresses: { listen: listen.map(String) },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: opts.peersOnly === true ? trustedPeersOnly(trusted) : undefined,
+    peerDiscovery: opts.mdns ? [mdnsDiscovery({ log })] : [],
+    services: {
+      identify: identify(),
+      ping: ping(),
+      narinfo: narinfo({ source: opts.source, timeout: opts.narinfoTimeout, log }),
+      nar: nar({ source: opts.source, log }),
+      peerixPeers: peerixPeers({ protocol: NARINFO_PROTOCOL, log }),
+      staticPeers: staticPeers({
+        addrs: statics,
+        log,
+        minBackoffMs: opts.staticPeerBackoff?.minMs,
+        maxBackoffMs: opts.staticPeerBackoff?.maxMs
+      })
+    }
+  })
+}
+
+function parseTcpMultiaddr (what: string, text: string): Multiaddr {
+  let ma: Multiaddr
+  try {
+    ma = multiaddr(text)
+  } catch (err) {
+    throw new FormatError(`${what} ${JSON.stringify(text)} is not a multiaddr (${(err as Error).message})`)
+  }
+  const names = ma.getComponents().map(c => c.name)
+  if (!names.includes('tcp')) throw new FormatError(`${what} ${JSON.stringify(text)} has no /tcp/<port>: peerix speaks libp2p over TCP`)
+  const id = ma.getComponents().findLast(c => c.name === 'p2p')?.value
+  if (id !== undefined) {
+    try {
+      parsePeerId(id)
+    } catch (err) {
+      throw new FormatError(`${what} ${JSON.stringify(text)}: ${(err as Error).message}`)
+    }
+  }
+  return ma
+}
+
+function parsePeerId (text: string): PeerId {
+  try {
+    return peerIdFromString(text)
+  } catch {
+    throw new FormatError(`${JSON.stringify(text)} is not a libp2p peer ID`)
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Static peers (`--peer <multiaddr>`): hosts mDNS cannot reach, kept connected. Each is dialled
+ * at start and redialled with exponential backoff and jitter whenever dialling fails or its
+ * last connection closes, until the node stops. The multiaddr may omit `/p2p/<id>`: the peer
+ * ID is learnt in the Noise handshake, and may change when the host is reinstalled.
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { shortPeer, type Logger } from '../log.js'
+import type { AbortOptions, Connection, Libp2p, PeerId, Startable } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export interface StaticPeersInit {
+  addrs: Multiaddr[]
+  log: Logger
+  /** The first redial delay; it doubles on each failure up to `maxBackoffMs`. */
+  minBackoffMs?: number
+  maxBackoffMs?: number
+}
+
+export interface StaticPeersComponents {
+  events: Pick<Libp2p, 'addEventListener' | 'removeEventListener'>
+  connectionManager: {
+    openConnection: (peer: Multiaddr, options?: AbortOptions) => Promise<Connection>
+    getConnections: (peerId?: PeerId) => Connection[]
+  }
+}
+
+export const DEFAULT_MIN_BACKOFF_MS = 1000
+export const DEFAULT_MAX_BACKOFF_MS = 60_000
+
+/** One static peer's state: who answered at its address last, and the pending redial. */
+interface Target {
+  addr: Multiaddr
+  peerId?: PeerId
+  connected: boolean
+  dialling: boolean
+  failures: number
+  timer?: ReturnType<typeof setTimeout>
+}
+
+export class StaticPeers implements Startable {
+  readonly #components: StaticPeersComponents
+  readonly #log: Logger
+  readonly #minBackoffMs: number
+  readonly #maxBackoffMs: number
+  readonly #targets: Target[]
+  #stopping = new AbortController()
+
+  constructor (components: StaticPeersComponents, init: StaticPeersInit) {
+    this.#components = components
+    this.#log = init.log
+    this.#minBackoffMs = init.minBackoffMs ?? DEFAULT_MIN_BACKOFF_MS
+    this.#maxBackoffMs = init.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS
+    this.#targets = init.addrs.map(addr => ({ addr, peerId: peerIdIn(addr), connected: false, dialling: false, failures: 0 }))
+  }
+
+  start (): void {
+    this.#stopping = new AbortController()
+    this.#components.events.addEventListener('peer:connect', this.#onConnect)
+    this.#components.events.addEventListener('peer:disconnect', this.#onDisconnect)
+  }
+
+  /** Dial once the transports listen, so a peer that dials back finds us. */
+  afterStart (): void {
+    for (const target of this.#targets) void this.#dial(target)
+  }
+
+  stop (): void {
+    this.#stopping.abort()
+    this.#components.events.removeEventListener('peer:connect', this.#onConnect)
+    this.#components.events.removeEventListener('peer:disconnect', this.#onDisconnect)
+    for (const target of this.#targets) {
+      clearTimeout(target.timer)
+      target.timer = undefined
+      target.connected = false
+    }
+  }
+
+  /** The static peer connected to us by itself (it has us as a static peer too): no redial needed. */
+  readonly #onConnect = (evt: CustomEvent<PeerId>): void => {
+    for (const target of this.#targetsOf(evt.detail)) {
+      if (target.connected) continue
+      clearTimeout(target.timer)
+      target.timer = undefined
+      this.#connected(target, evt.detail)
+    }
+  }
+
+  readonly #onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    for (const target of this.#targetsOf(evt.detail)) {
+      if (!target.connected) continue
+      target.connected = false
+      target.failures = 0
+      this.#log.info(`static peer ${target.addr.toString()} (${shortPeer(evt.detail.toString())}) lost; redialling`)
+      this.#schedule(target)
+    }
+  }
+
+  #targetsOf (peerId: PeerId): Target[] {
+    return this.#targets.filter(t => t.peerId?.equals(peerId) === true)
+  }
+
+  async #dial (target: Target): Promise<void> {
+    target.timer = undefined
+    if (this.#stopping.signal.aborted || target.connected || target.dialling) return
+    if (target.peerId !== undefined && this.#components.connectionManager.getConnections(target.peerId).length > 0) {
+      this.#connected(target, target.peerId)
+      return
+    }
+    target.dialling = true
+    try {
+      const connection = await this.#components.connectionManager.openConnection(target.addr, { signal: this.#stopping.signal })
+      if (this.#stopping.signal.aborted) return
+      // The connection may have closed already; then no disconnect event will come for it.
+      if (this.#components.connectionManager.getConnections(connection.remotePeer).length === 0) throw new Error('connection closed at once')
+      if (!target.connected || !connection.remotePeer.equals(target.peerId)) this.#connected(target, connection.remotePeer)
+    } catch (err) {
+      if (this.#stopping.signal.aborted) return
+      const message = `static peer ${target.addr.toString()} unreachable (${(err as Error).message})`
+      if (target.failures === 0) this.#log.info(`${message}; retrying`)
+      else this.#log.debug(message)
+      target.failures++
+      this.#schedule(target)
+    } finally {
+      target.dialling = false
+    }
+  }
+
+  #connected (target: Target, peerId: PeerId): void {
+    target.peerId = peerId
+    target.connected = true
+    target.failures = 0
+    this.#log.info(`static peer ${target.addr.toString()} connected (${shortPeer(peerId.toString())})`)
+  }
+
+  /** Exponential backoff, each delay between half and all of its step, so hosts that lost each other do not redial in lockstep. */
+  #schedule (target: Target): void {
+    if (this.#stopping.signal.aborted || target.timer !== undefined) return
+    const step = Math.min(this.#maxBackoffMs, this.#minBackoffMs * 2 ** Math.max(0, target.failures - 1))
+    const delay = step / 2 + Math.random() * step / 2
+    target.timer = setTimeout(() => { void this.#dial(target) }, delay)
+    target.timer.unref()
+  }
+}
+
+function peerIdIn (addr: Multiaddr): PeerId | undefined {
+  const id = addr.getComponents().findLast(c => c.name === 'p2p')?.value
+  return id === undefined ? undefined : peerIdFromString(id)
+}
+
+export function staticPeers (init: StaticPeersInit): (components: StaticPeersComponents) => StaticPeers {
+  return (components) => new StaticPeers(components, init)
+}

@@ -1,0 +1,89 @@
+/** What the peerix node tests share: a fixture store, nodes on loopback that are stopped after each test, polling. */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify, type Identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { createLogger, type Logger } from '../../src/log.js'
+import { createPeerixNode, type PeerixNode, type PeerixNodeOptions } from '../../src/p2p/node.js'
+import type { NarInfo } from '../../src/nix/narinfo.js'
+import type { NarBytes, PathSource, Served } from '../../src/store/source.js'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+
+/** A store of narinfos and NAR bytes kept in memory, answering every peer alike. */
+export class MemorySource implements PathSource {
+  readonly infos = new Map<string, NarInfo>()
+  readonly nars = new Map<string, Uint8Array>()
+
+  async narInfo (hashPart: string): Promise<Served<NarInfo>> {
+    const info = this.infos.get(hashPart)
+    return info === undefined ? { status: 'absent' } : { status: 'found', value: info }
+  }
+
+  async nar (hashPart: string, narHash: string, offset: number): Promise<Served<NarBytes>> {
+    const bytes = this.nars.get(hashPart)
+    if (bytes === undefined || this.infos.get(hashPart)?.narHash !== narHash) return { status: 'absent' }
+    const rest = bytes.subarray(offset)
+    return { status: 'found', value: { length: rest.length, stream: (async function * () { yield rest })() } }
+  }
+}
+
+/** Log lines kept in memory with the time they were written. */
+export class LogLines {
+  readonly lines: Array<{ at: number, line: string }> = []
+  readonly logger: Logger = createLogger('debug', (line) => { this.lines.push({ at: Date.now(), line }) })
+
+  matching (re: RegExp): Array<{ at: number, line: string }> {
+    return this.lines.filter(l => re.test(l.line))
+  }
+}
+
+/** Starts nodes and stops every one of them in `stopAll` (call it in afterEach). */
+export class Nodes {
+  readonly #running: Array<{ stop: () => void | Promise<void> }> = []
+
+  async peerix (opts: Partial<PeerixNodeOptions> = {}): Promise<PeerixNode> {
+    const node = await createPeerixNode({
+      privateKey: opts.privateKey ?? await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      mdns: false,
+      source: new MemorySource(),
+      ...opts
+    })
+    this.#running.push(node)
+    return node
+  }
+
+  /** A stock libp2p node that speaks identify but none of peerix's protocols. */
+  async plain (privateKey?: PrivateKey): Promise<Libp2p<{ identify: Identify }>> {
+    const node = await createLibp2p({
+      privateKey,
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: { identify: identify() }
+    })
+    this.#running.push(node)
+    return node
+  }
+
+  async stopAll (): Promise<void> {
+    await Promise.all(this.#running.splice(0).map(async node => { await node.stop() }))
+  }
+}
+
+/** Resolves once `check` holds, polling; rejects naming `what` after `timeoutMs`. */
+export async function eventually (what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+}
+
+/** The TCP port a node listens on (its first address). */
+export function portOf (node: Libp2p): number {
+  return Number(node.getMultiaddrs()[0].getComponents().find(c => c.name === 'tcp')?.value)
+}

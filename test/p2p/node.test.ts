@@ -1,0 +1,117 @@
+import '../../src/polyfill.js'
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { VERSION } from '../../src/version.js'
+import { Libp2pPeerClient } from '../../src/p2p/libp2p-peer-client.js'
+import { LogLines, Nodes, eventually } from './node-helpers.js'
+import type { IdentifyResult, PeerId } from '@libp2p/interface'
+
+describe('peerix node', () => {
+  const nodes = new Nodes()
+  afterEach(async () => { await nodes.stopAll() })
+
+  it('announces peerix/<version> and its protocols through identify', async () => {
+    const a = await nodes.peerix()
+    const other = await nodes.plain()
+    const identified = new Promise<IdentifyResult>((resolve) => {
+      other.addEventListener('peer:identify', (evt) => { if (evt.detail.peerId.equals(a.peerId)) resolve(evt.detail) })
+    })
+    await other.dial(a.getMultiaddrs()[0])
+    const result = await identified
+    assert.equal(result.agentVersion, `peerix/${VERSION}`)
+    for (const protocol of ['/peerix/narinfo/1', '/peerix/nar/1', '/ipfs/ping/1.0.0', '/ipfs/id/1.0.0']) {
+      assert.ok(result.protocols.includes(protocol), `${protocol} in ${result.protocols.join(', ')}`)
+    }
+  })
+
+  it('answers ping', async () => {
+    const a = await nodes.peerix()
+    const b = await nodes.peerix()
+    const rtt = await b.services.ping.ping(a.getMultiaddrs()[0])
+    assert.ok(rtt >= 0 && rtt < 5000, `rtt ${rtt}`)
+  })
+
+  it('lists a connected peer only once identify shows it speaks /peerix/narinfo/1, and drops it when it goes', async () => {
+    const logA = new LogLines()
+    const a = await nodes.peerix({ log: logA.logger })
+    const b = await nodes.peerix()
+    const plain = await nodes.plain()
+    const client = new Libp2pPeerClient(a)
+    assert.deepEqual(client.peers(), [])
+
+    let listedBeforeIdentify = false
+    a.addEventListener('peer:connect', () => { if (client.peers().length > 0) listedBeforeIdentify = true })
+    const identified = (peer: PeerId): Promise<IdentifyResult> => new Promise((resolve) => {
+      a.addEventListener('peer:identify', (evt) => { if (evt.detail.peerId.equals(peer)) resolve(evt.detail) })
+    })
+    const identifiedB = identified(b.peerId)
+    const identifiedPlain = identified(plain.peerId)
+    await b.dial(a.getMultiaddrs()[0])
+    await plain.dial(a.getMultiaddrs()[0])
+    await identifiedB
+    await eventually('A to list B', () => client.peers().length === 1)
+    assert.equal(listedBeforeIdentify, false)
+    assert.deepEqual(client.peers(), [b.peerId.toString()])
+
+    // The plain node is connected and identified, but not a peerix peer.
+    assert.ok((await identifiedPlain).protocols.includes('/ipfs/id/1.0.0'))
+    assert.ok(a.getConnections(plain.peerId).length > 0)
+    assert.deepEqual(client.peers(), [b.peerId.toString()])
+    assert.equal(logA.matching(/^info peer .* found \(peerix\//).length, 1, logA.lines.map(l => l.line).join('\n'))
+
+    await b.stop()
+    await eventually('A to drop B', () => client.peers().length === 0)
+    assert.equal(logA.matching(/^info peer .* lost$/).length, 1)
+    assert.ok(a.getConnections(plain.peerId).length > 0, 'the plain node is still connected')
+  })
+
+  it('with peersOnly, refuses untrusted peers both ways and accepts a trusted one', async () => {
+    const trustedKey = await generateKeyPair('Ed25519')
+    const a = await nodes.peerix({ peersOnly: true, trustedPeers: [peerIdFromPrivateKey(trustedKey).toString()] })
+    const trusted = await nodes.peerix({ privateKey: trustedKey })
+    const stranger = await nodes.peerix()
+    const client = new Libp2pPeerClient(a)
+
+    const connectedToA: string[] = []
+    a.addEventListener('peer:connect', (evt) => { connectedToA.push(evt.detail.toString()) })
+
+    // Noise lets the dialer finish its handshake before the listener knows who it is, so the
+    // stranger's dial may resolve; A closes the connection before it is upgraded.
+    await stranger.dial(a.getMultiaddrs()[0]).catch(() => {})
+    await assert.rejects(a.dial(stranger.getMultiaddrs()[0]))
+    await trusted.dial(a.getMultiaddrs()[0])
+    await eventually('A to list the trusted peer', () => client.peers().length === 1)
+    await eventually('the stranger to see its connection closed', () => stranger.getConnections(a.peerId).length === 0)
+    assert.deepEqual(client.peers(), [trusted.peerId.toString()])
+    assert.deepEqual(connectedToA, [trusted.peerId.toString()])
+    assert.equal(a.getConnections(stranger.peerId).length, 0)
+  })
+
+  it('listens on IPv4 and IPv6', async () => {
+    const a = await nodes.peerix({ listen: ['/ip4/127.0.0.1/tcp/0', '/ip6/::1/tcp/0'] })
+    const addrs = a.getMultiaddrs().map(String)
+    assert.ok(addrs.some(ma => ma.startsWith('/ip4/127.0.0.1/tcp/')), addrs.join(' '))
+    assert.ok(addrs.some(ma => ma.startsWith('/ip6/::1/tcp/')), addrs.join(' '))
+    const b = await nodes.peerix({ listen: ['/ip6/::1/tcp/0'] })
+    await b.dial(a.getMultiaddrs().find(ma => ma.toString().startsWith('/ip6/'))!)
+    await eventually('B to list A over IPv6', () => new Libp2pPeerClient(b).peers().length === 1)
+  })
+
+  it('rejects a bad listen address, static peer or trusted peer, naming it', async () => {
+    const cases: Array<[Parameters<Nodes['peerix']>[0], RegExp]> = [
+      [{ listen: ['/ip4/127.0.0.1/tcp/0', '/ip4/300.1.1.1/tcp/1'] }, /listen address "\/ip4\/300\.1\.1\.1\/tcp\/1" is not a multiaddr/],
+      [{ listen: ['/ip4/127.0.0.1/udp/5'] }, /listen address "\/ip4\/127\.0\.0\.1\/udp\/5" has no \/tcp/],
+      [{ staticPeers: ['10.0.0.5:12305'] }, /static peer "10\.0\.0\.5:12305" is not a multiaddr/],
+      [{ staticPeers: ['/ip4/10.0.0.5/tcp/12305/p2p/notapeer'] }, /static peer .*notapeer/],
+      [{ trustedPeers: ['12D3KooWnotapeer'] }, /"12D3KooWnotapeer" is not a libp2p peer ID/]
+    ]
+    for (const [opts, message] of cases) {
+      await assert.rejects(nodes.peerix(opts), (err: Error) => {
+        assert.equal(err.name, 'FormatError')
+        assert.match(err.message, message)
+        return true
+      })
+    }
+  })
+})
