@@ -27,6 +27,11 @@ export interface LocalStoreOptions {
 }
 
 const ABSENT = { status: 'absent' } as const
+/**
+ * Signing costs about 1 ms, most of a narinfo answer, and Nix asks for the same narinfo
+ * several times during one copy; signatures are deterministic, so recent ones are kept.
+ */
+const SIGNATURE_CACHE_SIZE = 4096
 
 export class LocalStore implements PathSource {
   private constructor (
@@ -35,6 +40,8 @@ export class LocalStore implements PathSource {
     private readonly signingKey: SecretKey | undefined,
     private readonly policy: Pick<ServingPolicy, 'decide'> | undefined
   ) {}
+
+  private readonly signatures = new Map<string, string>()
 
   /** Opens the store's database read-only; throws NixDbError when it cannot be read. */
   static open (opts: LocalStoreOptions = {}): LocalStore {
@@ -98,7 +105,7 @@ export class LocalStore implements PathSource {
     // A store signature under our key name (an earlier `nix store sign`) is replaced, not repeated.
     const sigs = key === undefined
       ? info.sigs
-      : [...info.sigs.filter(s => !s.startsWith(`${key.name}:`)), sign(key, fingerprint(info.storePath, info.narHash, info.narSize, info.references))]
+      : [...info.sigs.filter(s => !s.startsWith(`${key.name}:`)), this.sign(key, info)]
     return {
       storePath: info.storePath,
       url: formatNarUrl(hashPart, info.narHash),
@@ -110,6 +117,17 @@ export class LocalStore implements PathSource {
       sigs,
       ...(info.ca !== undefined && { ca: info.ca })
     }
+  }
+
+  private sign (key: SecretKey, info: PathInfo): string {
+    const text = fingerprint(info.storePath, info.narHash, info.narSize, info.references)
+    let sig = this.signatures.get(text)
+    if (sig === undefined) {
+      sig = sign(key, text)
+      if (this.signatures.size >= SIGNATURE_CACHE_SIZE) this.signatures.delete(this.signatures.keys().next().value as string)
+      this.signatures.set(text, sig)
+    }
+    return sig
   }
 }
 
