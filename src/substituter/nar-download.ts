@@ -101,6 +101,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
     if (answer.status === 'refused') return `refused: ${answer.reason}`
     if (answer.status === 'error') return answer.message
     iterator = answer.value[Symbol.asyncIterator]()
+    let lastProgress = Date.now()
     for (;;) {
       let next: IteratorResult<Uint8Array>
       try {
@@ -111,6 +112,12 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
       }
       if (next.done === true) return `the stream ended early, at byte ${hasher.size} of ${narSize}`
       const chunk = next.value
+      if (chunk.length === 0) {
+        // Empty chunks are not progress: a peer sending only those is stalled all the same.
+        if (Date.now() - lastProgress > ctx.stallMs) return `no data for ${ctx.stallMs} ms`
+        continue
+      }
+      lastProgress = Date.now()
       if (hasher.size + chunk.length > narSize) {
         ctx.memory.bad(hashPart, narHash, peer)
         return `sent more than NarSize ${narSize} bytes`

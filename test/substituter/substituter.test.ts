@@ -225,6 +225,19 @@ describe('substituter NAR download', () => {
     assert.ok(client.narCalls[0].signal.aborted, 'the stalled stream was aborted')
   })
 
+  it('treats a peer sending only empty chunks as stalled', async () => {
+    const path = await makePath()
+    const empty: FixturePeer['nar'] = async () => ({
+      status: 'found',
+      value: (async function * () { for (;;) { yield new Uint8Array(0); await new Promise(resolve => setTimeout(resolve, 5)) } })()
+    })
+    const { sub } = substituter(serving(path, { empty }), { stallMs: 200 })
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    const { err } = await collectFailure(download.stream)
+    assert.match(err.message, /no peer could deliver .* stopped at byte 0 of/)
+  })
+
   it('asks peers for the narinfo first when it remembers none (Nix cached the narinfo)', async () => {
     const path = await makePath()
     const { sub, client } = substituter(serving(path, { a: narServer(path.nar) }))
