@@ -1,7 +1,8 @@
 /**
  * The NixOS module, the flake and README's NixOS section, as far as a machine without nixpkgs or
  * KVM can check them (the two-VM test in nixos/tests runs in `nix flake check`): every .nix file
- * parses; README documents exactly the module's options; the module, evaluated by real Nix with a
+ * parses; the flake's outputs are all there (test/nixos/eval-flake.nix, a stand-in nixpkgs);
+ * README documents exactly the module's options; the module, evaluated by real Nix with a
  * stand-in lib (test/nixos/eval-module.nix), accepts the original Peerix setup block unchanged and
  * produces a command line `peerix daemon` accepts and a unit systemd accepts; the npm lock helper
  * gives each package the URL npm itself fetched it from.
@@ -145,6 +146,25 @@ describe('NixOS module, flake and README section', function () {
       assert.ok(names.includes(expected), `${expected} is missing`)
     }
     for (const file of files) await nix.run('nix-instantiate', ['--parse', file])
+  })
+
+  it('the flake exposes packages, module, overlay, checks and dev shell for both Linux systems', async () => {
+    const { stdout } = await nix.run('nix-instantiate', ['--eval', '--strict', '--json', join(ROOT, 'test/nixos/eval-flake.nix')])
+    const flake = JSON.parse(stdout) as Record<string, unknown>
+    const perSystem = (names: string[]): Record<string, string[]> => ({ 'aarch64-linux': names, 'x86_64-linux': names })
+    assert.deepEqual(flake.packages, perSystem(['default', 'peerix']))
+    assert.equal(flake.defaultIsPeerix, true)
+    assert.deepEqual(flake.checks, perSystem(['package', 'vm']))
+    assert.deepEqual(flake.devShells, perSystem(['default']))
+    assert.deepEqual(flake.nixosModules, ['default', 'peerix'])
+    assert.equal(flake.packageFile, join(ROOT, 'nixos/package.nix'))
+    assert.equal(flake.overlay, join(ROOT, 'nixos/package.nix'))
+    assert.deepEqual(flake.moduleImports, [join(ROOT, 'nixos/module.nix')])
+    // The module defaults to the flake's own package where the flake builds one: no overlay needed.
+    assert.deepEqual(flake.modulePackage, {
+      'aarch64-linux': '/stub/aarch64-linux/peerix', 'x86_64-linux': '/stub/x86_64-linux/peerix', 'riscv64-linux': null
+    })
+    assert.deepEqual(flake.vmTest, { imports: [join(ROOT, 'nixos/tests/peerix.nix')], defaultsImport: ['/stub/x86_64-linux/peerix'] })
   })
 
   it('README documents exactly the options the module declares', async () => {
