@@ -288,6 +288,9 @@ in
         services.peerix.user and group to give it its own dynamic account.
       '';
 
+    # `peerix keygen` and `peerix status` on the command line.
+    environment.systemPackages = [ cfg.package ];
+
     nix.settings = {
       extra-substituters = [ substituterUrl ];
       extra-trusted-public-keys = peerKeys;

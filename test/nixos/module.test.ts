@@ -42,6 +42,7 @@ interface Service {
 }
 interface Produced {
   warnings?: string[]
+  environment?: { systemPackages: string[] }
   nix?: { settings: Record<string, unknown> }
   networking?: { firewall: { allowedTCPPorts: number[], allowedUDPPorts: number[] } }
   systemd?: { services: { peerix: Service } }
@@ -205,6 +206,7 @@ describe('NixOS module, flake and README section', function () {
     assert.ok(Number(settings['connect-timeout']) <= 10, `connect-timeout ${String(settings['connect-timeout'])}`)
     assert.ok(Number(settings['narinfo-cache-negative-ttl']) <= 300, 'Nix would remember a miss from peerix for too long')
     assert.deepEqual(evaluation.config.networking?.firewall, { allowedTCPPorts: [12305], allowedUDPPorts: [5353] })
+    assert.deepEqual(evaluation.config.environment?.systemPackages, [`${stubDir}/peerix`])
   })
 
   it('reads a privateKeyFile string through LoadCredential without copying it or warning', async () => {
