@@ -22,6 +22,8 @@ import { NixEnv } from '../helpers/nix.js'
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const EVAL_MODULE = join(ROOT, 'test/nixos/eval-module.nix')
 const CREDENTIALS_DIR = '/run/credentials/peerix.service'
+/** A real public key (the daemon checks them); the original's example keys are not valid base64. */
+const PEER_KEY = 'peerix-desktop-1:Bpp8jlpnNLHsgTffqEtZ9zHzRATHK8AYQdnbxGivbHg='
 
 /** The block from the most-read setup guide of the original Peerix, verbatim. */
 const ORIGINAL_BLOCK = `services.peerix = {
@@ -245,7 +247,7 @@ describe('NixOS module, flake and README section', function () {
       timeout = 2500;
       logLevel = "debug";
       mdns = false;
-      trustedPublicKeys = [ "peerix-desktop:1ZjzxYFhzeRMni4CyK2uKHjgo6xy0=" ];
+      trustedPublicKeys = [ "${PEER_KEY}" ];
       trustedPeers = [ "${peer}" ];
       staticPeers = [ "/ip4/10.0.0.5/tcp/12305" ];
       privateKeyFile = "/run/agenix/peerix";
@@ -264,7 +266,7 @@ describe('NixOS module, flake and README section', function () {
     assert.equal(config.signingKeyFile, `${CREDENTIALS_DIR}/signing-key`)
     assert.deepEqual(config.trustedPublicKeys, [
       'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=',
-      'peerix-desktop:1ZjzxYFhzeRMni4CyK2uKHjgo6xy0='
+      PEER_KEY
     ])
 
     const defaults = parseDaemonArgs(execArgs(String(service(await evaluate('services.peerix.enable = true;')).serviceConfig.ExecStart)).slice(1))
