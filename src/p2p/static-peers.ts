@@ -6,7 +6,7 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { shortPeer, type Logger } from '../log.js'
-import type { AbortOptions, Connection, Libp2p, PeerId, Startable } from '@libp2p/interface'
+import type { AbortOptions, Connection, IdentifyResult, Libp2p, PeerId, Startable } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export interface StaticPeersInit {
@@ -57,6 +57,7 @@ export class StaticPeers implements Startable {
   start (): void {
     this.#stopping = new AbortController()
     this.#components.events.addEventListener('peer:connect', this.#onConnect)
+    this.#components.events.addEventListener('peer:identify', this.#onIdentify)
     this.#components.events.addEventListener('peer:disconnect', this.#onDisconnect)
   }
 
@@ -68,6 +69,7 @@ export class StaticPeers implements Startable {
   stop (): void {
     this.#stopping.abort()
     this.#components.events.removeEventListener('peer:connect', this.#onConnect)
+    this.#components.events.removeEventListener('peer:identify', this.#onIdentify)
     this.#components.events.removeEventListener('peer:disconnect', this.#onDisconnect)
     for (const target of this.#targets) {
       clearTimeout(target.timer)
@@ -78,12 +80,27 @@ export class StaticPeers implements Startable {
 
   /** The static peer connected to us by itself (it has us as a static peer too): no redial needed. */
   readonly #onConnect = (evt: CustomEvent<PeerId>): void => {
-    for (const target of this.#targetsOf(evt.detail)) {
-      if (target.connected) continue
-      clearTimeout(target.timer)
-      target.timer = undefined
-      this.#connected(target, evt.detail)
+    for (const target of this.#targetsOf(evt.detail)) this.#connectedBy(target, evt.detail)
+  }
+
+  /**
+   * A peer that dialled us and listens on a static peer's address is that static peer, even
+   * when its multiaddr has no `/p2p/<id>`: dialling it again would only open a second connection.
+   */
+  readonly #onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
+    const { peerId, listenAddrs, connection } = evt.detail
+    if (connection.status !== 'open') return
+    const announced = new Set(listenAddrs.map(withoutPeerId))
+    for (const target of this.#targets) {
+      if (announced.has(withoutPeerId(target.addr)) && (target.peerId === undefined || !target.connected)) this.#connectedBy(target, peerId)
     }
+  }
+
+  #connectedBy (target: Target, peerId: PeerId): void {
+    if (target.connected) return
+    clearTimeout(target.timer)
+    target.timer = undefined
+    this.#connected(target, peerId)
   }
 
   readonly #onDisconnect = (evt: CustomEvent<PeerId>): void => {
@@ -141,6 +158,10 @@ export class StaticPeers implements Startable {
     target.timer = setTimeout(() => { void this.#dial(target) }, delay)
     target.timer.unref()
   }
+}
+
+function withoutPeerId (addr: Multiaddr): string {
+  return addr.getComponents().filter(c => c.name !== 'p2p').map(c => `/${c.name}${c.value === undefined ? '' : `/${c.value}`}`).join('')
 }
 
 function peerIdIn (addr: Multiaddr): PeerId | undefined {

@@ -1,0 +1,93 @@
+import '../../src/polyfill.js'
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createServer } from 'node:net'
+import { Libp2pPeerClient } from '../../src/p2p/libp2p-peer-client.js'
+import { LogLines, Nodes, eventually, portOf } from './node-helpers.js'
+
+/** A TCP port nothing listens on right now. */
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise<void>((resolve) => server.close(() => { resolve() }))
+  return port
+}
+
+describe('static peers', () => {
+  const nodes = new Nodes()
+  afterEach(async () => { await nodes.stopAll() })
+  const backoff = { minMs: 100, maxMs: 800 }
+
+  it('connect by a multiaddr without /p2p, and are redialled after the other host restarts', async () => {
+    const keyA = await generateKeyPair('Ed25519')
+    const a = await nodes.peerix({ privateKey: keyA })
+    const port = portOf(a)
+    const logB = new LogLines()
+    const b = await nodes.peerix({ staticPeers: [`/ip4/127.0.0.1/tcp/${port}`], staticPeerBackoff: backoff, log: logB.logger })
+    const clientB = new Libp2pPeerClient(b)
+    await eventually('B to list A', () => clientB.peers().includes(a.peerId.toString()))
+    assert.equal(logB.matching(/^info static peer \/ip4\/127\.0\.0\.1\/tcp\/\d+ connected/).length, 1)
+
+    await a.stop()
+    await eventually('B to drop A', () => clientB.peers().length === 0)
+    await eventually('B to log the loss', () => logB.matching(/^info static peer .* lost; redialling/).length === 1)
+    // Down for several backoff steps: B keeps trying without flooding the log.
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    const again = await nodes.peerix({ privateKey: keyA, listen: [`/ip4/127.0.0.1/tcp/${port}`] })
+    await eventually('B to list A again', () => clientB.peers().includes(again.peerId.toString()), 5000)
+    assert.equal(logB.matching(/^info static peer .* connected/).length, 2)
+    assert.equal(logB.matching(/^info static peer .* unreachable/).length, 1, 'one info line per outage')
+  })
+
+  it('follow a host whose PeerId changed at the same address', async () => {
+    const a = await nodes.peerix()
+    const port = portOf(a)
+    const b = await nodes.peerix({ staticPeers: [`/ip4/127.0.0.1/tcp/${port}`], staticPeerBackoff: backoff })
+    const clientB = new Libp2pPeerClient(b)
+    await eventually('B to list A', () => clientB.peers().length === 1)
+    await a.stop()
+    const reinstalled = await nodes.peerix({ listen: [`/ip4/127.0.0.1/tcp/${port}`] })
+    await eventually('B to list the new A', () => clientB.peers().includes(reinstalled.peerId.toString()), 5000)
+    assert.deepEqual(clientB.peers(), [reinstalled.peerId.toString()])
+  })
+
+  it('back off exponentially up to the cap while unreachable, and stop dialling when the node stops', async () => {
+    const port = await freePort()
+    const log = new LogLines()
+    const b = await nodes.peerix({ staticPeers: [`/ip4/127.0.0.1/tcp/${port}`], staticPeerBackoff: { minMs: 50, maxMs: 400 }, log: log.logger })
+    await eventually('eight failed dials', () => log.matching(/static peer .* unreachable/).length >= 8, 10_000)
+    const times = log.matching(/static peer .* unreachable/).map(l => l.at)
+    const gaps = times.slice(1).map((t, i) => t - times[i])
+    // Step n is min(400, 50 * 2^n); each delay lies between half the step and the step.
+    gaps.forEach((gap, i) => {
+      const step = Math.min(400, 50 * 2 ** i)
+      assert.ok(gap >= step / 2 - 5 && gap <= step + 250, `gap ${i} = ${gap} ms for a step of ${step} ms (${gaps.join(', ')})`)
+    })
+    assert.ok(gaps.slice(-3).every(g => g <= 400 + 250), `capped: ${gaps.join(', ')}`)
+
+    await b.stop()
+    const stoppedAt = log.lines.length
+    await new Promise(resolve => setTimeout(resolve, 900))
+    assert.deepEqual(log.lines.slice(stoppedAt), [], 'no dial after stop')
+  })
+
+  it('recognise a static peer without /p2p that dialled in first, by the address it announces', async () => {
+    const portB = await freePort()
+    const logA = new LogLines()
+    const logB = new LogLines()
+    // A's first dial fails (B is not up yet) and its next one is 1.5 to 3 s away.
+    const a = await nodes.peerix({ staticPeers: [`/ip4/127.0.0.1/tcp/${portB}`], staticPeerBackoff: { minMs: 3000, maxMs: 3000 }, log: logA.logger })
+    await eventually('A\'s first dial to fail', () => logA.matching(/static peer .* unreachable/).length === 1)
+    const failedAt = Date.now()
+    const b = await nodes.peerix({ listen: [`/ip4/127.0.0.1/tcp/${portB}`], staticPeers: [a.getMultiaddrs()[0].toString()], staticPeerBackoff: backoff, log: logB.logger })
+    await eventually('A to count B as its static peer', () => logA.matching(/static peer .* connected/).length === 1, 1400)
+    await eventually('both to list each other', () => new Libp2pPeerClient(a).peers().length === 1 && new Libp2pPeerClient(b).peers().length === 1)
+    // Past A's redial time: it was cancelled, so there is still one connection and one line each.
+    await new Promise(resolve => setTimeout(resolve, failedAt + 3500 - Date.now()))
+    assert.equal(a.getConnections(b.peerId).length, 1)
+    assert.equal(logA.matching(/static peer .* connected/).length, 1)
+    assert.equal(logB.matching(/static peer .* connected/).length, 1)
+    assert.equal(logA.matching(/lost/).length + logB.matching(/lost/).length, 0)
+  })
+})
