@@ -1,10 +1,15 @@
 import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { VERSION } from '../../src/version.js'
 import { Libp2pPeerClient } from '../../src/p2p/libp2p-peer-client.js'
+import { MDNS_SERVICE_TAG } from '../../src/p2p/constants.js'
+import { Lab, type LabHost } from '../helpers/netns.js'
 import { LogLines, Nodes, eventually } from './node-helpers.js'
+import type { FixtureArgs } from './mdns-node.fixture.js'
 import type { IdentifyResult, PeerId } from '@libp2p/interface'
 
 describe('peerix node', () => {
@@ -115,3 +120,58 @@ describe('peerix node', () => {
     }
   })
 })
+
+describe('peerix node on a LAN (mDNS, network namespaces)', function () {
+  this.timeout(60_000)
+  let lab: Lab | undefined
+  after(async () => { await lab?.cleanup() })
+
+  it('finds other peerix nodes by mDNS under its own tag, and asks only those', async () => {
+    lab = await Lab.create(4)
+    const [peerixA, peerixB, plainPeerixTag, plainDefaultTag] = await Promise.all([
+      { kind: 'peerix' },
+      { kind: 'peerix' },
+      { kind: 'plain', serviceTag: MDNS_SERVICE_TAG },
+      { kind: 'plain', serviceTag: '_p2p._udp.local' }
+    ].map(async (args, i) => await FixtureNode.start(lab!, lab!.hosts[i], args as FixtureArgs)))
+
+    await eventually('A and B to list each other', () =>
+      sameMembers(peerixA.state.peers, [peerixB.id]) && sameMembers(peerixB.state.peers, [peerixA.id]), 30_000)
+    // A node that answers the peerix tag is dialled, but not asked: it does not speak peerix.
+    await eventually('A to connect the plain node under the peerix tag', () => peerixA.state.connections.includes(plainPeerixTag.id), 30_000)
+    assert.deepEqual(peerixA.state.peers, [peerixB.id])
+    assert.ok(!peerixA.state.connections.includes(plainDefaultTag.id), 'a libp2p node under the default tag is not dialled')
+    assert.ok(!peerixB.state.connections.includes(plainDefaultTag.id), 'a libp2p node under the default tag is not dialled')
+    assert.ok(peerixA.logs.some(l => l.includes(`found (peerix/${VERSION} at /ip4/${lab!.hosts[1].ip}/tcp/12305`)), peerixA.logs.join('\n'))
+  })
+})
+
+/** A fixture node in a lab host, and the last state it printed. */
+class FixtureNode {
+  id = ''
+  state: { peers: string[], connections: string[] } = { peers: [], connections: [] }
+  readonly logs: string[] = []
+
+  static async start (lab: Lab, host: LabHost, args: FixtureArgs): Promise<FixtureNode> {
+    const fixture = fileURLToPath(new URL('./mdns-node.fixture.ts', import.meta.url))
+    const child = lab.spawn(host, process.execPath, ['--import', 'tsx', fixture, JSON.stringify(args)], { cwd: fileURLToPath(new URL('../..', import.meta.url)) })
+    const node = new FixtureNode()
+    let stderr = ''
+    child.stderr?.on('data', (data: Buffer) => { stderr += data.toString() })
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const message = JSON.parse(line) as { id?: string, log?: string, peers?: string[], connections?: string[] }
+      if (message.id !== undefined) node.id = message.id
+      if (message.log !== undefined) node.logs.push(message.log)
+      if (message.peers !== undefined && message.connections !== undefined) node.state = { peers: message.peers, connections: message.connections }
+    })
+    await eventually(`the node in ${host.ns} to start`, () => {
+      if (child.exitCode !== null) throw new Error(`fixture exited with ${child.exitCode}: ${stderr}`)
+      return node.id !== ''
+    }, 30_000)
+    return node
+  }
+}
+
+function sameMembers (actual: string[], expected: string[]): boolean {
+  return actual.length === expected.length && expected.every(e => actual.includes(e))
+}
