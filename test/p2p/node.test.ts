@@ -142,7 +142,7 @@ describe('peerix node on a LAN (mDNS, network namespaces)', function () {
     assert.deepEqual(peerixA.state.peers, [peerixB.id])
     assert.ok(!peerixA.state.connections.includes(plainDefaultTag.id), 'a libp2p node under the default tag is not dialled')
     assert.ok(!peerixB.state.connections.includes(plainDefaultTag.id), 'a libp2p node under the default tag is not dialled')
-    assert.ok(peerixA.logs.some(l => l.includes(`found (peerix/${VERSION} at /ip4/${lab!.hosts[1].ip}/tcp/12305`)), peerixA.logs.join('\n'))
+    assert.ok(peerixA.logs.some(l => l.includes(`found (peerix/${VERSION} at /ip4/${lab!.hosts[1].ip}/tcp/`)), peerixA.logs.join('\n'))
   })
 })
 
