@@ -126,8 +126,10 @@ describe('peerix node on a LAN (mDNS, network namespaces)', function () {
   let lab: Lab | undefined
   after(async () => { await lab?.cleanup() })
 
-  it('finds other peerix nodes by mDNS under its own tag, and asks only those', async () => {
+  it('finds other peerix nodes by mDNS under its own tag, and asks only those; IPv6 is optional', async () => {
     lab = await Lab.create(4)
+    // B's host has no IPv6: the default listen addresses include [::], and the node must start anyway.
+    await lab.exec(lab.hosts[1], 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'])
     const [peerixA, peerixB, plainPeerixTag, plainDefaultTag] = await Promise.all([
       { kind: 'peerix' },
       { kind: 'peerix' },
@@ -142,6 +144,8 @@ describe('peerix node on a LAN (mDNS, network namespaces)', function () {
     assert.deepEqual(peerixA.state.peers, [peerixB.id])
     assert.ok(!peerixA.state.connections.includes(plainDefaultTag.id), 'a libp2p node under the default tag is not dialled')
     assert.ok(!peerixB.state.connections.includes(plainDefaultTag.id), 'a libp2p node under the default tag is not dialled')
+    assert.ok(peerixA.addrs.some(a => a.startsWith('/ip6/')), `A listens on IPv6: ${peerixA.addrs.join(' ')}`)
+    assert.ok(peerixB.addrs.every(a => a.startsWith('/ip4/')), `B, without IPv6, listens on IPv4 only: ${peerixB.addrs.join(' ')}`)
     assert.ok(peerixA.logs.some(l => l.includes(`found (peerix/${VERSION} at /ip4/${lab!.hosts[1].ip}/tcp/`)), peerixA.logs.join('\n'))
   })
 })
@@ -149,6 +153,7 @@ describe('peerix node on a LAN (mDNS, network namespaces)', function () {
 /** A fixture node in a lab host, and the last state it printed. */
 class FixtureNode {
   id = ''
+  addrs: string[] = []
   state: { peers: string[], connections: string[] } = { peers: [], connections: [] }
   readonly logs: string[] = []
 
@@ -159,8 +164,9 @@ class FixtureNode {
     let stderr = ''
     child.stderr?.on('data', (data: Buffer) => { stderr += data.toString() })
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      const message = JSON.parse(line) as { id?: string, log?: string, peers?: string[], connections?: string[] }
+      const message = JSON.parse(line) as { id?: string, addrs?: string[], log?: string, peers?: string[], connections?: string[] }
       if (message.id !== undefined) node.id = message.id
+      if (message.addrs !== undefined) node.addrs = message.addrs
       if (message.log !== undefined) node.logs.push(message.log)
       if (message.peers !== undefined && message.connections !== undefined) node.state = { peers: message.peers, connections: message.connections }
     })
