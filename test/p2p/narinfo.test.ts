@@ -1,0 +1,258 @@
+import '../../src/polyfill.js'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { formatSha256Nix32 } from '../../src/nix/hash.js'
+import { formatNarInfo } from '../../src/nix/narinfo.js'
+import { toNix32 } from '../../src/nix/nix32.js'
+import { narinfo, NARINFO_PROTOCOL } from '../../src/p2p/narinfo/index.js'
+import { NarinfoResponse } from '../../src/p2p/narinfo/pb/message.js'
+import { encodeFrame } from '../../src/p2p/wire/frame.js'
+import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
+import type { NarinfoService, NarinfoServiceInit } from '../../src/p2p/narinfo/index.js'
+import type { NarInfo } from '../../src/nix/narinfo.js'
+import type { PathSource, Served } from '../../src/store/source.js'
+import type { Libp2p, Stream } from '@libp2p/interface'
+
+type Node = Libp2p<{ narinfo: NarinfoService }>
+
+/** A store hash part made from a label, so each fixture path has its own. */
+function hashPartOf (label: string): string {
+  return toNix32(createHash('sha256').update(label).digest().subarray(0, 20))
+}
+
+function infoFor (label: string): NarInfo {
+  const hashPart = hashPartOf(label)
+  return {
+    storePath: `/nix/store/${hashPart}-${label}`,
+    url: `nar/${hashPart}.nar`,
+    compression: 'none',
+    narHash: formatSha256Nix32(createHash('sha256').update(`nar of ${label}`).digest()),
+    narSize: 1234,
+    references: [],
+    sigs: []
+  }
+}
+
+/** What a fixture store was asked, and its answers: found, refused, throwing, hanging. */
+class FixtureSource implements PathSource {
+  readonly asked: Array<{ hashPart: string, peer: string }> = []
+  readonly found = new Map<string, NarInfo>()
+  readonly refused = new Map<string, string>()
+  readonly failing = new Set<string>()
+  readonly hanging = new Set<string>()
+
+  async narInfo (hashPart: string, peer: string): Promise<Served<NarInfo>> {
+    this.asked.push({ hashPart, peer })
+    if (this.hanging.has(hashPart)) return await new Promise(() => {})
+    if (this.failing.has(hashPart)) throw new Error('database is locked at /secret/path')
+    const reason = this.refused.get(hashPart)
+    if (reason !== undefined) return { status: 'refused', reason }
+    const info = this.found.get(hashPart)
+    return info === undefined ? { status: 'absent' } : { status: 'found', value: info }
+  }
+
+  async nar (): Promise<Served<never>> {
+    return { status: 'absent' }
+  }
+}
+
+async function createNode (init: Omit<NarinfoServiceInit, 'source'> & { source?: PathSource } = {}): Promise<Node> {
+  return await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { narinfo: narinfo({ source: init.source ?? new FixtureSource(), ...init }) }
+  })
+}
+
+/** A stream to the server's narinfo protocol on which the test writes bytes by hand. */
+async function rawStream (from: Node, to: Node): Promise<Stream> {
+  return await from.dialProtocol(to.getMultiaddrs()[0], NARINFO_PROTOCOL)
+}
+
+/** The status a stream ends in: 'reset' when the remote reset it, 'closed' when it closed cleanly. */
+async function ending (stream: Stream, within: number): Promise<string> {
+  if (stream.status === 'open' || stream.status === 'closing') {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`stream still ${stream.status} after ${within} ms`)) }, within)
+      stream.addEventListener('close', () => { clearTimeout(timer); resolve() }, { once: true })
+    })
+  }
+  return stream.status
+}
+
+describe('/peerix/narinfo/1', function () {
+  this.timeout(20_000)
+  const nodes: Node[] = []
+  let source: FixtureSource
+  let server: Node
+  let client: Node
+
+  async function started (init: Parameters<typeof createNode>[0] = {}): Promise<Node> {
+    const node = await createNode(init)
+    nodes.push(node)
+    return node
+  }
+
+  beforeEach(async () => {
+    source = new FixtureSource()
+    server = await started({ source })
+    client = await started({ timeout: 2_000 })
+    await client.dial(server.getMultiaddrs()[0])
+  })
+
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map(async (node) => { await node.stop() }))
+  })
+
+  it('answers FOUND with the narinfo text the server store serves, naming the asking peer to the store', async () => {
+    const info = infoFor('hello-2.12')
+    source.found.set(hashPartOf('hello-2.12'), info)
+    const answer = await client.services.narinfo.query(server.peerId, hashPartOf('hello-2.12'))
+    assert.deepEqual(answer, { status: 'found', value: formatNarInfo(info) })
+    assert.deepEqual(source.asked, [{ hashPart: hashPartOf('hello-2.12'), peer: client.peerId.toString() }])
+  })
+
+  it('answers ABSENT for a path the store does not have', async () => {
+    const answer = await client.services.narinfo.query(server.peerId, hashPartOf('not-here'))
+    assert.deepEqual(answer, { status: 'absent' })
+  })
+
+  it('answers REFUSED with the serving policy\'s reason', async () => {
+    source.refused.set(hashPartOf('secret'), 'built here and not signed by a trusted key')
+    const answer = await client.services.narinfo.query(server.peerId, hashPartOf('secret'))
+    assert.deepEqual(answer, { status: 'refused', reason: 'built here and not signed by a trusted key' })
+  })
+
+  it('answers ERROR without the store\'s internal message when the store fails', async () => {
+    source.failing.add(hashPartOf('broken'))
+    const answer = await client.services.narinfo.query(server.peerId, hashPartOf('broken'))
+    assert.equal(answer.status, 'error')
+    assert.match((answer as { message: string }).message, /ERROR: the store could not answer/)
+    assert.doesNotMatch((answer as { message: string }).message, /secret/)
+  })
+
+  it('does not send a request for a hash part that is not one', async () => {
+    const answer = await client.services.narinfo.query(server.peerId, '../../etc/passwd')
+    assert.equal(answer.status, 'error')
+    assert.match((answer as { message: string }).message, /invalid store path hash/)
+    assert.equal(source.asked.length, 0)
+  })
+
+  it('answers many concurrent queries on one connection, each with its own path', async () => {
+    const labels = Array.from({ length: 200 }, (_, i) => `path-${i}`)
+    for (const label of labels.filter((_, i) => i % 2 === 0)) source.found.set(hashPartOf(label), infoFor(label))
+    // a burst on a connection the server has not finished setting up trips yamux's limit of
+    // 10 "early" streams (a libp2p matter, not this protocol's): let one query go first
+    assert.equal((await client.services.narinfo.query(server.peerId, hashPartOf('warm-up'))).status, 'absent')
+    const answers = await Promise.all(labels.map(async (label) => await client.services.narinfo.query(server.peerId, hashPartOf(label))))
+    answers.forEach((answer, i) => {
+      if (i % 2 === 0) assert.deepEqual(answer, { status: 'found', value: formatNarInfo(infoFor(labels[i])) })
+      else assert.deepEqual(answer, { status: 'absent' })
+    })
+  })
+
+  describe('a requester that misbehaves', () => {
+    it('gets ERROR and a reset for a garbage request frame, and the server keeps serving', async () => {
+      const stream = await rawStream(client, server)
+      const reader = new StreamReader(stream)
+      stream.send(Uint8Array.from([5, 0xff, 0xff, 0xff, 0xff, 0xff]))
+      const response = NarinfoResponse.decode(await reader.readFrame(64 * 1024))
+      assert.equal(response.status, NarinfoResponse.Status.ERROR)
+      assert.match(response.message, /^malformed request: /)
+      assert.equal(await ending(stream, 2_000), 'reset')
+      reader.dispose()
+
+      source.found.set(hashPartOf('after'), infoFor('after'))
+      assert.equal((await client.services.narinfo.query(server.peerId, hashPartOf('after'))).status, 'found')
+    })
+
+    it('gets ERROR naming the hash for a well-formed request with an invalid hash part', async () => {
+      const stream = await rawStream(client, server)
+      const reader = new StreamReader(stream)
+      stream.send(encodeFrame(Uint8Array.from([10, 4, ...Buffer.from('e/..')])))
+      const response = NarinfoResponse.decode(await reader.readFrame(64 * 1024))
+      assert.equal(response.status, NarinfoResponse.Status.ERROR)
+      assert.match(response.message, /invalid store path hash "e\/\.\."/)
+      assert.equal(await ending(stream, 2_000), 'reset')
+      reader.dispose()
+      assert.equal(source.asked.length, 0)
+    })
+
+    it('gets ERROR for a frame announcing 4 GiB, without the server waiting for (or allocating) it', async () => {
+      const stream = await rawStream(client, server)
+      const reader = new StreamReader(stream)
+      stream.send(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f]))
+      const response = NarinfoResponse.decode(await reader.readFrame(64 * 1024))
+      assert.equal(response.status, NarinfoResponse.Status.ERROR)
+      assert.match(response.message, /more than the limit of 256 bytes/)
+      assert.equal(await ending(stream, 2_000), 'reset')
+      reader.dispose()
+      assert.equal((await client.services.narinfo.query(server.peerId, hashPartOf('x'))).status, 'absent')
+    })
+
+    it('is cut off when it opens a stream and never sends a request', async () => {
+      const impatient = await started({ source, requestTimeout: 300 })
+      const stream = await rawStream(client, impatient)
+      const start = Date.now()
+      assert.equal(await ending(stream, 3_000), 'reset')
+      const waited = Date.now() - start
+      assert.ok(waited >= 250 && waited < 2_000, `reset after ${waited} ms, request timeout 300 ms`)
+      assert.equal(source.asked.length, 0)
+    })
+  })
+
+  describe('a responder that misbehaves', () => {
+    it('gives an error within the requester\'s timeout when the server never answers', async () => {
+      source.hanging.add(hashPartOf('slow'))
+      const quick = await started({ timeout: 300 })
+      await quick.dial(server.getMultiaddrs()[0])
+      const start = Date.now()
+      const answer = await quick.services.narinfo.query(server.peerId, hashPartOf('slow'))
+      const waited = Date.now() - start
+      assert.deepEqual(answer, { status: 'error', message: 'no answer within 300 ms' })
+      assert.ok(waited < 2_000, `answered after ${waited} ms`)
+    })
+
+    it('gives an error as soon as the caller\'s signal aborts', async () => {
+      source.hanging.add(hashPartOf('slow'))
+      const start = Date.now()
+      const answer = await client.services.narinfo.query(server.peerId, hashPartOf('slow'), { signal: AbortSignal.timeout(200) })
+      assert.deepEqual(answer, { status: 'error', message: 'cancelled by the caller' })
+      assert.ok(Date.now() - start < 1_500)
+    })
+
+    it('gives an error for a garbage answer, an oversized one, and one without a status', async () => {
+      const liar = await createLibp2p({
+        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()]
+      })
+      nodes.push(liar as Node)
+      await client.dial(liar.getMultiaddrs()[0])
+      const replies = [
+        Uint8Array.from([3, 0xff, 0xff, 0xff]),
+        Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f]),
+        encodeFrame(new Uint8Array(0))
+      ]
+      await liar.handle(NARINFO_PROTOCOL, async (stream) => {
+        stream.send(replies.shift() as Uint8Array)
+        await stream.close()
+      })
+      const messages: string[] = []
+      for (let i = 0; i < 3; i++) {
+        const answer = await client.services.narinfo.query(liar.peerId, hashPartOf('x'), { signal: AbortSignal.timeout(2_000) })
+        assert.equal(answer.status, 'error')
+        messages.push((answer as { message: string }).message)
+      }
+      assert.match(messages[1], /limit of \d+ bytes/)
+      assert.equal(messages[2], 'malformed response: no status')
+    })
+  })
+})
