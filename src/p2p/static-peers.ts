@@ -31,6 +31,8 @@ export const DEFAULT_MAX_BACKOFF_MS = 60_000
 /** One static peer's state: who answered at its address last, and the pending redial. */
 interface Target {
   addr: Multiaddr
+  /** The multiaddr names the peer ID: only that peer counts as this static peer. */
+  pinned: boolean
   peerId?: PeerId
   connected: boolean
   dialling: boolean
@@ -51,7 +53,10 @@ export class StaticPeers implements Startable {
     this.#log = init.log
     this.#minBackoffMs = init.minBackoffMs ?? DEFAULT_MIN_BACKOFF_MS
     this.#maxBackoffMs = init.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS
-    this.#targets = init.addrs.map(addr => ({ addr, peerId: peerIdIn(addr), connected: false, dialling: false, failures: 0 }))
+    this.#targets = init.addrs.map(addr => {
+      const peerId = peerIdIn(addr)
+      return { addr, pinned: peerId !== undefined, peerId, connected: false, dialling: false, failures: 0 }
+    })
   }
 
   start (): void {
@@ -92,7 +97,7 @@ export class StaticPeers implements Startable {
     if (connection.status !== 'open') return
     const announced = new Set(listenAddrs.map(withoutPeerId))
     for (const target of this.#targets) {
-      if (announced.has(withoutPeerId(target.addr)) && (target.peerId === undefined || !target.connected)) this.#connectedBy(target, peerId)
+      if (!target.pinned && announced.has(withoutPeerId(target.addr))) this.#connectedBy(target, peerId)
     }
   }
 
