@@ -87,6 +87,7 @@ export class StreamReader {
   async * readBody (length: number, options: ReadOptions = {}): AsyncGenerator<Uint8Array> {
     let received = 0
     while (received < length) {
+      options.signal?.throwIfAborted()
       if (!await this.#fill(1, options)) throw new ProtocolError(`the stream ended after ${received} of the ${length} bytes announced`)
       if (received + this.#buffer.byteLength > length) throw new ProtocolError(`the peer sent more than the ${length} bytes it announced`)
       const chunks = [...this.#buffer]
@@ -125,9 +126,14 @@ export class StreamReader {
   /** Waits until `bytes` are buffered: true, or false when the stream ended cleanly before. */
   async #fill (bytes: number, options: ReadOptions): Promise<boolean> {
     while (this.#buffer.byteLength < bytes) {
+      options.signal?.throwIfAborted()
+      // resuming hands over what the stream held back while paused, even after the remote ended
+      if (this.#stream.readStatus === 'paused') {
+        this.#stream.resume()
+        continue
+      }
       if (this.#error != null) throw this.#error
       if (this.#ended) return false
-      if (this.#stream.readStatus === 'paused') this.#stream.resume()
       await this.#nextEvent(options)
     }
     return true

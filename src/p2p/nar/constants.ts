@@ -1,0 +1,44 @@
+/** /peerix/nar/1: protocol id, limits and timeouts (see protocols/peerix-nar-1.md). */
+
+export const PROTOCOL = '/peerix/nar/1'
+
+/** A request is a hash part, a NarHash and an offset: about 100 bytes. */
+export const MAX_REQUEST_BYTES = 512
+
+/** The response header: a status, a length and a short message. */
+export const MAX_HEADER_BYTES = 4096
+
+/** How long a responder waits for the request frame after the stream opened. */
+export const REQUEST_TIMEOUT = 10_000
+
+/** How long a requester waits for the response header (the source may open files first). */
+export const HEADER_TIMEOUT = 30_000
+
+/** A requester fails the body when no byte arrives for this long (a stalled peer). */
+export const IDLE_TIMEOUT = 30_000
+
+/** A responder gives up when the requester reads nothing for this long. */
+export const SEND_STALL_TIMEOUT = 60_000
+
+/**
+ * The responder gathers the store's small pieces (NAR headers, small files) into writes of at
+ * least this size: each write is a yamux frame and a Noise message, so tiny writes cost
+ * throughput. Measured in test/p2p/nar.test.ts's neighbourhood, see the report of the change.
+ */
+export const SEND_CHUNK_BYTES = 256 * 1024
+
+/** Unread NAR bytes at which the requester pauses the stream until its consumer catches up. */
+export const READ_HIGH_WATER_MARK = 4 * 1024 * 1024
+
+/**
+ * After a pause the sender may still fill the window yamux granted before (up to its
+ * maxStreamWindowSize, 16 MiB by default); the stream must buffer that much without resetting.
+ */
+export const READ_BUFFER_LIMIT = READ_HIGH_WATER_MARK + 16 * 1024 * 1024 + 64 * 1024
+
+/** The largest NAR offset or length we accept: beyond this a JS number is not exact. */
+export const MAX_NAR_BYTES = Number.MAX_SAFE_INTEGER
+
+/** Parallel NAR downloads per connection (the shim runs up to 16 at once). */
+export const MAX_INBOUND_STREAMS = 32
+export const MAX_OUTBOUND_STREAMS = 32

@@ -1,0 +1,63 @@
+/**
+ * @packageDocumentation
+ *
+ * `/peerix/nar/1` (protocols/peerix-nar-1.md): fetch a store path's NAR from a peer, from any
+ * byte offset; stream this host's own NARs to peers with back-pressure.
+ *
+ * ```ts
+ * const node = await createLibp2p({ services: { nar: nar({ source }) } })
+ * const answer = await node.services.nar.fetch(peerId, hashPart, narHash, 0, { signal })
+ * if (answer.status === 'found') for await (const chunk of answer.value) hash.update(chunk)
+ * ```
+ */
+import { NarService as NarServiceClass } from './nar.js'
+import type { Answer } from '../peer-client.js'
+import type { PathSource } from '../../store/source.js'
+import type { Logger } from '../../log.js'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+
+/**
+ * The bytes of a NAR from the requested offset, unverified. Iterate it once, to the end or
+ * until you stop (which resets the stream): it throws when the stream is reset, stalls for
+ * the idle timeout, or carries more or fewer than `length` bytes.
+ */
+export interface NarStream extends AsyncIterable<Uint8Array> {
+  /** The number of bytes the peer announced: NarSize - offset. */
+  length: number
+}
+
+export interface NarService {
+  /** Never throws: a reset, a timeout or a malformed header is an `error` answer. */
+  fetch: (peer: PeerId, hashPart: string, narHash: string, offset: number, options?: AbortOptions) => Promise<Answer<NarStream>>
+}
+
+export interface NarServiceInit {
+  /** What this host serves to peers. */
+  source: PathSource
+  /** Client: how long to wait for the response header, whatever the caller's signal (ms). */
+  timeout?: number
+  /** Client: how long the body may go without a byte before the download fails (ms). */
+  idleTimeout?: number
+  /** Server: how long a peer has to send its request after opening a stream (ms). */
+  requestTimeout?: number
+  /** Server: how long a requester may read nothing before we give up on it (ms). */
+  sendStallTimeout?: number
+  /** Server: the smallest write the store's pieces are gathered into (bytes). */
+  chunkBytes?: number
+  maxInboundStreams?: number
+  maxOutboundStreams?: number
+  /** Where misbehaving peers and store failures are reported. */
+  log?: Logger
+}
+
+export interface NarServiceComponents {
+  registrar: Registrar
+  connectionManager: ConnectionManager
+}
+
+export function nar (init: NarServiceInit): (components: NarServiceComponents) => NarService {
+  return (components) => new NarServiceClass(components, init)
+}
+
+export { PROTOCOL as NAR_PROTOCOL } from './constants.js'

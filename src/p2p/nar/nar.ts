@@ -1,0 +1,224 @@
+/**
+ * The /peerix/nar/1 service: streams NARs from this host's own store to peers, with
+ * back-pressure, and fetches NARs from peers as an iterable that only ends once exactly the
+ * announced bytes have arrived.
+ */
+import { shortPeer, silentLogger } from '../../log.js'
+import { describe } from '../wire/describe.js'
+import { deadline } from '../wire/deadline.js'
+import { encodeFrame } from '../wire/frame.js'
+import { send } from '../wire/send.js'
+import { StreamReader } from '../wire/stream-reader.js'
+import { Uint8ArrayList } from 'uint8arraylist'
+import {
+  HEADER_TIMEOUT, IDLE_TIMEOUT, MAX_HEADER_BYTES, MAX_INBOUND_STREAMS, MAX_NAR_BYTES, MAX_OUTBOUND_STREAMS,
+  MAX_REQUEST_BYTES, PROTOCOL, READ_BUFFER_LIMIT, READ_HIGH_WATER_MARK, REQUEST_TIMEOUT, SEND_CHUNK_BYTES, SEND_STALL_TIMEOUT
+} from './constants.js'
+import { NarRequest, NarResponse } from './pb/message.js'
+import { checkNarQuery } from './request.js'
+import type { NarQuery } from './request.js'
+import type { NarService as NarServiceInterface, NarServiceComponents, NarServiceInit, NarStream } from './index.js'
+import type { Answer } from '../peer-client.js'
+import type { NarBytes, PathSource, Served } from '../../store/source.js'
+import type { Logger } from '../../log.js'
+import type { AbortOptions, Connection, PeerId, Startable, Stream } from '@libp2p/interface'
+
+const Status = NarResponse.Status
+
+export class NarService implements Startable, NarServiceInterface {
+  readonly protocol = PROTOCOL
+  readonly [Symbol.toStringTag] = '@peerix/nar'
+  readonly #components: NarServiceComponents
+  readonly #source: PathSource
+  readonly #log: Logger
+  readonly #timeout: number
+  readonly #idleTimeout: number
+  readonly #requestTimeout: number
+  readonly #sendStallTimeout: number
+  readonly #chunkBytes: number
+  readonly #maxInboundStreams: number
+  readonly #maxOutboundStreams: number
+  #started = false
+
+  constructor (components: NarServiceComponents, init: NarServiceInit) {
+    this.#components = components
+    this.#source = init.source
+    this.#log = init.log ?? silentLogger
+    this.#timeout = init.timeout ?? HEADER_TIMEOUT
+    this.#idleTimeout = init.idleTimeout ?? IDLE_TIMEOUT
+    this.#requestTimeout = init.requestTimeout ?? REQUEST_TIMEOUT
+    this.#sendStallTimeout = init.sendStallTimeout ?? SEND_STALL_TIMEOUT
+    this.#chunkBytes = init.chunkBytes ?? SEND_CHUNK_BYTES
+    this.#maxInboundStreams = init.maxInboundStreams ?? MAX_INBOUND_STREAMS
+    this.#maxOutboundStreams = init.maxOutboundStreams ?? MAX_OUTBOUND_STREAMS
+  }
+
+  async start (): Promise<void> {
+    await this.#components.registrar.handle(PROTOCOL, this.#handle, {
+      maxInboundStreams: this.#maxInboundStreams,
+      maxOutboundStreams: this.#maxOutboundStreams
+    })
+    this.#started = true
+  }
+
+  async stop (): Promise<void> {
+    await this.#components.registrar.unhandle(PROTOCOL)
+    this.#started = false
+  }
+
+  isStarted (): boolean {
+    return this.#started
+  }
+
+  /**
+   * Asks `peer` for the NAR of `hashPart` from byte `offset`. Never throws; the iterable of a
+   * `found` answer throws when the stream is reset, stalls or carries more or fewer bytes than
+   * announced, and must be iterated (or returned) so the stream is released.
+   */
+  async fetch (peer: PeerId, hashPart: string, narHash: string, offset: number, options: AbortOptions = {}): Promise<Answer<NarStream>> {
+    let query: NarQuery
+    try {
+      query = checkNarQuery(hashPart, narHash, offset)
+    } catch (err) {
+      return { status: 'error', message: describe(err) }
+    }
+    const { signal, explain } = deadline(this.#timeout, options.signal)
+    let stream: Stream | undefined
+    let reader: StreamReader | undefined
+    try {
+      stream = await this.#components.connectionManager.openStream(peer, PROTOCOL, { signal })
+      stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, READ_BUFFER_LIMIT)
+      reader = new StreamReader(stream, { highWaterMark: READ_HIGH_WATER_MARK })
+      stream.send(encodeFrame(NarRequest.encode({ ...query, offset: BigInt(query.offset) })))
+      await stream.close({ signal })
+      const header = NarResponse.decode(await reader.readFrame(MAX_HEADER_BYTES, { signal }))
+      if (header.status === Status.FOUND) {
+        if (header.length > BigInt(MAX_NAR_BYTES)) throw new Error(`malformed response: length ${header.length} is too large`)
+        const body = this.#body(stream, reader, Number(header.length), options.signal)
+        reader = undefined
+        return { status: 'found', value: body }
+      }
+      if (stream.status === 'open') stream.abort(new Error('answer complete'))
+      return toAnswer(header)
+    } catch (err) {
+      stream?.abort(err instanceof Error ? err : new Error(String(err)))
+      return { status: 'error', message: explain(err) }
+    } finally {
+      reader?.dispose()
+    }
+  }
+
+  /** The announced bytes as they arrive; an early exit resets the stream so the peer stops. */
+  #body (stream: Stream, reader: StreamReader, length: number, signal?: AbortSignal): NarStream {
+    const idleTimeout = this.#idleTimeout
+    async function * read (): AsyncGenerator<Uint8Array> {
+      let complete = false
+      try {
+        yield * reader.readBody(length, { idleTimeout, signal })
+        complete = true
+      } finally {
+        reader.dispose()
+        if (!complete) stream.abort(new Error('NAR download stopped before its end'))
+      }
+    }
+    return Object.assign(read(), { length })
+  }
+
+  readonly #handle = async (stream: Stream, connection: Connection): Promise<void> => {
+    const peer = connection.remotePeer.toString()
+    const reader = new StreamReader(stream)
+    // the store stops reading files as soon as the requester goes away
+    const gone = new AbortController()
+    const onClose = (): void => { gone.abort() }
+    stream.addEventListener('close', onClose)
+    try {
+      const query = await this.#readRequest(stream, reader, peer)
+      if (query === undefined) return
+      const served = await this.#serve(query, peer, gone.signal)
+      if (served.status === 'found') {
+        await this.#sendNar(stream, served.value, peer, query)
+      } else {
+        stream.send(encodeFrame(NarResponse.encode(served.status === 'refused'
+          ? { status: Status.REFUSED, message: served.reason }
+          : served.status === 'absent' ? { status: Status.ABSENT } : { status: Status.ERROR, message: served.message })))
+      }
+      await stream.close({ signal: AbortSignal.timeout(this.#sendStallTimeout) })
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } finally {
+      stream.removeEventListener('close', onClose)
+      gone.abort()
+      reader.dispose()
+    }
+  }
+
+  /** The request, or undefined when the stream was cut off or answered ERROR for it. */
+  async #readRequest (stream: Stream, reader: StreamReader, peer: string): Promise<NarQuery | undefined> {
+    const timer = AbortSignal.timeout(this.#requestTimeout)
+    try {
+      const request = NarRequest.decode(await reader.readFrame(MAX_REQUEST_BYTES, { signal: timer }))
+      return checkNarQuery(request.hashPart, request.narHash, request.offset)
+    } catch (err) {
+      if (timer.aborted) {
+        this.#log.debug(`nar: no request from ${shortPeer(peer)} within ${this.#requestTimeout} ms`)
+        stream.abort(new Error(`no request within ${this.#requestTimeout} ms`))
+        return undefined
+      }
+      const message = `malformed request: ${describe(err)}`
+      this.#log.warn(`nar: ${message} (from ${shortPeer(peer)})`)
+      if (stream.writeStatus === 'writable') stream.send(encodeFrame(NarResponse.encode({ status: Status.ERROR, message })))
+      stream.abort(new Error(message))
+      return undefined
+    }
+  }
+
+  async #serve ({ hashPart, narHash, offset }: NarQuery, peer: string, signal: AbortSignal): Promise<Served<NarBytes> | { status: 'error', message: string }> {
+    try {
+      const served = await this.#source.nar(hashPart, narHash, offset, peer, signal)
+      if (served.status === 'found' && !(Number.isSafeInteger(served.value.length) && served.value.length >= 0)) {
+        throw new Error(`the store announced an invalid length ${served.value.length}`)
+      }
+      return served
+    } catch (err) {
+      this.#log.warn(`nar: cannot serve ${hashPart} to ${shortPeer(peer)}: ${describe(err)}`)
+      return { status: 'error', message: 'the store could not serve the NAR' }
+    }
+  }
+
+  /**
+   * The FOUND header, then exactly the announced bytes. The store's small pieces are gathered
+   * into larger writes; a store that yields more or fewer bytes than it announced has the
+   * stream reset, so the requester never mistakes a wrong NAR for a complete one.
+   */
+  async #sendNar (stream: Stream, nar: NarBytes, peer: string, query: NarQuery): Promise<void> {
+    const stall = this.#sendStallTimeout
+    await send(stream, encodeFrame(NarResponse.encode({ status: Status.FOUND, length: BigInt(nar.length) })), stall)
+    let sent = 0
+    let pending = new Uint8ArrayList()
+    for await (const chunk of nar.stream) {
+      sent += chunk.byteLength
+      if (sent > nar.length) throw new Error(`the store produced more than the ${nar.length} bytes it announced`)
+      pending.append(chunk)
+      if (pending.byteLength >= this.#chunkBytes) {
+        await send(stream, pending, stall)
+        pending = new Uint8ArrayList()
+      }
+    }
+    if (pending.byteLength > 0) await send(stream, pending, stall)
+    if (sent !== nar.length) throw new Error(`the store produced ${sent} of the ${nar.length} bytes it announced`)
+    this.#log.debug(`nar: served ${query.hashPart} from ${query.offset} (${sent} bytes) to ${shortPeer(peer)}`)
+  }
+}
+
+function toAnswer (header: NarResponse): Answer<never> {
+  switch (header.status) {
+    case Status.ABSENT:
+      return { status: 'absent' }
+    case Status.REFUSED:
+      return { status: 'refused', reason: header.message === '' ? 'refused without a reason' : header.message }
+    case Status.ERROR:
+      return { status: 'error', message: `the peer answered ERROR: ${header.message === '' ? 'no reason given' : header.message}` }
+    default:
+      return { status: 'error', message: 'malformed response: no status' }
+  }
+}
