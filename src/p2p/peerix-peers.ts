@@ -69,7 +69,7 @@ export class PeerixPeers implements Startable {
 
   readonly #onDisconnect = (evt: CustomEvent<PeerId>): void => {
     this.#identified.delete(evt.detail.toString())
-    if (this.#peers.delete(evt.detail.toString())) this.#init.log.info(`peer ${shortPeer(evt.detail.toString())} lost`)
+    if (this.#peers.delete(evt.detail.toString())) this.#init.log.info(`peer lost ${shortPeer(evt.detail.toString())}`)
   }
 
   #consider (peerId: PeerId, protocols: string[], agentVersion?: string, address?: string): void {
@@ -78,9 +78,9 @@ export class PeerixPeers implements Startable {
     const connected = this.#components.connectionManager.getConnections(peerId).length > 0
     if (speaks && connected && !this.#peers.has(key)) {
       this.#peers.set(key, peerId)
-      this.#init.log.info(`peer ${shortPeer(key)} found (${agentVersion ?? 'unknown agent'}${address === undefined ? '' : ` at ${address}`})`)
+      this.#init.log.info(`peer found ${shortPeer(key)} (${agentVersion ?? 'unknown agent'}${address === undefined ? '' : ` at ${address}`})`)
     } else if (!speaks && this.#peers.delete(key)) {
-      this.#init.log.info(`peer ${shortPeer(key)} lost (no longer speaks ${this.#init.protocol})`)
+      this.#init.log.info(`peer lost ${shortPeer(key)} (no longer speaks ${this.#init.protocol})`)
     }
   }
 }
