@@ -7,6 +7,9 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { LOG_LEVELS, type LogLevel } from './log.js'
+import { SERVE_MODES, type ServeMode } from './store/serving-policy.js'
+import { globToRegExp } from './store/glob.js'
+import { parsePublicKey } from './nix/signing.js'
 
 export const DEFAULT_LISTEN = '127.0.0.1:12304'
 export const DEFAULT_P2P_PORT = 12305
@@ -37,6 +40,12 @@ export interface DaemonConfig {
   mdns: boolean
   priority: number
   timeoutMs: number
+  /** `trusted`: paths only this host has go to trusted peers only; `all`: the original's behaviour. */
+  serve: ServeMode
+  /** Globs over store names never served, on top of DEFAULT_SERVE_DENY. */
+  serveDeny: string[]
+  /** Refuse libp2p connections from peers not in trustedPeers. */
+  peersOnly: boolean
   logLevel: LogLevel
 }
 
@@ -94,4 +103,28 @@ export function defaultStateDir (env = process.env): string {
 export function defaultKeyName (): string {
   const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-')
   return `peerix-${host === '' ? 'host' : host}`
+}
+
+export function parseServeMode (text: string): ServeMode {
+  if (!(SERVE_MODES as readonly string[]).includes(text)) throw new ConfigError(`--serve ${JSON.stringify(text)}: expected one of ${SERVE_MODES.join(', ')}`)
+  return text as ServeMode
+}
+
+export function parseGlobFlag (flag: string, text: string): string {
+  try {
+    globToRegExp(text)
+    return text
+  } catch (err) {
+    throw new ConfigError(`${flag} ${JSON.stringify(text)}: ${(err as Error).message}`)
+  }
+}
+
+/** A Nix public key `name:base64`; returned as given. */
+export function parsePublicKeyFlag (flag: string, text: string): string {
+  try {
+    parsePublicKey(text)
+    return text
+  } catch (err) {
+    throw new ConfigError(`${flag}: ${(err as Error).message}`)
+  }
 }

@@ -2,6 +2,7 @@
 import { Command } from 'commander'
 import { VERSION } from '../version.js'
 import { keygenCommand } from './keygen.js'
+import { daemonCommand } from './daemon.js'
 
 export function buildProgram (): Command {
   const program = new Command('peerix')
@@ -10,6 +11,9 @@ export function buildProgram (): Command {
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => { write(`peerix: ${str.replace(/^error: /, '')}`) } })
   program.exitOverride((err) => { process.exit(err.exitCode === 0 ? 0 : 2) })
+  program.addCommand(daemonCommand())
   program.addCommand(keygenCommand())
+  // addCommand does not pass these on: subcommand errors must read and exit like the rest.
+  for (const command of program.commands) command.copyInheritedSettings(program)
   return program
 }

@@ -5,7 +5,7 @@
 import type { PeerClient } from '../p2p/peer-client.js'
 import type { TrustedKeys } from '../nix/signing.js'
 import type { SubstituterCounters } from './counters.js'
-import type { LogOnce } from './log-once.js'
+import type { LogOnce } from '../log-once.js'
 import type { PeerMemory } from './peer-memory.js'
 
 export interface SubstituterContext {
@@ -22,7 +22,4 @@ export interface SubstituterContext {
   stallMs: number
 }
 
-/** A peer ID short enough for a log line. */
-export function shortPeer (peer: string): string {
-  return peer.length > 12 ? `…${peer.slice(-8)}` : peer
-}
+export { shortPeer } from '../log.js'

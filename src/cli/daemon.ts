@@ -1,0 +1,89 @@
+/** `peerix daemon`: runs the substituter and serves this host's store until SIGINT/SIGTERM. */
+import { Command, Option } from 'commander'
+import {
+  DEFAULT_LISTEN, DEFAULT_P2P_LISTEN, DEFAULT_PRIORITY, DEFAULT_TIMEOUT_MS, defaultStateDir,
+  isLoopbackHost, parseGlobFlag, parseIntegerFlag, parsePublicKeyFlag, parseServeMode, parseListen, parseLogLevel, parseMultiaddrFlag, parsePeerIdFlag, type DaemonConfig
+} from '../config.js'
+import { createLogger } from '../log.js'
+import { startDaemon } from '../daemon/index.js'
+import { DEFAULT_SERVE_DENY } from '../store/serving-policy.js'
+
+const repeat = (value: string, previous: string[] = []): string[] => [...previous, value]
+
+interface DaemonFlags {
+  listen: string
+  p2pListen?: string[]
+  storeRoot: string
+  stateDir?: string
+  signingKeyFile?: string
+  trustedPublicKeys?: string[]
+  trustedPeer?: string[]
+  peer?: string[]
+  mdns: boolean
+  priority: string
+  timeout: string
+  serve: string
+  serveDeny?: string[]
+  peersOnly: boolean
+  logLevel: string
+}
+
+/** Validates the flags into a DaemonConfig; throws ConfigError naming the flag and value. */
+export function configFromFlags (flags: DaemonFlags): DaemonConfig {
+  const listen = parseListen(flags.listen)
+  return {
+    listen,
+    allowRemote: !isLoopbackHost(listen.host),
+    p2pListen: (flags.p2pListen ?? DEFAULT_P2P_LISTEN).map(a => parseMultiaddrFlag('--p2p-listen', a)),
+    storeRoot: flags.storeRoot,
+    stateDir: flags.stateDir ?? defaultStateDir(),
+    signingKeyFile: flags.signingKeyFile,
+    trustedPublicKeys: (flags.trustedPublicKeys ?? []).flatMap(k => k.split(/\s+/)).filter(k => k !== '').map(k => parsePublicKeyFlag('--trusted-public-keys', k)),
+    trustedPeers: (flags.trustedPeer ?? []).map(p => parsePeerIdFlag('--trusted-peer', p)),
+    peers: (flags.peer ?? []).map(a => parseMultiaddrFlag('--peer', a)),
+    mdns: flags.mdns,
+    priority: parseIntegerFlag('--priority', flags.priority, 0, 1000),
+    timeoutMs: parseIntegerFlag('--timeout', flags.timeout, 1, 600_000),
+    serve: parseServeMode(flags.serve),
+    serveDeny: (flags.serveDeny ?? []).map(g => parseGlobFlag('--serve-deny', g)),
+    peersOnly: flags.peersOnly,
+    logLevel: parseLogLevel(flags.logLevel)
+  }
+}
+
+export function daemonCommand (): Command {
+  return new Command('daemon')
+    .description('run the localhost substituter and share this host\'s store with peers')
+    .option('--listen <host:port>', 'address of the HTTP substituter for Nix; a non-loopback address also allows remote clients', DEFAULT_LISTEN)
+    .option('--p2p-listen <multiaddr>', `libp2p listen address, repeatable (default: ${DEFAULT_P2P_LISTEN.join(' and ')})`, repeat)
+    .option('--store-root <dir>', 'root of the Nix store to serve (a chroot store: DIR/nix/store, DIR/nix/var/nix/db)', '/')
+    .option('--state-dir <dir>', 'where the peer identity and a generated signing key live (default: $STATE_DIRECTORY, /var/lib/peerix as root, else ~/.local/state/peerix)')
+    .option('--signing-key-file <file>', 'Nix secret key to sign served narinfos (default: <state-dir>/signing-key, created on first start)')
+    .option('--trusted-public-keys <keys>', 'space-separated public keys a peer\'s narinfo must be signed by, repeatable (default: nix.conf\'s trusted-public-keys)', repeat)
+    .option('--trusted-peer <peerId>', 'a peer ID trusted with paths only this host has, repeatable', repeat)
+    .option('--peer <multiaddr>', 'a static peer to keep connected (VPN, other subnet), repeatable', repeat)
+    .option('--no-mdns', 'do not discover peers with mDNS')
+    .option('--priority <n>', 'substituter priority announced in nix-cache-info (lower is preferred)', String(DEFAULT_PRIORITY))
+    .option('--timeout <ms>', 'how long a narinfo request waits for peers that have not answered', String(DEFAULT_TIMEOUT_MS))
+    .option('--serve <mode>', '"trusted": paths only this host has go to --trusted-peer peers only; "all": every path to every peer', 'trusted')
+    .option('--serve-deny <glob>', `never serve store names matching this glob, repeatable (always denied: ${DEFAULT_SERVE_DENY.join(' ')})`, repeat)
+    .option('--peers-only', 'refuse libp2p connections from peers not named by --trusted-peer', false)
+    .addOption(new Option('--log-level <level>', 'error, warn, info or debug').default('info'))
+    .action(async (flags: DaemonFlags) => {
+      const config = configFromFlags(flags)
+      const log = createLogger(config.logLevel)
+      const daemon = await startDaemon(config, log)
+      await new Promise<void>((resolve) => {
+        const onSignal = (signal: string): void => {
+          log.info(`${signal}: stopping`)
+          process.off('SIGINT', onSignal)
+          process.off('SIGTERM', onSignal)
+          resolve()
+        }
+        process.on('SIGINT', onSignal)
+        process.on('SIGTERM', onSignal)
+      })
+      await daemon.stop()
+      log.info('stopped')
+    })
+}

@@ -1,0 +1,85 @@
+/**
+ * Wires one host's peerix: config → local store → libp2p node → substituter → HTTP shim, and
+ * takes them down in the reverse order.
+ */
+import type { AddressInfo } from 'node:net'
+import { LocalStore } from '../store/local-store.js'
+import { createPeerixNode, type PeerixNode } from '../p2p/node.js'
+import { loadOrCreatePrivateKey } from '../p2p/identity.js'
+import { Libp2pPeerClient } from '../p2p/libp2p-peer-client.js'
+import { Substituter } from '../substituter/substituter.js'
+import { createShim, listenShim } from '../http/server.js'
+import { TrustedKeys, formatPublicKey, parsePublicKey, publicKeyOf, type PublicKey } from '../nix/signing.js'
+import { DEFAULT_SERVE_DENY, ServingPolicy } from '../store/serving-policy.js'
+import type { DaemonConfig } from '../config.js'
+import type { Logger } from '../log.js'
+import { loadSigningKey, nixTrustedKeys } from './keys.js'
+import { ServedLog } from './served.js'
+
+export interface Daemon {
+  readonly peerId: string
+  readonly publicKey: string
+  readonly httpAddress: AddressInfo
+  readonly node: PeerixNode
+  readonly served: ServedLog
+  stop: () => Promise<void>
+}
+
+export async function startDaemon (config: DaemonConfig, log: Logger): Promise<Daemon> {
+  const signingKey = await loadSigningKey(config.signingKeyFile, config.stateDir, log)
+  const publicKey = formatPublicKey(publicKeyOf(signingKey))
+  const trustedKeyTexts = config.trustedPublicKeys.length > 0 ? config.trustedPublicKeys : await nixTrustedKeys()
+  const trustedKeys = trustedKeyTexts.map(text => parsePublicKey(text))
+  const trusted = new TrustedKeys(trustedKeys)
+  if (trusted.size === 0) log.warn('no trusted public keys (--trusted-public-keys, or nix.conf\'s trusted-public-keys): nothing from peers will be accepted')
+
+  const policy = new ServingPolicy({
+    mode: config.serve,
+    deny: [...DEFAULT_SERVE_DENY, ...config.serveDeny],
+    trustedPeers: config.trustedPeers,
+    // A path signed only by us is one we built: our own signature does not make it public.
+    publicKeys: new TrustedKeys(trustedKeys.filter(k => !sameKey(k, publicKeyOf(signingKey))))
+  })
+  const store = LocalStore.open({ storeRoot: config.storeRoot, signingKey, policy })
+  const served = new ServedLog(store, log)
+  const cleanups: Array<() => Promise<void> | void> = [() => { store.close() }]
+  const stop = async (): Promise<void> => {
+    for (const cleanup of cleanups.reverse()) {
+      try { await cleanup() } catch (err) { log.warn(`while stopping: ${(err as Error).message}`) }
+    }
+    cleanups.length = 0
+  }
+
+  try {
+    const privateKey = await loadOrCreatePrivateKey(config.stateDir)
+    const node = await createPeerixNode({
+      privateKey,
+      listen: config.p2pListen,
+      staticPeers: config.peers,
+      mdns: config.mdns,
+      source: served,
+      trustedPeers: config.trustedPeers,
+      peersOnly: config.peersOnly,
+      log
+    })
+    cleanups.push(async () => { await node.stop() })
+
+    const substituter = new Substituter({ client: new Libp2pPeerClient(node), trusted, timeoutMs: config.timeoutMs, log: (line) => { log.info(line) } })
+    const server = createShim({ substituter, priority: config.priority, allowRemote: config.allowRemote, log: (line) => { log.info(line) } })
+    const httpAddress = await listenShim(server, config.listen.host, config.listen.port)
+    cleanups.push(async () => { await new Promise<void>((resolve) => { server.close(() => { resolve() }); server.closeAllConnections() }) })
+
+    const peerId = node.peerId.toString()
+    log.info(`peer id ${peerId}; p2p on ${node.getMultiaddrs().map(String).join(' ')}`)
+    log.info(`signing key ${publicKey}`)
+    log.info(`substituter on http://${httpAddress.family === 'IPv6' ? `[${httpAddress.address}]` : httpAddress.address}:${httpAddress.port}`)
+    return { peerId, publicKey, httpAddress, node, served, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
+function sameKey (a: PublicKey, b: PublicKey): boolean {
+  return Buffer.from(a.key).equals(b.key)
+}

@@ -1,0 +1,46 @@
+/** The daemon's keys: its signing key (created on first start) and the keys it trusts. */
+import { readFile, writeFile, mkdir } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { formatPublicKey, formatSecretKey, generateSecretKey, parseSecretKey, publicKeyOf, type SecretKey } from '../nix/signing.js'
+import { trustedKeysFromNixConf } from '../nix/nix-conf.js'
+import { defaultKeyName } from '../config.js'
+import type { Logger } from '../log.js'
+
+export const GENERATED_KEY_FILE = 'signing-key'
+
+/**
+ * Reads the configured key file, or the one in the state directory, creating that one (0600)
+ * on first start. A configured file that is missing is an error: it is never replaced.
+ */
+export async function loadSigningKey (keyFile: string | undefined, stateDir: string, log: Logger): Promise<SecretKey> {
+  const file = keyFile ?? join(stateDir, GENERATED_KEY_FILE)
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || keyFile != null) {
+      throw new Error(`cannot read signing key ${file}: ${(err as Error).message}`)
+    }
+    const key = generateSecretKey(defaultKeyName())
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 })
+    await writeFile(file, formatSecretKey(key), { mode: 0o600, flag: 'wx' })
+    await writeFile(`${file}.pub`, formatPublicKey(publicKeyOf(key)), { mode: 0o644 })
+    log.info(`generated signing key ${file}; public key: ${formatPublicKey(publicKeyOf(key))}`)
+    return key
+  }
+  try {
+    return parseSecretKey(text)
+  } catch (err) {
+    throw new Error(`signing key ${file}: ${(err as Error).message}`)
+  }
+}
+
+/** nix.conf's trusted-public-keys (NIX_CONF_DIR or /etc/nix), used when none are given. */
+export async function nixTrustedKeys (env = process.env): Promise<string[]> {
+  const file = join(env.NIX_CONF_DIR ?? '/etc/nix', 'nix.conf')
+  try {
+    return trustedKeysFromNixConf(await readFile(file, 'utf8'))
+  } catch {
+    return []
+  }
+}
