@@ -62,7 +62,6 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
       const failure = yield * fromPeer(ctx, req, peer, hasher, contributors)
       if (failure === undefined) {
         ctx.counters.narCompleted += 1
-        ctx.log(`fetched ${hashPart}: ${narSize} bytes from ${[...contributors].map(shortPeer).join(', ')}`)
         return
       }
       ctx.log(`nar ${hashPart}: peer ${shortPeer(peer)} failed at byte ${hasher.size} of ${narSize}: ${failure}`)

@@ -39,12 +39,15 @@ export class DaemonProcess {
 
   get exited (): boolean { return this.child.exitCode !== null || this.child.signalCode !== null }
 
-  /** Resolves with the first log line matching `re` (old or new); rejects on exit or timeout. */
-  async waitFor (re: RegExp, timeoutMs = 20_000): Promise<string> {
+  /**
+   * Resolves with the `count`th log line matching `re` (old or new); rejects on exit or
+   * timeout.
+   */
+  async waitFor (re: RegExp, timeoutMs = 20_000, count = 1): Promise<string> {
     return await new Promise((resolve, reject) => {
       const check = (): void => {
-        const hit = this.lines.find(l => re.test(l))
-        if (hit != null) { done(); resolve(hit); return }
+        const hits = this.lines.filter(l => re.test(l))
+        if (hits.length >= count) { done(); resolve(hits[count - 1]); return }
         if (this.exited) { done(); reject(new Error(`daemon exited (${this.child.exitCode ?? this.child.signalCode}) before logging ${re}:\n${this.lines.join('\n')}`)) }
       }
       const timer = setTimeout(() => { done(); reject(new Error(`daemon did not log ${re} within ${timeoutMs} ms:\n${this.lines.join('\n')}`)) }, timeoutMs)
