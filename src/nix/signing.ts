@@ -56,6 +56,11 @@ export function checkKeyName (name: string): string {
   return name
 }
 
+/** Quotes a value for an error message, cut short so that garbage cannot flood a log. */
+function quoteShort (text: string): string {
+  return JSON.stringify(text.length > 120 ? `${text.slice(0, 120)}…` : text)
+}
+
 function withoutTrailingNewline (text: string): string {
   return text.endsWith('\n') ? text.slice(0, -1) : text
 }
@@ -66,7 +71,7 @@ function withoutTrailingNewline (text: string): string {
  */
 export function parseSecretKey (text: string): SecretKey {
   const { name, body } = splitKey(withoutTrailingNewline(text), 'secret key', '(contents not shown)')
-  const shown = JSON.stringify(name)
+  const shown = quoteShort(name)
   const bytes = decodeBase64(body)
   if (bytes === undefined) throw new FormatError(`secret key ${shown} is not valid base64`)
   if (bytes.length !== SEED_BYTES + PUBLIC_KEY_BYTES) {
@@ -83,7 +88,7 @@ export function parseSecretKey (text: string): SecretKey {
 /** Parses a public key: `name:base64(32 bytes)`. */
 export function parsePublicKey (text: string): PublicKey {
   const trimmed = withoutTrailingNewline(text)
-  const shown = JSON.stringify(trimmed)
+  const shown = quoteShort(trimmed)
   const { name, body } = splitKey(trimmed, 'public key', shown)
   const key = decodeBase64(body)
   if (key === undefined) throw new FormatError(`public key ${shown} is not valid base64`)
