@@ -22,8 +22,11 @@ export const SEND_STALL_TIMEOUT = 60_000
 
 /**
  * The responder gathers the store's small pieces (NAR headers, small files) into writes of at
- * least this size: each write is a yamux frame and a Noise message, so tiny writes cost
- * throughput. Measured in test/p2p/nar.test.ts's neighbourhood, see the report of the change.
+ * least this size: each write is a yamux frame and Noise messages, so tiny writes cost
+ * throughput. Measured on loopback, 512 MiB, both nodes in one process: 4 KiB pieces sent one
+ * by one 24 MiB/s; gathered to 64 KiB 66–87, to 256 KiB 80–91, to 1 MiB 97 MiB/s. 256 KiB
+ * pieces (the NAR writer's chunk) 150–230 MiB/s whatever this is. 256 KiB = the NAR writer's
+ * chunk and yamux's initial window.
  */
 export const SEND_CHUNK_BYTES = 256 * 1024
 
