@@ -49,10 +49,19 @@ interface ValidPathRow {
   ca: string | null
 }
 
+/** One valid path as the store summary reads it: row id, store path, signatures. */
+export interface PathRow {
+  id: number
+  path: string
+  /** Space-separated, as Nix stores them; empty when there are none. */
+  sigs: string
+}
+
 /** One open connection with its prepared statements. */
 class Connection {
   readonly db: Database.Database
   readonly lookup: (hashPart: string) => PathInfo | undefined
+  readonly rowsAfter: Database.Statement<[number, number], PathRow>
 
   constructor (file: string) {
     this.db = new Database(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS })
@@ -69,6 +78,9 @@ class Connection {
         if (row === undefined || !row.path.startsWith(prefix)) return undefined
         return toPathInfo(row, references.all(row.id).map(r => r.path).sort())
       })
+      // `id` is the rowid: a range scan, and Nix's autoincrement never reuses an id.
+      this.rowsAfter = this.db.prepare<[number, number], PathRow>(
+        "select id, path, coalesce(sigs, '') as sigs from ValidPaths where id > ? order by id limit ?")
     } catch (err) {
       this.db.close()
       throw err
@@ -149,10 +161,23 @@ export class NixDb {
    */
   byHashPart (hashPart: string): PathInfo | undefined {
     parseHashPart(hashPart)
+    return this.read(conn => conn.lookup(hashPart))
+  }
+
+  /**
+   * Up to `limit` valid paths with a row id above `afterId`, in id order: the paths added
+   * since an earlier call (Nix numbers rows in insertion order), or the whole table in pages.
+   */
+  rowsAfter (afterId: number, limit: number): PathRow[] {
+    return this.read(conn => conn.rowsAfter.all(afterId, limit))
+  }
+
+  /** Runs a read on the current connection, retrying while the writer holds its lock. */
+  private read<T> (query: (conn: Connection) => T): T {
     this.refresh()
     for (let attempt = 0; ; attempt++) {
       try {
-        return this.source.conn.lookup(hashPart)
+        return query(this.source.conn)
       } catch (err) {
         if (!isBusy(err) || attempt >= BUSY_RETRIES) throw new NixDbError(`reading Nix database ${this.file} failed: ${describe(err)}`)
         sleepSync(BUSY_BACKOFF_MS << attempt)
