@@ -8,6 +8,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, type Identify } from '@libp2p/identify'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping, type Ping } from '@libp2p/ping'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
@@ -23,6 +24,7 @@ import { peerixPeers, type PeerixPeers } from './peerix-peers.js'
 import { staticPeers, type StaticPeers } from './static-peers.js'
 import type { PathSource } from '../store/source.js'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Registry } from 'prom-client'
 
 export interface PeerixNodeOptions {
   privateKey: PrivateKey
@@ -43,6 +45,8 @@ export interface PeerixNodeOptions {
   /** Redial delays for static peers (ms); shorter ones make tests quick. */
   staticPeerBackoff?: { minMs: number, maxMs: number }
   log?: Logger
+  /** Where libp2p's own metrics go (one registry per daemon, not prom-client's global one). */
+  metricsRegistry?: Registry
 }
 
 // A type alias, not an interface: libp2p's ServiceMap needs an index signature.
@@ -72,6 +76,7 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    metrics: opts.metricsRegistry === undefined ? undefined : prometheusMetrics({ registry: opts.metricsRegistry }),
     connectionGater: opts.peersOnly === true ? trustedPeersOnly(trusted) : undefined,
     peerDiscovery: opts.mdns ? [mdnsDiscovery({ log })] : [],
     services: {
