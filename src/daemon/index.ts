@@ -3,6 +3,7 @@
  * takes them down in the reverse order.
  */
 import type { AddressInfo } from 'node:net'
+import { Registry } from 'prom-client'
 import { LocalStore } from '../store/local-store.js'
 import { createPeerixNode, type PeerixNode } from '../p2p/node.js'
 import { loadOrCreatePrivateKey } from '../p2p/identity.js'
@@ -15,6 +16,8 @@ import type { DaemonConfig } from '../config.js'
 import type { Logger } from '../log.js'
 import { loadSigningKey, nixTrustedKeys } from './keys.js'
 import { ServedLog } from './served.js'
+import { PeerTraffic } from './peer-traffic.js'
+import { daemonIntrospection } from './introspection.js'
 
 export interface Daemon {
   readonly peerId: string
@@ -26,6 +29,7 @@ export interface Daemon {
 }
 
 export async function startDaemon (config: DaemonConfig, log: Logger): Promise<Daemon> {
+  const startedAt = Date.now()
   const signingKey = await loadSigningKey(config.signingKeyFile, config.stateDir, log)
   const publicKey = formatPublicKey(publicKeyOf(signingKey))
   const trustedKeyTexts = config.trustedPublicKeys.length > 0 ? config.trustedPublicKeys : await nixTrustedKeys()
@@ -33,15 +37,17 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
   const trusted = new TrustedKeys(trustedKeys)
   if (trusted.size === 0) log.warn('no trusted public keys (--trusted-public-keys, or nix.conf\'s trusted-public-keys): nothing from peers will be accepted')
 
+  const deny = [...DEFAULT_SERVE_DENY, ...config.serveDeny]
   const policy = new ServingPolicy({
     mode: config.serve,
-    deny: [...DEFAULT_SERVE_DENY, ...config.serveDeny],
+    deny,
     trustedPeers: config.trustedPeers,
     // A path signed only by us is one we built: our own signature does not make it public.
     publicKeys: new TrustedKeys(trustedKeys.filter(k => !sameKey(k, publicKeyOf(signingKey))))
   })
   const store = LocalStore.open({ storeRoot: config.storeRoot, signingKey, policy })
-  const served = new ServedLog(store, log)
+  const traffic = new PeerTraffic(store)
+  const served = new ServedLog(traffic, log)
   const cleanups: Array<() => Promise<void> | void> = [() => { store.close() }]
   const stop = async (): Promise<void> => {
     for (const cleanup of cleanups.reverse()) {
@@ -52,6 +58,7 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
 
   try {
     const privateKey = await loadOrCreatePrivateKey(config.stateDir)
+    const registry = new Registry()
     const node = await createPeerixNode({
       privateKey,
       listen: config.p2pListen,
@@ -60,19 +67,27 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
       source: served,
       trustedPeers: config.trustedPeers,
       peersOnly: config.peersOnly,
+      metricsRegistry: registry,
       log
     })
     cleanups.push(async () => { await node.stop() })
 
     const substituter = new Substituter({ client: new Libp2pPeerClient(node), trusted, timeoutMs: config.timeoutMs, log: (line) => { log.info(line) } })
-    const server = createShim({ substituter, priority: config.priority, allowRemote: config.allowRemote, log: (line) => { log.info(line) } })
+    let httpUrl = ''
+    const introspection = daemonIntrospection({
+      node, substituter, served: served.counters, traffic, trusted, registry, publicKey, startedAt, httpUrl: () => httpUrl,
+      policy: { mode: config.serve, deny, trustedPeers: config.trustedPeers.length, peersOnly: config.peersOnly },
+      timeoutMs: config.timeoutMs
+    })
+    const server = createShim({ substituter, priority: config.priority, allowRemote: config.allowRemote, log: (line) => { log.info(line) }, introspection })
     const httpAddress = await listenShim(server, config.listen.host, config.listen.port)
+    httpUrl = `http://${httpAddress.family === 'IPv6' ? `[${httpAddress.address}]` : httpAddress.address}:${httpAddress.port}`
     cleanups.push(async () => { await new Promise<void>((resolve) => { server.close(() => { resolve() }); server.closeAllConnections() }) })
 
     const peerId = node.peerId.toString()
     log.info(`peer id ${peerId}; p2p on ${node.getMultiaddrs().map(String).join(' ')}`)
     log.info(`signing key ${publicKey}`)
-    log.info(`substituter on http://${httpAddress.family === 'IPv6' ? `[${httpAddress.address}]` : httpAddress.address}:${httpAddress.port}`)
+    log.info(`substituter on ${httpUrl}`)
     return { peerId, publicKey, httpAddress, node, served, stop }
   } catch (err) {
     await stop()

@@ -16,9 +16,21 @@ export type Route =
   | { endpoint: 'cache-info' }
   | { endpoint: 'narinfo', hashPart: string }
   | { endpoint: 'nar', hashPart: string, narHash: string }
+  | { endpoint: 'dashboard' }
+  | { endpoint: 'status' }
+  | { endpoint: 'metrics' }
+  | { endpoint: 'which', hashPart: string }
   | { endpoint: 'reject', status: 400 | 404 | 405, message: string }
 
 const NARINFO = /^\/([^/]*)\.narinfo$/
+const WHICH = /^\/which\/([^/]*)$/
+/** The operator's endpoints (status, metrics, dashboard): fixed paths. */
+const FIXED: Record<string, Route> = {
+  '/nix-cache-info': { endpoint: 'cache-info' },
+  '/': { endpoint: 'dashboard' },
+  '/status': { endpoint: 'status' },
+  '/metrics': { endpoint: 'metrics' }
+}
 
 export function route (method: string | undefined, url: string | undefined): Route {
   if (method === undefined || !ALLOWED_METHODS.includes(method)) {
@@ -28,22 +40,26 @@ export function route (method: string | undefined, url: string | undefined): Rou
   if (problem !== undefined) return { endpoint: 'reject', status: 400, message: problem }
   const path = url as string
 
-  if (path === '/nix-cache-info') return { endpoint: 'cache-info' }
+  if (Object.hasOwn(FIXED, path)) return FIXED[path]
   const narinfo = NARINFO.exec(path)
-  if (narinfo !== null) {
-    try {
-      return { endpoint: 'narinfo', hashPart: parseHashPart(narinfo[1]) }
-    } catch (err) {
-      if (err instanceof FormatError) return { endpoint: 'reject', status: 400, message: err.message }
-      throw err
-    }
-  }
+  if (narinfo !== null) return withHashPart(narinfo[1], hashPart => ({ endpoint: 'narinfo', hashPart }))
+  const which = WHICH.exec(path)
+  if (which !== null) return withHashPart(which[1], hashPart => ({ endpoint: 'which', hashPart }))
   if (path.startsWith('/nar/')) {
     const nar = parseNarUrl(path)
     if (nar === undefined) return { endpoint: 'reject', status: 400, message: 'invalid NAR URL: expected /nar/<32-character store hash>-<52-character nix32 NarHash>.nar' }
     return { endpoint: 'nar', ...nar }
   }
   return { endpoint: 'reject', status: 404, message: 'not found' }
+}
+
+function withHashPart (text: string, make: (hashPart: string) => Route): Route {
+  try {
+    return make(parseHashPart(text))
+  } catch (err) {
+    if (err instanceof FormatError) return { endpoint: 'reject', status: 400, message: err.message }
+    throw err
+  }
 }
 
 /** Why a request target is refused outright, or undefined for a plain absolute path. */

@@ -12,6 +12,7 @@ import { serveNar } from './nar.js'
 import { serveNarInfo } from './narinfo.js'
 import { sendText } from './respond.js'
 import { ALLOWED_METHODS, route } from './router.js'
+import { serveIntrospection, type Introspection } from './status.js'
 
 export const DEFAULT_PRIORITY = 20
 
@@ -23,6 +24,8 @@ export interface ShimOptions {
   /** Answer requests from other hosts too (`--listen` on a non-loopback address). */
   allowRemote?: boolean
   log?: (line: string) => void
+  /** /status, /which, /metrics and the dashboard; without it they are 404. */
+  introspection?: Introspection
 }
 
 export function createShim (opts: ShimOptions): Server {
@@ -31,11 +34,22 @@ export function createShim (opts: ShimOptions): Server {
 
 async function handle (opts: ShimOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const log = opts.log ?? (() => {})
+  const metrics = opts.introspection?.metrics
   if (opts.allowRemote !== true && !isLoopback(req.socket.remoteAddress)) {
+    metrics?.request('forbidden', '403')
     sendText(req, res, 403, 'only this host may use this substituter\n')
     return
   }
   const target = route(req.method, req.url)
+  if (metrics !== undefined) {
+    const timer = target.endpoint === 'narinfo' ? metrics.narInfoTimer() : undefined
+    // 'close' comes for every request; one that did not finish was cut (by us or the client).
+    res.once('close', () => {
+      const status = res.writableFinished ? String(res.statusCode) : 'cut'
+      metrics.request(target.endpoint, status)
+      timer?.(status)
+    })
+  }
   // A client that goes away stops the lookup or download it started.
   const gone = new AbortController()
   res.on('close', () => { gone.abort(new Error('the HTTP client went away')) })
@@ -49,6 +63,13 @@ async function handle (opts: ShimOptions, req: IncomingMessage, res: ServerRespo
         return
       case 'nar':
         await serveNar(req, res, opts.substituter, target, gone.signal, log)
+        return
+      case 'dashboard':
+      case 'status':
+      case 'metrics':
+      case 'which':
+        if (opts.introspection === undefined) sendText(req, res, 404, 'not found\n')
+        else await serveIntrospection(req, res, opts.introspection, target, gone.signal)
         return
       case 'reject':
         sendText(req, res, target.status, `${target.message}\n`, target.status === 405 ? { Allow: ALLOWED_METHODS.join(', ') } : {})
