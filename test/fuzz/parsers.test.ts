@@ -82,7 +82,8 @@ describe('fuzz: key and store path parsers (fast-check, fixed seed)', function (
   })
 
   it('cuts very long bad input short in its messages', () => {
-    for (const parse of [parseStorePath, parseBaseName, parseHashPart, parsePublicKey, parseSecretKey]) {
+    const parsers: Array<(text: string) => unknown> = [parseStorePath, parseBaseName, parseHashPart, parsePublicKey, parseSecretKey]
+    for (const parse of parsers) {
       const err = acceptsOrExplains(parse, `${'é'.repeat(1_000_000)}:x`)
       assert.ok(err instanceof FormatError)
     }
