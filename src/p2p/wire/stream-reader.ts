@@ -32,6 +32,7 @@ export class StreamReader {
   readonly #buffer = new Uint8ArrayList()
   readonly #highWaterMark: number
   #ended = false
+  #pausePending = false
   #error?: Error
   #wake?: () => void
 
@@ -102,8 +103,22 @@ export class StreamReader {
 
   #onMessage = (evt: StreamMessageEvent): void => {
     this.#buffer.append(evt.data)
-    if (this.#buffer.byteLength >= this.#highWaterMark && this.#stream.readStatus === 'readable') this.#stream.pause()
+    if (this.#buffer.byteLength >= this.#highWaterMark) this.#pauseSoon()
     this.#notify()
+  }
+
+  /**
+   * Pauses after the current call stack: `stream.resume()` hands over the held-back bytes
+   * (this handler) and only then tells yamux to resume, so a pause from inside the handler
+   * would be undone at once and yamux would grant window without bound.
+   */
+  #pauseSoon (): void {
+    if (this.#pausePending) return
+    this.#pausePending = true
+    queueMicrotask(() => {
+      this.#pausePending = false
+      if (this.#buffer.byteLength >= this.#highWaterMark && this.#stream.readStatus === 'readable') this.#stream.pause()
+    })
   }
 
   #onEnd = (): void => {
