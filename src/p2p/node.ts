@@ -75,7 +75,9 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
     addresses: { listen: listen.map(String) },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // Nix asks for many narinfos at once right after a peer connects: yamux resets the whole
+    // connection past 10 streams opened before the other side set it up (its default).
+    streamMuxers: [yamux({ maxEarlyStreams: 256 })],
     metrics: opts.metricsRegistry === undefined ? undefined : prometheusMetrics({ registry: opts.metricsRegistry }),
     connectionGater: opts.peersOnly === true ? trustedPeersOnly(trusted) : undefined,
     peerDiscovery: opts.mdns ? [mdnsDiscovery({ log })] : [],
