@@ -1,0 +1,31 @@
+/** `peerix peers`: the connected peers as a table, from the daemon's /status. */
+import { Command } from 'commander'
+import type { PeerStatus, StatusReport } from '../daemon/status.js'
+import { getJson, parseDaemonUrl } from './client.js'
+import { formatBytes, formatDuration, table } from './format.js'
+import { withDaemonOptions } from './status.js'
+
+export function peersCommand (): Command {
+  return withDaemonOptions(new Command('peers').description('list the peers the running daemon is connected to, with what was exchanged with each'))
+    .action(async (flags: { url: string, json: boolean }) => {
+      const status = await getJson<StatusReport>(parseDaemonUrl(flags.url), '/status')
+      process.stdout.write(flags.json ? JSON.stringify(status.peers, null, 2) + '\n' : formatPeers(status.peers))
+    })
+}
+
+/** One row per peer; "in" is what it gave us, "out" what we gave it. */
+export function formatPeers (peers: PeerStatus[], now = Date.now()): string {
+  if (peers.length === 0) return 'no peers connected\n'
+  return table(
+    ['PEER', 'AGENT', 'ADDRESS', 'PING', 'CONNECTED', 'NARINFOS IN/OUT', 'BYTES IN/OUT'],
+    peers.map(p => [
+      p.peerix ? p.id : `${p.id} (not peerix)`,
+      p.agent ?? '?',
+      p.addresses.join(' '),
+      p.latencyMs === null ? '-' : `${p.latencyMs} ms`,
+      formatDuration((now - p.connectedSince) / 1000),
+      `${p.fetched.narInfos}/${p.served.narInfos}`,
+      `${formatBytes(p.fetched.narBytes)}/${formatBytes(p.served.narBytes)}`
+    ])
+  )
+}
