@@ -1,0 +1,31 @@
+/** /peerix/index/1: protocol id, limits and timeouts (see protocols/peerix-index-1.md). */
+
+export const PROTOCOL = '/peerix/index/1'
+
+/** The request is an empty message; anything longer is not one. */
+export const MAX_REQUEST_BYTES = 256
+
+/**
+ * The most keys a summary may hold, on either side. 1,000,000 paths is a large build farm;
+ * the keys take 4 MB per peer in memory and about 1.8 MB on the wire. A bigger store is not
+ * summarised: its peers ask it directly, as they would a peer without the index.
+ */
+export const MAX_KEYS = 1_000_000
+
+/** One update frame: a full summary of MAX_KEYS keys, or a delta, with room to spare. */
+export const MAX_UPDATE_BYTES = 4 * 1024 * 1024
+
+/** How long a responder waits for the request frame after the stream opened. */
+export const REQUEST_TIMEOUT = 10_000
+
+/** A responder drops a subscriber that reads nothing for this long. */
+export const SEND_STALL_TIMEOUT = 60_000
+
+/** A subscriber re-subscribes after a failed subscription, waiting this long first, doubling… */
+export const RESUBSCRIBE_MIN_MS = 1000
+/** …up to this. Meanwhile the peer has no summary, so it is asked directly. */
+export const RESUBSCRIBE_MAX_MS = 60_000
+
+/** One subscription per connected peer each way; a few more cover reconnects. */
+export const MAX_INBOUND_STREAMS = 4
+export const MAX_OUTBOUND_STREAMS = 4

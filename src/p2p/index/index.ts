@@ -1,0 +1,60 @@
+/**
+ * @packageDocumentation
+ *
+ * `/peerix/index/1` (protocols/peerix-index-1.md): every peer sends its connected peers a
+ * compact summary of the paths it would serve them and keeps it current, so the substituter
+ * asks only the peers whose summary may hold a hash, and none for a miss.
+ *
+ * ```ts
+ * const node = await createLibp2p({ services: { index: peerIndex({ summary }) } })
+ * node.services.index.mayHave(peerId, hashPart) // false: that peer would answer absent
+ * ```
+ */
+import { PeerIndexService } from './peer-index.js'
+import type { SummaryChange, SummaryView } from '../../store/summary.js'
+import type { Logger } from '../../log.js'
+import type { Libp2pEvents, TypedEventTarget } from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+
+export interface PeerIndex {
+  /**
+   * False only when `peer` sent a summary and the hash part's key is not in it: the peer would
+   * answer absent (or refused). True for a peer without a summary (not received yet, an older
+   * peerix, a store too large), so it is asked as before. Throws FormatError for a bad hash part.
+   */
+  mayHave: (peer: string, hashPart: string) => boolean
+  /** The summary `peer` sent (version and number of keys), or undefined when there is none. */
+  summaryOf: (peer: string) => { version: number, keys: number } | undefined
+}
+
+/** What this host offers its peers: StoreSummary. */
+export interface SummarySource {
+  view: (peer: string) => SummaryView | undefined
+  viewNameOf: (peer: string) => string
+  onChange: (listener: (change: SummaryChange) => void) => () => void
+}
+
+export interface PeerIndexInit {
+  /** This host's summary; without one the protocol is not served (peers then ask us directly). */
+  summary?: SummarySource
+  /** Largest summary accepted from a peer or sent to one. */
+  maxKeys?: number
+  maxUpdateBytes?: number
+  requestTimeout?: number
+  stallTimeout?: number
+  resubscribeMinMs?: number
+  resubscribeMaxMs?: number
+  log?: Logger
+}
+
+export interface PeerIndexComponents {
+  registrar: Registrar
+  connectionManager: ConnectionManager
+  events: TypedEventTarget<Libp2pEvents>
+}
+
+export function peerIndex (init: PeerIndexInit = {}): (components: PeerIndexComponents) => PeerIndex {
+  return (components) => new PeerIndexService(components, init)
+}
+
+export { PROTOCOL as INDEX_PROTOCOL } from './constants.js'
