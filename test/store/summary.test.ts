@@ -1,0 +1,151 @@
+/**
+ * The store summary over a real chroot store: what each audience of the serving policy may
+ * see, paths Nix adds (poll), collects and re-signs (resync), and no view at all when the
+ * store cannot be read or the view is too large.
+ */
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { NixEnv } from '../helpers/nix.js'
+import { NixDb } from '../../src/store/db.js'
+import { ServingPolicy } from '../../src/store/serving-policy.js'
+import { StoreSummary, type SummaryChange } from '../../src/store/summary.js'
+import { keySetHas, summaryKey } from '../../src/store/summary-keys.js'
+import { TrustedKeys } from '../../src/nix/signing.js'
+import { parseStorePath } from '../../src/nix/store-path.js'
+
+const TRUSTED_PEER = '12D3KooWGRUVh6F1ThbVBm1cC5YyvW4mEphc3FMWrHVG5pcjmRkE'
+const STRANGER = '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq'
+
+const keyOf = (path: string): number => summaryKey(parseStorePath(path).hashPart)
+const mk = (name: string): string => `builtins.derivation { name = "${name}"; builder = "/bin/sh"; args = [ "-c" "echo ${name} > $out" ]; system = builtins.currentSystem; }`
+
+describe('store summary: the hash parts each peer may have, kept current', function () {
+  this.timeout(120_000)
+  let nix: NixEnv
+  let root: string
+  let db: NixDb
+  let sk: string
+  let cachePk: string
+  let builtHere: string
+  let signed: string
+  let denied: string
+
+  before(async () => {
+    nix = await NixEnv.create()
+    root = nix.storeRoot('host')
+    ;[builtHere, signed, denied] = await nix.build(root, `[ (${mk('built-here')}) (${mk('from-cache')}) (${mk('my-secret-thing')}) ]`)
+    sk = join(nix.dir, 'cache.sec')
+    await nix.run('nix-store', ['--generate-binary-cache-key', 'cache.example.org-1', sk, `${sk}.pub`])
+    cachePk = await readFile(`${sk}.pub`, 'utf8')
+    await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', sk, signed, denied])
+    db = NixDb.open(root)
+  })
+  after(async () => { db?.close(); await nix?.cleanup() })
+
+  const policy = (): ServingPolicy => new ServingPolicy({ mode: 'trusted', deny: ['*secret*'], trustedPeers: [TRUSTED_PEER], publicKeys: TrustedKeys.parse(cachePk) })
+
+  function track (summary: StoreSummary): SummaryChange[] {
+    const changes: SummaryChange[] = []
+    summary.onChange(change => changes.push(change))
+    return changes
+  }
+
+  it('offers every peer only what the policy serves it: strangers the signed paths, trusted peers also local ones, nobody the denied', async () => {
+    const summary = new StoreSummary({ db, policy: policy(), trustedPeers: [TRUSTED_PEER] })
+    assert.equal(summary.view(STRANGER), undefined, 'nothing to offer before the first build')
+    const changes = track(summary)
+    await summary.poll()
+    assert.deepEqual(changes.map(c => [c.view, c.version, c.delta]), [['anyone', 1, undefined], ['trusted', 1, undefined]])
+
+    const stranger = summary.view(STRANGER)
+    const trusted = summary.view(TRUSTED_PEER)
+    assert.ok(stranger !== undefined && trusted !== undefined)
+    assert.equal(summary.viewNameOf(STRANGER), 'anyone')
+    assert.equal(summary.viewNameOf(TRUSTED_PEER), 'trusted')
+    assert.deepEqual([builtHere, signed, denied].map(p => keySetHas(stranger.keys, keyOf(p))), [false, true, false])
+    assert.deepEqual([builtHere, signed, denied].map(p => keySetHas(trusted.keys, keyOf(p))), [true, true, false])
+    // every valid path of the store that the policy allows, and nothing else (the .drv files are local-only)
+    const all = db.rowsAfter(0, 1000)
+    const allowed = all.filter(row => policy().decide(db.byHashPart(parseStorePath(row.path).hashPart)!, TRUSTED_PEER).allowed) // eslint-disable-line @typescript-eslint/no-non-null-assertion
+    assert.equal(trusted.keys.length, new Set(allowed.map(r => keyOf(r.path))).size)
+  })
+
+  it('without a policy or trusted peers, one view of every valid path', async () => {
+    const summary = new StoreSummary({ db })
+    await summary.poll()
+    assert.equal(summary.viewNameOf(TRUSTED_PEER), 'anyone')
+    assert.equal(summary.view(STRANGER)?.keys.length, db.rowsAfter(0, 1000).length)
+  })
+
+  it('a poll adds what Nix built since, as a delta; a resync drops what was collected and shows re-signed paths', async () => {
+    const summary = new StoreSummary({ db, policy: policy(), trustedPeers: [TRUSTED_PEER] })
+    await summary.poll()
+    const changes = track(summary)
+    const before = summary.view(TRUSTED_PEER)!.version // eslint-disable-line @typescript-eslint/no-non-null-assertion
+
+    const [fresh] = await nix.build(root, mk('fresh-after-start'))
+    await summary.poll()
+    const added = changes.find(c => c.view === 'trusted')
+    assert.equal(added?.version, before + 1)
+    assert.ok(added?.delta !== undefined && keySetHas(added.delta.added, keyOf(fresh)), 'the new path is in the delta')
+    assert.equal(added.delta.removed.length, 0)
+    assert.ok(keySetHas(summary.view(TRUSTED_PEER)!.keys, keyOf(fresh))) // eslint-disable-line @typescript-eslint/no-non-null-assertion
+    assert.ok(!keySetHas(summary.view(STRANGER)!.keys, keyOf(fresh)), 'built here: not for strangers') // eslint-disable-line @typescript-eslint/no-non-null-assertion
+    assert.ok(!changes.some(c => c.view === 'anyone'), 'the stranger\'s view did not change')
+
+    changes.length = 0
+    await summary.poll()
+    assert.equal(changes.length, 0, 'nothing new, no change')
+
+    // signed now: strangers may have it, but a row's signatures change in place (same id), so only a resync sees it
+    await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', sk, fresh])
+    await nix.run('nix-store', ['--store', root, '--delete', builtHere])
+    await summary.poll()
+    assert.equal(changes.length, 0)
+    await summary.resync()
+    const anyone = changes.find(c => c.view === 'anyone')
+    const trusted = changes.find(c => c.view === 'trusted')
+    assert.deepEqual(anyone?.delta && [[...anyone.delta.added], [...anyone.delta.removed]], [[keyOf(fresh)], []])
+    assert.deepEqual(trusted?.delta && [[...trusted.delta.added], [...trusted.delta.removed]], [[], [keyOf(builtHere)]])
+    assert.ok(!keySetHas(summary.view(TRUSTED_PEER)!.keys, keyOf(builtHere))) // eslint-disable-line @typescript-eslint/no-non-null-assertion
+  })
+
+  it('start() builds, then polls on its own', async () => {
+    const summary = new StoreSummary({ db, policy: policy(), trustedPeers: [TRUSTED_PEER] })
+    summary.start(100, 60_000)
+    try {
+      const deadline = Date.now() + 30_000
+      while (summary.view(TRUSTED_PEER) === undefined && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+      const [later] = await nix.build(root, mk('later-still'))
+      while (!keySetHas(summary.view(TRUSTED_PEER)?.keys ?? new Uint32Array(), keyOf(later)) && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+      assert.ok(keySetHas(summary.view(TRUSTED_PEER)!.keys, keyOf(later))) // eslint-disable-line @typescript-eslint/no-non-null-assertion
+    } finally {
+      summary.stop()
+    }
+  })
+
+  it('offers no view when it is larger than the bound, or when the store cannot be read', async () => {
+    const big = new StoreSummary({ db, maxKeys: 2 })
+    await big.poll()
+    assert.equal(big.view(STRANGER), undefined)
+
+    let broken = false
+    const flaky = {
+      rowsAfter: (id: number, limit: number) => { if (broken) throw new Error('disk on fire'); return db.rowsAfter(id, limit) },
+      byHashPart: (hashPart: string) => db.byHashPart(hashPart)
+    }
+    const lines: string[] = []
+    const summary = new StoreSummary({ db: flaky, log: { error () {}, warn: (l) => lines.push(l), info () {}, debug () {} } })
+    await summary.poll()
+    const changes = track(summary)
+    broken = true
+    await summary.poll()
+    assert.equal(summary.view(STRANGER), undefined, 'a summary that may be wrong is not offered')
+    assert.deepEqual(changes.map(c => [c.view, c.delta]), [['anyone', undefined]])
+    assert.match(lines.join('\n'), /cannot read the store for the summary: disk on fire/)
+    broken = false
+    await summary.poll()
+    assert.ok(summary.view(STRANGER) !== undefined, 'back after the next successful read')
+  })
+})
