@@ -21,7 +21,8 @@ export function formatPeers (peers: PeerStatus[], now = Date.now()): string {
     peers.map(p => [
       p.peerix ? p.id : `${p.id} (not peerix)`,
       p.agent ?? '?',
-      p.addresses.join(' '),
+      // The peer ID is in the first column already.
+      p.addresses.map(a => a.replace(`/p2p/${p.id}`, '')).join(' '),
       p.latencyMs === null ? '-' : `${p.latencyMs} ms`,
       formatDuration((now - p.connectedSince) / 1000),
       `${p.fetched.narInfos}/${p.served.narInfos}`,
