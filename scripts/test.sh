@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)   # the fault tests firewall a lab host
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
