@@ -1,0 +1,135 @@
+/**
+ * Lying peers through real daemons and the real Nix client: a liar (liar-peer.fixture.ts) holds
+ * the same genuinely signed paths as an honest host and lies about each one differently. Its
+ * answers are detected and dropped, the next peer is used, the event is logged, and Nix never
+ * imports a wrong path.
+ */
+import assert from 'node:assert/strict'
+import { mkdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { NixEnv } from '../helpers/nix.js'
+import { Lab } from '../helpers/netns.js'
+import { startDaemon, type DaemonProcess } from '../helpers/daemon.js'
+import { parseStorePath } from '../../src/nix/store-path.js'
+import type { LiarArgs, Lie } from './liar-peer.fixture.js'
+
+const LIES: Lie[] = ['other-path', 'nar-size', 'wrong-bytes', 'short', 'endless', 'stall']
+const REPO = fileURLToPath(new URL('../..', import.meta.url))
+
+describe('lying peers (real daemons in namespaces, a liar with genuinely signed paths, real Nix client)', function () {
+  this.timeout(240_000)
+  let nix: NixEnv
+  let lab: Lab
+  let pkA: string
+  let source: string
+  let rootA: string
+  /** One store path per lie, in LIES order. */
+  const paths: Record<string, string> = {}
+  const hashOf = (lie: Lie): string => parseStorePath(paths[lie]).hashPart
+  let b: DaemonProcess
+  const liarLines: string[] = []
+  const daemons: DaemonProcess[] = []
+
+  before(async () => {
+    nix = await NixEnv.create()
+    lab = await Lab.create(3)
+    const [hostA, hostB, hostC] = lab.hosts
+    const skA = join(nix.dir, 'A.sec')
+    await nix.run('nix-store', ['--generate-binary-cache-key', 'hostA-1', skA, join(nix.dir, 'A.pub')])
+    pkA = await readFile(join(nix.dir, 'A.pub'), 'utf8')
+
+    // Six paths of a few MiB each, signed by A's key in a source store the liar copies whole.
+    source = nix.storeRoot('source')
+    for (const [i, lie] of LIES.entries()) {
+      const file = join(nix.dir, `${lie}.bin`)
+      await nix.run('sh', ['-c', `head -c ${2 * 1024 * 1024 + 1000 * i + 7} /dev/urandom > ${file}`])
+      paths[lie] = (await nix.run('nix-store', ['--store', source, '--add', file])).stdout.trim()
+    }
+    await nix.run('nix', ['store', 'sign', '--store', source, '--key-file', skA, ...Object.values(paths)])
+    const rootC = nix.storeRoot('liar')
+    await nix.run('nix', ['copy', '--no-check-sigs', '--from', source, '--to', rootC, ...Object.values(paths)])
+    rootA = await nix.initStore('hostA')
+
+    const args: LiarArgs = { storeRoot: rootC, lies: Object.fromEntries(LIES.map(lie => [hashOf(lie), lie])) }
+    const liar = lab.spawn(hostC, process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./liar-peer.fixture.ts', import.meta.url)), JSON.stringify(args)], { cwd: REPO, env: nix.env })
+    let buf = ''
+    liar.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString()
+      const lines = buf.split('\n')
+      buf = lines.pop() as string
+      liarLines.push(...lines)
+    })
+
+    for (const [host, args] of [[hostA, ['--store-root', rootA, '--signing-key-file', skA, '--serve', 'all']], [hostB, ['--store-root', await nix.initStore('hostB'), '--trusted-public-keys', pkA]]] as const) {
+      const state = join(nix.dir, `state-${host.ns}`)
+      await mkdir(state, { recursive: true })
+      daemons.push(await startDaemon(['--state-dir', state, '--timeout', '3000', ...args], { lab, host, env: nix.env }))
+    }
+    b = daemons[1]
+    await b.waitFor(/peer found/, 30_000, 2)
+  })
+
+  after(async () => {
+    await Promise.all(daemons.map(async d => await d.stop()))
+    await lab?.cleanup()
+    await nix?.cleanup()
+  })
+
+  async function curlNarInfo (lie: Lie): Promise<string> {
+    const { stdout } = await lab.exec(lab.hosts[1], 'curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', `${b.url}/${hashOf(lie)}.narinfo`])
+    return stdout
+  }
+
+  async function copy (dest: string, lies: Lie[]): Promise<void> {
+    await lab.exec(lab.hosts[1], 'nix', ['copy', '--from', b.url, '--to', nix.storeRoot(dest), ...lies.map(l => paths[l]),
+      '--option', 'trusted-public-keys', pkA], { env: nix.env })
+  }
+
+  async function valid (dest: string, lie: Lie): Promise<boolean> {
+    return await nix.run('nix-store', ['--store', nix.storeRoot(dest), '--check-validity', paths[lie]]).then(() => true, () => false)
+  }
+
+  /** Gives an honest host (A) the paths, as a host that downloads them later would. */
+  async function honestHostGets (lies: Lie[]): Promise<void> {
+    await nix.run('nix', ['copy', '--no-check-sigs', '--from', source, '--to', rootA, ...lies.map(l => paths[l])])
+  }
+
+  it('drops a narinfo for another path and one whose NarSize its signature does not cover: 404, logged', async () => {
+    assert.equal(await curlNarInfo('other-path'), '404')
+    assert.equal(await curlNarInfo('nar-size'), '404')
+    await b.waitFor(new RegExp(`answer dropped for ${hashOf('other-path')}: narinfo is for /nix/store/\\S+, not the requested hash`))
+    await b.waitFor(new RegExp(`answer dropped for ${hashOf('nar-size')}: narinfo for \\S+ has no valid signature by a trusted key`))
+    assert.ok(liarLines.some(l => l.includes('"lied":"other-path"')) && liarLines.some(l => l.includes('"lied":"nar-size"')))
+  })
+
+  it('cuts the connection on a NAR with a flipped byte: Nix imports nothing, B logs the hash mismatch', async () => {
+    await assert.rejects(copy('client-wrong', ['wrong-bytes']))
+    assert.equal(await valid('client-wrong', 'wrong-bytes'), false)
+    await b.waitFor(new RegExp(`nar ${hashOf('wrong-bytes')}: NAR ${hashOf('wrong-bytes')} hashed to sha256:\\S+, expected sha256:`))
+  })
+
+  it('once an honest host has those paths, Nix gets them whole and verified; the liar is not used for them', async () => {
+    await honestHostGets(['other-path', 'nar-size', 'wrong-bytes'])
+    const liesBefore = liarLines.filter(l => l.includes('"lied":"wrong-bytes"')).length
+    await copy('client-honest', ['other-path', 'nar-size', 'wrong-bytes'])
+    await nix.run('nix', ['store', 'verify', '--store', nix.storeRoot('client-honest'), '--trusted-public-keys', pkA, ...['other-path', 'nar-size', 'wrong-bytes'].map(l => paths[l])])
+    assert.equal(liarLines.filter(l => l.includes('"lied":"wrong-bytes"')).length, liesBefore, 'the liar was asked for the NAR it got wrong')
+  })
+
+  it('a short, an endless and a stalled NAR from the liar continue on the honest host from the same byte', async () => {
+    const midStream: Lie[] = ['short', 'endless', 'stall']
+    // B learns of the liar's offers first (so the liar is asked first), then of the honest host's.
+    for (const lie of midStream) assert.equal(await curlNarInfo(lie), '200')
+    await honestHostGets(midStream)
+    for (const lie of midStream) assert.equal(await curlNarInfo(lie), '200')
+
+    await copy('client-midstream', midStream)
+    await nix.run('nix', ['store', 'verify', '--store', nix.storeRoot('client-midstream'), '--trusted-public-keys', pkA, ...midStream.map(l => paths[l])])
+    for (const lie of midStream) assert.ok(liarLines.some(l => l.includes(`"lied":"${lie}"`)), `the liar was never asked for the ${lie} NAR`)
+    await b.waitFor(new RegExp(`nar ${hashOf('short')}: peer \\S+ failed at byte \\d+ of \\d+: the stream ended early`))
+    await b.waitFor(new RegExp(`nar ${hashOf('endless')}: peer \\S+ failed at byte \\d+ of \\d+: sent more than NarSize`))
+    await b.waitFor(new RegExp(`nar ${hashOf('stall')}: peer \\S+ failed at byte \\d+ of \\d+: no data for \\d+ ms`))
+    for (const lie of midStream) await b.waitFor(new RegExp(`nar ${hashOf(lie)}: continuing at byte [1-9]\\d* of \\d+ from peer`))
+  })
+})
