@@ -1,0 +1,180 @@
+/**
+ * /peerix/index/1 between real libp2p nodes: summaries exchanged after identify, kept current
+ * by deltas, one view per audience, dropped on disconnect, and peers without a summary (older
+ * peerix, a store too large, a peer that sends garbage) asked as before.
+ */
+import '../../src/polyfill.js'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { toNix32 } from '../../src/nix/nix32.js'
+import { peerIndex, INDEX_PROTOCOL, type PeerIndex, type PeerIndexInit } from '../../src/p2p/index/index.js'
+import { encodeKeySet } from '../../src/p2p/index/golomb.js'
+import { IndexUpdate } from '../../src/p2p/index/pb/message.js'
+import { encodeFrame } from '../../src/p2p/wire/frame.js'
+import { StoreSummary, type StoreSummaryOptions } from '../../src/store/summary.js'
+import { summaryKey, toKeySet } from '../../src/store/summary-keys.js'
+import { LogLines, eventually } from './node-helpers.js'
+import type { PathRow } from '../../src/store/db.js'
+import type { PathInfo } from '../../src/store/path-info.js'
+import type { Libp2p } from '@libp2p/interface'
+
+type Node = Libp2p<{ index: PeerIndex }>
+
+/** Valid paths in memory, numbered like Nix's rows. */
+class MemoryDb {
+  readonly rows: PathRow[] = []
+  #nextId = 1
+
+  add (name: string): string {
+    const hashPart = toNix32(randomBytes(20))
+    this.rows.push({ id: this.#nextId++, path: `/nix/store/${hashPart}-${name}`, sigs: '' })
+    return hashPart
+  }
+
+  remove (hashPart: string): void {
+    this.rows.splice(this.rows.findIndex(r => r.path.includes(hashPart)), 1)
+  }
+
+  rowsAfter (afterId: number, limit: number): PathRow[] {
+    return this.rows.filter(r => r.id > afterId).slice(0, limit)
+  }
+
+  byHashPart (hashPart: string): PathInfo | undefined {
+    const row = this.rows.find(r => r.path.includes(hashPart))
+    return row === undefined ? undefined : { storePath: row.path, narHash: '', narSize: 0, references: [], sigs: [], ultimate: true, registrationTime: 0 }
+  }
+}
+
+const absent = (): string => toNix32(randomBytes(20))
+
+describe('/peerix/index/1 between libp2p nodes', function () {
+  this.timeout(60_000)
+  const running: Node[] = []
+
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map(async n => { await n.stop() }))
+  })
+
+  async function node (init: PeerIndexInit = {}): Promise<Node> {
+    const n = await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: { identify: identify(), index: peerIndex({ resubscribeMinMs: 100, resubscribeMaxMs: 400, ...init }) }
+    })
+    running.push(n)
+    return n
+  }
+
+  async function summaryOver (db: MemoryDb, opts: Partial<StoreSummaryOptions> = {}): Promise<StoreSummary> {
+    const summary = new StoreSummary({ db, ...opts })
+    await summary.poll()
+    return summary
+  }
+
+  const versionOf = (from: Node, of: Node): number | undefined => from.services.index.summaryOf(of.peerId.toString())?.version
+
+  it('sends the summary after identify and keeps it current: additions by poll, removals by resync', async () => {
+    const db = new MemoryDb()
+    const p1 = db.add('one')
+    const p2 = db.add('two')
+    const summary = await summaryOver(db)
+    const a = await node({ summary })
+    const b = await node()
+    await b.dial(a.getMultiaddrs()[0])
+    const peerA = a.peerId.toString()
+
+    await eventually('B has A\'s summary', () => b.services.index.summaryOf(peerA) !== undefined)
+    assert.deepEqual(b.services.index.summaryOf(peerA), { version: 1, keys: 2 })
+    assert.ok(b.services.index.mayHave(peerA, p1))
+    assert.ok(b.services.index.mayHave(peerA, p2))
+    assert.ok(!b.services.index.mayHave(peerA, absent()), 'a miss needs no question')
+    assert.equal(a.services.index.summaryOf(b.peerId.toString()), undefined, 'B serves no summary: A would ask it')
+    assert.ok(a.services.index.mayHave(b.peerId.toString(), absent()))
+
+    const p3 = db.add('three')
+    await summary.poll()
+    await eventually('the delta', () => versionOf(b, a) === 2)
+    assert.ok(b.services.index.mayHave(peerA, p3))
+
+    db.remove(p1)
+    await summary.poll()
+    assert.ok(b.services.index.mayHave(peerA, p1), 'a poll only adds')
+    await summary.resync()
+    await eventually('the resync delta', () => versionOf(b, a) === 3)
+    assert.ok(!b.services.index.mayHave(peerA, p1))
+    assert.deepEqual(b.services.index.summaryOf(peerA), { version: 3, keys: 2 })
+  })
+
+  it('gives each peer the view the policy allows it', async () => {
+    const db = new MemoryDb()
+    const p = db.add('local-only')
+    const trusted = await node()
+    const trustedId = trusted.peerId.toString()
+    // the policy stands in for ServingPolicy: only the trusted peer may have anything
+    const summary = await summaryOver(db, { policy: { decide: (_info, peer) => peer === trustedId ? { allowed: true } : { allowed: false, reason: 'no' } }, trustedPeers: [trustedId] })
+    const a = await node({ summary })
+    const stranger = await node()
+    await trusted.dial(a.getMultiaddrs()[0])
+    await stranger.dial(a.getMultiaddrs()[0])
+    const peerA = a.peerId.toString()
+    await eventually('both have a summary', () => trusted.services.index.summaryOf(peerA) !== undefined && stranger.services.index.summaryOf(peerA) !== undefined)
+    assert.ok(trusted.services.index.mayHave(peerA, p))
+    assert.ok(!stranger.services.index.mayHave(peerA, p), 'the stranger learns nothing of a path it would be refused')
+    assert.equal(stranger.services.index.summaryOf(peerA)?.keys, 0)
+  })
+
+  it('forgets a peer\'s summary when it disconnects, and a node without a summary does not offer the protocol', async () => {
+    const db = new MemoryDb()
+    db.add('x')
+    const a = await node({ summary: await summaryOver(db) })
+    const b = await node()
+    await b.dial(a.getMultiaddrs()[0])
+    const peerA = a.peerId.toString()
+    await eventually('B has A\'s summary', () => b.services.index.summaryOf(peerA) !== undefined)
+    assert.ok((await b.peerStore.get(a.peerId)).protocols.includes(INDEX_PROTOCOL))
+    assert.ok(!(await a.peerStore.get(b.peerId)).protocols.includes(INDEX_PROTOCOL), 'B has no summary and does not offer one')
+    await b.hangUp(a.peerId)
+    await eventually('the summary is gone', () => b.services.index.summaryOf(peerA) === undefined)
+    assert.ok(b.services.index.mayHave(peerA, absent()))
+  })
+
+  it('offers no summary over the size bound: the peer is asked directly', async () => {
+    const db = new MemoryDb()
+    for (let i = 0; i < 5; i++) db.add(`p${i}`)
+    const logs = new LogLines()
+    const a = await node({ summary: await summaryOver(db), maxKeys: 4 })
+    const b = await node({ log: logs.logger })
+    await b.dial(a.getMultiaddrs()[0])
+    await eventually('B is told there is none', () => logs.matching(/has no summary to offer/).length > 0)
+    assert.equal(b.services.index.summaryOf(a.peerId.toString()), undefined)
+    assert.ok(b.services.index.mayHave(a.peerId.toString(), absent()))
+  })
+
+  it('drops a summary that breaks the protocol and subscribes again', async () => {
+    const a = await node()
+    const logs = new LogLines()
+    const b = await node({ log: logs.logger })
+    let subscriptions = 0
+    // A hand-written responder: a FULL summary, then a delta that skips a version.
+    await a.handle(INDEX_PROTOCOL, async (stream) => {
+      subscriptions++
+      stream.send(encodeFrame(IndexUpdate.encode({ kind: IndexUpdate.Kind.FULL, version: 1, added: encodeKeySet(toKeySet([summaryKey(absent())])) })))
+      await new Promise(resolve => setTimeout(resolve, 300))
+      stream.send(encodeFrame(IndexUpdate.encode({ kind: IndexUpdate.Kind.DELTA, version: 3, added: encodeKeySet(new Uint32Array()) })))
+    })
+    await b.dial(a.getMultiaddrs()[0])
+    const peerA = a.peerId.toString()
+    await eventually('the full summary', () => b.services.index.summaryOf(peerA) !== undefined)
+    await eventually('the bad delta is refused', () => logs.matching(/delta to version 3 does not follow version 1/).length > 0)
+    assert.equal(b.services.index.summaryOf(peerA), undefined, 'no summary after a broken one')
+    assert.ok(b.services.index.mayHave(peerA, absent()))
+    await eventually('a new subscription', () => subscriptions >= 2)
+  })
+})
