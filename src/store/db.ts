@@ -122,9 +122,14 @@ function isBusy (err: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
 }
 
-/** SQLite could not create the `-wal`/`-shm` files next to the database (no write access). */
-function needsWalFiles (err: unknown): boolean {
-  return (err as { code?: unknown }).code === 'SQLITE_READONLY_DIRECTORY'
+/**
+ * SQLite could not create the `-wal`/`-shm` files next to the database: a directory this user
+ * may not write (EACCES: SQLITE_READONLY_DIRECTORY), or a read-only mount such as systemd's
+ * ProtectSystem=strict / ReadOnlyPaths= (EROFS: plain SQLITE_CANTOPEN, and no `-shm` yet).
+ */
+function needsWalFiles (err: unknown, file: string): boolean {
+  const code = (err as { code?: unknown }).code
+  return code === 'SQLITE_READONLY_DIRECTORY' || (code === 'SQLITE_CANTOPEN' && !existsSync(`${file}-shm`))
 }
 
 /** Sleeps without returning to the event loop: lookups are synchronous like SQLite's own busy wait. */
@@ -221,7 +226,7 @@ export class NixDb {
       try {
         return { conn: new Connection(this.file), snapshot: false, stamp: stampOf(before, false) }
       } catch (err) {
-        if (!needsWalFiles(err)) throw new NixDbError(`cannot read Nix database ${this.file}: ${describe(err)}; ${this.hint()}`)
+        if (!needsWalFiles(err, this.file)) throw new NixDbError(`cannot read Nix database ${this.file}: ${describe(err)}; ${this.hint()}`)
       }
       // With a WAL present a writer is creating its files right now: wait for them instead.
       if (!existsSync(`${this.file}-wal`)) {
