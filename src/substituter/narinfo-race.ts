@@ -22,16 +22,19 @@ export interface LookupOptions {
   signal?: AbortSignal
   /** Only verified answers this accepts can win (a NAR download wants one NarHash). */
   wanted?: (info: NarInfo) => boolean
+  /** False for a peer whose index summary rules the path out: it is not asked. */
+  mayHave?: (peer: string) => boolean
 }
 
 /**
  * The first verified narinfo for `hashPart` from any peer, or undefined once every peer has
- * answered without one, when the wait budget runs out, or when `signal` aborts. Answers that
+ * answered without one (at once when no peer's summary may hold it), when the wait budget runs out, or when `signal` aborts. Answers that
  * arrive after the winner (within the budget) are still checked and remembered: those peers
  * are where a NAR download turns when its first peer fails.
  */
 export async function lookupNarInfo (ctx: SubstituterContext, hashPart: string, opts: LookupOptions = {}): Promise<Found | undefined> {
-  const peers = ctx.client.peers()
+  const { mayHave } = opts
+  const peers = mayHave === undefined ? ctx.client.peers() : ctx.client.peers().filter(mayHave)
   const { signal } = opts
   if (peers.length === 0 || signal?.aborted === true) return undefined
 

@@ -22,8 +22,15 @@ import { servedNarInfo } from './verify.js'
  */
 export const DEFAULT_STALL_MS = 20_000
 
+/** What peers' summaries say (the /peerix/index/1 service): false rules a peer out for a path. */
+export interface PeerIndexView {
+  mayHave: (peer: string, hashPart: string) => boolean
+}
+
 export interface SubstituterOptions {
   client: PeerClient
+  /** Without one every peer is asked for every path. */
+  index?: PeerIndexView
   trusted: TrustedKeys
   /** The wait budget of a narinfo lookup for peers that do not answer. */
   timeoutMs: number
@@ -48,10 +55,12 @@ export class Substituter {
   readonly counters: SubstituterCounters
   private readonly ctx: SubstituterContext
   private readonly active = new Set<Transfer>()
+  private readonly index?: PeerIndexView
 
   constructor (opts: SubstituterOptions) {
     const log = opts.log ?? (() => {})
     this.counters = opts.counters ?? new SubstituterCounters()
+    this.index = opts.index
     this.ctx = {
       client: opts.client,
       trusted: opts.trusted,
@@ -72,7 +81,7 @@ export class Substituter {
   async narInfo (hashPart: string, signal?: AbortSignal): Promise<NarInfo | undefined> {
     parseHashPart(hashPart)
     this.counters.narInfoRequests += 1
-    const found = await lookupNarInfo(this.ctx, hashPart, { signal })
+    const found = await lookupNarInfo(this.ctx, hashPart, { signal, mayHave: this.mayHave(hashPart) })
     if (found === undefined) {
       this.counters.narInfoMisses += 1
       return undefined
@@ -91,7 +100,7 @@ export class Substituter {
     const hash = toNarHash(narHash)
     let offer = this.connectedOffer(hashPart, hash)
     if (offer === undefined) {
-      await lookupNarInfo(this.ctx, hashPart, { signal, wanted: info => info.narHash === hash })
+      await lookupNarInfo(this.ctx, hashPart, { signal, wanted: info => info.narHash === hash, mayHave: this.mayHave(hashPart) })
       offer = this.connectedOffer(hashPart, hash)
     }
     if (offer === undefined) return undefined
@@ -102,6 +111,12 @@ export class Substituter {
   /** The NAR downloads in progress. */
   transfers (): Transfer[] {
     return [...this.active].map(t => ({ ...t }))
+  }
+
+  /** Which peers' summaries may hold `hashPart`; undefined without an index (ask everyone). */
+  private mayHave (hashPart: string): ((peer: string) => boolean) | undefined {
+    const index = this.index
+    return index === undefined ? undefined : (peer) => index.mayHave(peer, hashPart)
   }
 
   /** The remembered offer of this NAR, if one of the peers that made it is still connected. */
