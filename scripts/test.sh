@@ -9,6 +9,10 @@ command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)   # the fault tests firewall a lab host
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)   # the hardening test builds a seccomp loader
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)   # syscall groups for that filter
+command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "peerix tests need: ${need_apt[*]} (Debian: sudo apt-get install -y ${need_apt[*]})" >&2
