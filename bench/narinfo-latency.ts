@@ -1,0 +1,134 @@
+/**
+ * Benchmark 1: narinfo latency through the shim, for hits and misses, with 1, 4 and 16 peers,
+ * against the same requests to a static cache. The peers are real daemons (one host process
+ * holds them all, each with its own node and store); peer #0 has the paths, the others an
+ * empty store, so a hit is on one peer and a miss on none. The shim under test is a daemon in
+ * its own process, restarted for each peer count so no answer is cached from a previous one.
+ */
+import { randomInt } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { NixEnv } from '../test/helpers/nix.js'
+import { BenchHost } from './host-client.js'
+import { HttpClient } from './http-client.js'
+import { percentile, range, type Table } from './report.js'
+import { StaticCache } from './static-cache.js'
+import { addSmallPaths, generateKey, hashPart } from './stores.js'
+import type { StartedDaemon } from './host-protocol.js'
+
+export interface NarinfoLatencyOptions {
+  peerCounts: number[]
+  /** Hits (distinct paths) and misses (random hashes) asked per measurement. */
+  requests: number
+  runs: number
+  progress: (line: string) => void
+}
+
+interface Latencies { hits: number[], misses: number[], errors: number }
+
+const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz'
+const WARM_UP = 20
+
+function randomHashPart (): string {
+  return Array.from({ length: 32 }, () => NIX32[randomInt(32)]).join('')
+}
+
+/** Alternates a hit and a miss; a hit must be 200 and a miss 404, else it counts as an error. */
+async function measure (client: HttpClient, baseUrl: string, hitHashes: string[]): Promise<Latencies> {
+  const out: Latencies = { hits: [], misses: [], errors: 0 }
+  for (const hit of hitHashes) {
+    const h = await client.get(`${baseUrl}/${hit}.narinfo`)
+    if (h.status === 200) out.hits.push(h.ms)
+    else out.errors++
+    const m = await client.get(`${baseUrl}/${randomHashPart()}.narinfo`)
+    if (m.status === 404) out.misses.push(m.ms)
+    else out.errors++
+  }
+  return out
+}
+
+export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Table> {
+  const nix = await NixEnv.create('peerix-bench-narinfo-')
+  const hosts: BenchHost[] = []
+  let cache: StaticCache | undefined
+  const client = new HttpClient()
+  try {
+    const key = await generateKey(nix, 'bench-peers-1')
+    const hitsRoot = await nix.initStore('hits')
+    const emptyRoot = await nix.initStore('empty')
+    const paths = await addSmallPaths(nix, hitsRoot, WARM_UP + opts.requests)
+    const warmHashes = paths.slice(0, WARM_UP).map(hashPart)
+    const hitHashes = paths.slice(WARM_UP).map(hashPart)
+
+    const cacheDir = join(nix.dir, 'static-cache')
+    await StaticCache.fill(nix, hitsRoot, cacheDir, paths)
+    cache = await StaticCache.serve(cacheDir)
+
+    const maxPeers = Math.max(...opts.peerCounts)
+    opts.progress(`narinfo: starting ${maxPeers} peer daemons`)
+    const farm = await BenchHost.spawn('peers', nix.env)
+    hosts.push(farm)
+    const peers: StartedDaemon[] = []
+    for (let i = 0; i < maxPeers; i++) {
+      const state = join(nix.dir, `state-peer-${i}`)
+      await mkdir(state)
+      peers.push(await farm.startDaemon([
+        '--state-dir', state, '--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns',
+        '--store-root', i === 0 ? hitsRoot : emptyRoot, '--signing-key-file', key.secretFile, '--serve', 'all',
+        '--trusted-public-keys', key.publicKey, '--log-level', 'warn'
+      ]))
+    }
+    const shimHost = await BenchHost.spawn('shim', nix.env)
+    hosts.push(shimHost)
+    const shimRoot = await nix.initStore('shim')
+
+    const results = new Map<string, Latencies[]>()
+    const record = (name: string, l: Latencies): void => { results.set(name, [...(results.get(name) ?? []), l]) }
+    for (let run = 0; run < opts.runs; run++) {
+      for (const n of opts.peerCounts) {
+        const state = join(nix.dir, `state-shim-${run}-${n}`)
+        await mkdir(state)
+        const shim = await shimHost.startDaemon([
+          '--state-dir', state, '--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns',
+          '--store-root', shimRoot, '--trusted-public-keys', key.publicKey,
+          ...peers.slice(0, n).flatMap(p => ['--peer', p.addrs[0]])
+        ])
+        await shimHost.waitForPeers(shim.index, n)
+        // let the daemons finish what they do on connect (identify, anything exchanged)
+        await new Promise(resolve => setTimeout(resolve, 1000))
+        await measure(client, shim.url, warmHashes)
+        opts.progress(`narinfo: run ${run + 1}/${opts.runs}, ${n} peer(s)`)
+        record(`peerix shim, ${n} peer${n === 1 ? '' : 's'}`, await measure(client, shim.url, hitHashes))
+        await shimHost.stopDaemon(shim.index)
+      }
+      await measure(client, cache.url, warmHashes)
+      record('static file:// cache, python3 -m http.server', await measure(client, cache.url, hitHashes))
+    }
+
+    const rows = [...results].map(([name, runs]) => [
+      name,
+      range(runs.map(r => percentile(r.hits, 50)), 2),
+      range(runs.map(r => percentile(r.hits, 99)), 2),
+      range(runs.map(r => percentile(r.misses, 50)), 2),
+      range(runs.map(r => percentile(r.misses, 99)), 2),
+      String(runs.reduce((s, r) => s + r.errors, 0))
+    ])
+    rows.push(['original Peerix (design, not measured)', '—', '—', '50', '50', '—'])
+    return {
+      title: 'narinfo latency (ms)',
+      columns: ['server', 'hit p50', 'hit p99', 'miss p50', 'miss p99', 'errors'],
+      rows,
+      notes: [
+        `${opts.requests} hits (distinct paths) and ${opts.requests} misses (random hashes) per run, alternating, one kept-alive connection, after ${WARM_UP} of each to warm up; ${opts.runs} run(s), ranges over runs.`,
+        'A hit is on one peer (#0); the other peers have empty stores. All peers are daemons in one process; the shim is a daemon in another.',
+        'The original Peerix waits its full 50 ms UDP timeout on every miss (its design), so that row is a reference figure, not a measurement.',
+        'errors: hits not answered 200 or misses not answered 404.'
+      ]
+    }
+  } finally {
+    client.close()
+    await cache?.stop()
+    await Promise.all(hosts.map(async h => { await h.stop() }))
+    await nix.cleanup()
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * `npm run bench`: every benchmark with its baseline in the same run, printed as Markdown
+ * tables. Flags: `--quick` (tiny sizes, seconds: what the smoke test runs), `--runs N`
+ * (repeat each measurement; ranges are printed), `--only narinfo,nar,closure`.
+ */
+import { execFileSync } from 'node:child_process'
+import { loadavg } from 'node:os'
+import { parseArgs } from 'node:util'
+import { benchSizes, type BenchName, BENCH_NAMES } from './sizes.js'
+import { narinfoLatency } from './narinfo-latency.js'
+import { narThroughput } from './nar-throughput.js'
+import { closureCopy } from './closure-copy.js'
+import { formatTable, type Table } from './report.js'
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    only: { type: 'string' }
+  }
+})
+
+const only = (values.only ?? BENCH_NAMES.join(',')).split(',')
+for (const name of only) {
+  if (!(BENCH_NAMES as readonly string[]).includes(name)) throw new Error(`--only ${JSON.stringify(name)}: expected some of ${BENCH_NAMES.join(', ')}`)
+}
+const sizes = benchSizes(values.quick, values.runs)
+const progress = (line: string): void => { process.stderr.write(`… ${line}\n`) }
+const load = (): string => loadavg().map(l => l.toFixed(1)).join(' ')
+
+const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()
+console.log(`# peerix benchmarks — ${new Date().toISOString()}, commit ${commit}, node ${process.version}, load average at start ${load()}\n`)
+
+const benches: Record<BenchName, () => Promise<Table | Table[]>> = {
+  narinfo: async () => await narinfoLatency({ ...sizes.narinfo, runs: sizes.runs, progress }),
+  nar: async () => await narThroughput({ ...sizes.nar, runs: sizes.runs, progress }),
+  closure: async () => await closureCopy({ ...sizes.closure, runs: sizes.runs, progress })
+}
+for (const name of only as BenchName[]) {
+  const tables = [await benches[name]()].flat()
+  tables[0].notes.push(`load average after: ${load()}`)
+  for (const table of tables) console.log(formatTable(table))
+}

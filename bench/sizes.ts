@@ -1,0 +1,34 @@
+/** How big each benchmark is: the issue's sizes, or tiny ones (`--quick`) for the smoke test. */
+import { MiB } from './report.js'
+import type { ClosureShape } from './stores.js'
+
+export const BENCH_NAMES = ['narinfo', 'nar', 'closure'] as const
+export type BenchName = typeof BENCH_NAMES[number]
+
+export interface BenchSizes {
+  runs: number
+  narinfo: { peerCounts: number[], requests: number }
+  nar: { narBytes: number, chunkSweepBytes: number, chunkSizes: number[] }
+  closure: ClosureShape
+}
+
+export function benchSizes (quick: boolean, runs?: string): BenchSizes {
+  const sizes: BenchSizes = quick
+    ? {
+        runs: 1,
+        narinfo: { peerCounts: [1, 4], requests: 20 },
+        nar: { narBytes: 8 * MiB, chunkSweepBytes: 4 * MiB, chunkSizes: [64 * 1024, 256 * 1024] },
+        closure: { leaves: 6, mids: 2, minLeafBytes: 100_000, maxLeafBytes: 400_000 }
+      }
+    : {
+        runs: 3,
+        narinfo: { peerCounts: [1, 4, 16], requests: 500 },
+        nar: { narBytes: 1024 * MiB, chunkSweepBytes: 256 * MiB, chunkSizes: [64 * 1024, 256 * 1024, 1024 * 1024] },
+        closure: { leaves: 290, mids: 10, minLeafBytes: 1_200_000, maxLeafBytes: 12_000_000 }
+      }
+  if (runs !== undefined) {
+    if (!/^[1-9]\d*$/.test(runs)) throw new Error(`--runs ${JSON.stringify(runs)}: expected a positive whole number`)
+    sizes.runs = Number(runs)
+  }
+  return sizes
+}
