@@ -18,6 +18,7 @@ import { VERSION } from '../version.js'
 import { AGENT_VERSION, DEFAULT_LISTEN } from './constants.js'
 import { mdnsDiscovery } from './discovery.js'
 import { trustedPeersOnly } from './gater.js'
+import { peerIndex, type PeerIndex, type SummarySource } from './index/index.js'
 import { nar, type NarService } from './nar/index.js'
 import { narinfo, NARINFO_PROTOCOL, type NarinfoService } from './narinfo/index.js'
 import { peerixPeers, type PeerixPeers } from './peerix-peers.js'
@@ -36,6 +37,8 @@ export interface PeerixNodeOptions {
   mdns: boolean
   /** What this host serves to peers. */
   source: PathSource
+  /** The summary of it sent to peers over /peerix/index/1; without one peers ask us for everything. */
+  summary?: SummarySource
   /** Peer ID strings (`--trusted-peer`). */
   trustedPeers?: string[]
   /** Refuse connections to and from peers not in `trustedPeers`. */
@@ -55,6 +58,7 @@ export type PeerixServices = {
   ping: Ping
   narinfo: NarinfoService
   nar: NarService
+  index: PeerIndex
   peerixPeers: PeerixPeers
   staticPeers: StaticPeers
 }
@@ -86,6 +90,7 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
       ping: ping(),
       narinfo: narinfo({ source: opts.source, timeout: opts.narinfoTimeout, log }),
       nar: nar({ source: opts.source, log }),
+      index: peerIndex({ summary: opts.summary, log }),
       peerixPeers: peerixPeers({ protocol: NARINFO_PROTOCOL, log }),
       staticPeers: staticPeers({
         addrs: statics,
