@@ -18,6 +18,11 @@ export const DEFAULT_PRIORITY = 20
 /** How long a narinfo request waits for peers that have not answered (all absent answers return at once). */
 export const DEFAULT_TIMEOUT_MS = 1000
 
+/** How often the store summary peers receive looks for paths Nix added (a cheap indexed query). */
+export const DEFAULT_INDEX_INTERVAL_MS = 2000
+/** How often it re-reads the whole store: collected paths leave peers' summaries within this. */
+export const DEFAULT_INDEX_RESYNC_MS = 300_000
+
 export class ConfigError extends Error {
   override name = 'ConfigError'
 }
@@ -46,6 +51,10 @@ export interface DaemonConfig {
   serveDeny: string[]
   /** Refuse libp2p connections from peers not in trustedPeers. */
   peersOnly: boolean
+  /** Send peers a summary of the store (/peerix/index/1) and skip peers whose summary rules a path out. */
+  index: boolean
+  indexIntervalMs: number
+  indexResyncMs: number
   logLevel: LogLevel
 }
 
