@@ -1,7 +1,7 @@
 /** `peerix daemon`: runs the substituter and serves this host's store until SIGINT/SIGTERM. */
 import { Command, Option } from 'commander'
 import {
-  DEFAULT_LISTEN, DEFAULT_P2P_LISTEN, DEFAULT_PRIORITY, DEFAULT_TIMEOUT_MS, defaultStateDir,
+  DEFAULT_INDEX_INTERVAL_MS, DEFAULT_INDEX_RESYNC_MS, DEFAULT_LISTEN, DEFAULT_P2P_LISTEN, DEFAULT_PRIORITY, DEFAULT_TIMEOUT_MS, defaultStateDir,
   isLoopbackHost, parseGlobFlag, parseIntegerFlag, parsePublicKeyFlag, parseServeMode, parseListen, parseLogLevel, parseMultiaddrFlag, parsePeerIdFlag, type DaemonConfig
 } from '../config.js'
 import { createLogger } from '../log.js'
@@ -25,6 +25,9 @@ interface DaemonFlags {
   serve: string
   serveDeny?: string[]
   peersOnly: boolean
+  index: boolean
+  indexInterval: string
+  indexResync: string
   logLevel: string
 }
 
@@ -47,6 +50,9 @@ export function configFromFlags (flags: DaemonFlags): DaemonConfig {
     serve: parseServeMode(flags.serve),
     serveDeny: (flags.serveDeny ?? []).map(g => parseGlobFlag('--serve-deny', g)),
     peersOnly: flags.peersOnly,
+    index: flags.index,
+    indexIntervalMs: parseIntegerFlag('--index-interval', flags.indexInterval, 10, 3_600_000),
+    indexResyncMs: parseIntegerFlag('--index-resync', flags.indexResync, 1000, 86_400_000),
     logLevel: parseLogLevel(flags.logLevel)
   }
 }
@@ -68,6 +74,9 @@ export function daemonCommand (): Command {
     .option('--serve <mode>', '"trusted": paths only this host has go to --trusted-peer peers only; "all": every path to every peer', 'trusted')
     .option('--serve-deny <glob>', `never serve store names matching this glob, repeatable (always denied: ${DEFAULT_SERVE_DENY.join(' ')})`, repeat)
     .option('--peers-only', 'refuse libp2p connections from peers not named by --trusted-peer', false)
+    .option('--no-index', 'neither send peers a summary of this store nor use theirs: every peer is asked for every path')
+    .option('--index-interval <ms>', 'how often the summary sent to peers picks up paths Nix added', String(DEFAULT_INDEX_INTERVAL_MS))
+    .option('--index-resync <ms>', 'how often the summary re-reads the whole store (drops collected paths, sees new signatures)', String(DEFAULT_INDEX_RESYNC_MS))
     .addOption(new Option('--log-level <level>', 'error, warn, info or debug').default('info'))
     .action(async (flags: DaemonFlags) => {
       const config = configFromFlags(flags)
