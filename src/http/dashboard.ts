@@ -41,6 +41,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   table { width: 100%; border-collapse: collapse; background: #fff; border: 1px solid var(--line); }
   th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); white-space: nowrap; }
   th { color: var(--dim); font-weight: 500; font-size: 12px; }
+  td.addr { white-space: normal; word-break: break-all; }
   td.num { text-align: right; font-variant-numeric: tabular-nums; }
   code { font: 12px ui-monospace, monospace; }
   .bar { width: 220px; height: 10px; background: var(--line); border-radius: 5px; overflow: hidden; }
@@ -109,7 +110,7 @@ function render (s) {
     const table = el('table');
     for (const t of s.transfers) {
       const row = el('tr');
-      row.append(el('td', t.hashPart), el('td', t.peer === null ? '' : short(t.peer)));
+      row.append(el('td', t.hashPart), el('td', t.peer === null ? '' : 'from ' + short(t.peer)));
       const bar = el('div', undefined, 'bar');
       const fill = el('div');
       fill.style.width = (t.narSize === 0 ? 100 : 100 * t.received / t.narSize).toFixed(1) + '%';
@@ -140,7 +141,7 @@ function render (s) {
     row.append(
       id,
       el('td', p.agent ?? '?'),
-      el('td', p.addresses.join(' ')),
+      el('td', p.addresses.map(a => a.replace('/p2p/' + p.id, '')).join(' '), 'addr'),
       el('td', p.latencyMs === null ? '–' : p.latencyMs + ' ms', 'num'),
       el('td', duration(Math.max(0, Math.floor((Date.now() - p.connectedSince) / 1000)))),
       el('td', p.fetched.narInfos + ' / ' + p.served.narInfos, 'num'),
