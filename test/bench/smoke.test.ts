@@ -1,0 +1,65 @@
+/**
+ * The benchmarks at their tiny size (`--quick`), so the scripts keep working as the daemon
+ * changes. Checks that each prints its table with figures and no failed request; the
+ * figures themselves are not judged here (the machine may be loaded).
+ */
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+async function bench (only: string): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--only', only], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err != null) reject(new Error(`bench ${only} failed: ${err.message}\n${stdout}\n${stderr}`))
+      else resolve(stdout)
+    })
+  })
+}
+
+/** The body rows of the Markdown table under `### <title…>`, as cells. */
+function tableRows (out: string, title: RegExp): string[][] {
+  const lines = out.split('\n')
+  const start = lines.findIndex(l => l.startsWith('### ') && title.test(l))
+  assert.ok(start >= 0, `no table ${title} in:\n${out}`)
+  const rows: string[][] = []
+  for (const line of lines.slice(start + 4)) {
+    if (!line.startsWith('|')) break
+    rows.push(line.split('|').slice(1, -1).map(c => c.trim()))
+  }
+  return rows
+}
+
+const NUMBER_OR_RANGE = /^\d+(\.\d+)?(–\d+(\.\d+)?)?$/
+
+describe('bench --quick', function () {
+  this.timeout(600_000)
+
+  it('narinfo: every server answers hits 200 and misses 404, with latencies', async () => {
+    const rows = tableRows(await bench('narinfo'), /narinfo latency/)
+    const measured = rows.filter(r => !r[0].startsWith('original Peerix'))
+    assert.deepEqual(measured.map(r => r[0]), ['peerix shim, 1 peer', 'peerix shim, 4 peers', 'static file:// cache, python3 -m http.server'])
+    for (const r of measured) {
+      for (const cell of r.slice(1, 5)) assert.match(cell, NUMBER_OR_RANGE, `row ${r[0]}`)
+      assert.equal(r[5], '0', `failed requests in row ${r[0]}`)
+    }
+  })
+
+  it('nar: every layer carries the whole NAR, and the chunk sweep fills its table', async () => {
+    const out = await bench('nar')
+    const layers = tableRows(out, /NAR throughput/)
+    assert.equal(layers.length, 4)
+    for (const r of layers) assert.match(r[1], NUMBER_OR_RANGE, `row ${r[0]}`)
+    assert.match(out, /Peak RSS .* A \d+ MB, B \d+ MB/)
+    for (const r of tableRows(out, /writer chunk × send chunk/)) {
+      for (const cell of r.slice(1)) assert.match(cell, NUMBER_OR_RANGE, `row ${r[0]}`)
+    }
+  })
+
+  it('closure: nix copy from all three sources', async () => {
+    const rows = tableRows(await bench('closure'), /nix copy of a \d+-path closure/)
+    assert.equal(rows.length, 3)
+    for (const r of rows) assert.match(r[1], NUMBER_OR_RANGE, `row ${r[0]}`)
+  })
+})
