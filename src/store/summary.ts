@@ -16,7 +16,7 @@
 import { parseStorePath } from '../nix/store-path.js'
 import { silentLogger, type Logger } from '../log.js'
 import { keySetDiff, summaryKey, toKeySet, type KeySetDelta } from './summary-keys.js'
-import type { PathRow } from './db.js'
+import { NixDb, type PathRow } from './db.js'
 import type { PathInfo } from './path-info.js'
 import type { ServingPolicy } from './serving-policy.js'
 
@@ -46,6 +46,8 @@ export interface SummaryDb {
 
 export interface StoreSummaryOptions {
   db: SummaryDb
+  /** Called by close(): the database the summary opened itself. */
+  closeDb?: () => void
   /** The serving policy; without one every valid path is served to every peer. */
   policy?: Pick<ServingPolicy, 'decide'>
   /** The --trusted-peer list: these peers get the `trusted` view. */
@@ -82,6 +84,7 @@ interface ViewState {
 
 export class StoreSummary {
   readonly #db: SummaryDb
+  readonly #closeDb?: () => void
   readonly #policy?: Pick<ServingPolicy, 'decide'>
   readonly #trusted: Set<string>
   readonly #maxKeys: number
@@ -99,6 +102,7 @@ export class StoreSummary {
 
   constructor (opts: StoreSummaryOptions) {
     this.#db = opts.db
+    this.#closeDb = opts.closeDb
     this.#policy = opts.policy
     this.#trusted = new Set(opts.trustedPeers ?? [])
     this.#maxKeys = opts.maxKeys ?? DEFAULT_MAX_KEYS
@@ -106,6 +110,12 @@ export class StoreSummary {
     const first = opts.trustedPeers?.[0]
     this.#views = [{ name: 'anyone', peer: ANYONE, version: 0, keys: new Set() }]
     if (first !== undefined && opts.policy !== undefined) this.#views.push({ name: 'trusted', peer: first, version: 0, keys: new Set() })
+  }
+
+  /** A summary of the store at `storeRoot` over its own read-only connection (NixDbError if unreadable). */
+  static open (storeRoot: string, opts: Omit<StoreSummaryOptions, 'db' | 'closeDb'> = {}): StoreSummary {
+    const db = NixDb.open(storeRoot)
+    return new StoreSummary({ ...opts, db, closeDb: () => { db.close() } })
   }
 
   /** The view a peer gets. */
@@ -149,6 +159,13 @@ export class StoreSummary {
   stop (): void {
     clearTimeout(this.#timer)
     this.#timer = undefined
+  }
+
+  /** Stops, and closes the database once the poll or resync under way is done. */
+  async close (): Promise<void> {
+    this.stop()
+    await this.#queue
+    this.#closeDb?.()
   }
 
   /** Adds the paths Nix registered since the last poll (a full resync if there is no summary yet). */
@@ -208,6 +225,7 @@ export class StoreSummary {
         }
       }
       const wasReady = this.#ready
+      if (!wasReady) this.#log.info(`index: summary of ${rows.size} paths ready for peers`)
       this.#rows = rows
       this.#lastId = lastId
       this.#ready = true
