@@ -12,6 +12,7 @@ import { Substituter } from '../substituter/substituter.js'
 import { createShim, listenShim } from '../http/server.js'
 import { TrustedKeys, formatPublicKey, parsePublicKey, publicKeyOf, type PublicKey } from '../nix/signing.js'
 import { DEFAULT_SERVE_DENY, ServingPolicy } from '../store/serving-policy.js'
+import { StoreSummary } from '../store/summary.js'
 import type { DaemonConfig } from '../config.js'
 import type { Logger } from '../log.js'
 import { loadSigningKey, nixTrustedKeys } from './keys.js'
@@ -59,12 +60,18 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
   try {
     const privateKey = await loadOrCreatePrivateKey(config.stateDir)
     const registry = new Registry()
+    const summary = config.index ? StoreSummary.open(config.storeRoot, { policy, trustedPeers: config.trustedPeers, log }) : undefined
+    if (summary !== undefined) {
+      summary.start(config.indexIntervalMs, config.indexResyncMs)
+      cleanups.push(async () => { await summary.close() })
+    }
     const node = await createPeerixNode({
       privateKey,
       listen: config.p2pListen,
       staticPeers: config.peers,
       mdns: config.mdns,
       source: served,
+      summary,
       trustedPeers: config.trustedPeers,
       peersOnly: config.peersOnly,
       metricsRegistry: registry,
@@ -72,7 +79,7 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
     })
     cleanups.push(async () => { await node.stop() })
 
-    const substituter = new Substituter({ client: new Libp2pPeerClient(node), trusted, timeoutMs: config.timeoutMs, log: (line) => { log.info(line) } })
+    const substituter = new Substituter({ client: new Libp2pPeerClient(node), index: config.index ? node.services.index : undefined, trusted, timeoutMs: config.timeoutMs, log: (line) => { log.info(line) } })
     let httpUrl = ''
     const introspection = daemonIntrospection({
       node, substituter, served: served.counters, traffic, trusted, registry, publicKey, startedAt, httpUrl: () => httpUrl,
