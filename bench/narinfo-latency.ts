@@ -28,6 +28,9 @@ interface Latencies { hits: number[], misses: number[], errors: number }
 
 const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz'
 const WARM_UP = 20
+const SETTLE_MS = 1000
+/** The daemon as it runs by default (peer index on), and asking every peer every time. */
+const SHIM_VARIANTS = [{ name: 'index', flags: [] }, { name: 'no-index', flags: ['--no-index'] }]
 
 function randomHashPart (): string {
   return Array.from({ length: 32 }, () => NIX32[randomInt(32)]).join('')
@@ -86,20 +89,22 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
     const record = (name: string, l: Latencies): void => { results.set(name, [...(results.get(name) ?? []), l]) }
     for (let run = 0; run < opts.runs; run++) {
       for (const n of opts.peerCounts) {
-        const state = join(nix.dir, `state-shim-${run}-${n}`)
-        await mkdir(state)
-        const shim = await shimHost.startDaemon([
-          '--state-dir', state, '--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns',
-          '--store-root', shimRoot, '--trusted-public-keys', key.publicKey,
-          ...peers.slice(0, n).flatMap(p => ['--peer', p.addrs[0]])
-        ])
-        await shimHost.waitForPeers(shim.index, n)
-        // let the daemons finish what they do on connect (identify, anything exchanged)
-        await new Promise(resolve => setTimeout(resolve, 1000))
-        await measure(client, shim.url, warmHashes)
-        opts.progress(`narinfo: run ${run + 1}/${opts.runs}, ${n} peer(s)`)
-        record(`peerix shim, ${n} peer${n === 1 ? '' : 's'}`, await measure(client, shim.url, hitHashes))
-        await shimHost.stopDaemon(shim.index)
+        for (const variant of SHIM_VARIANTS) {
+          const state = join(nix.dir, `state-shim-${run}-${n}-${variant.name}`)
+          await mkdir(state)
+          const shim = await shimHost.startDaemon([
+            '--state-dir', state, '--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns',
+            '--store-root', shimRoot, '--trusted-public-keys', key.publicKey, ...variant.flags,
+            ...peers.slice(0, n).flatMap(p => ['--peer', p.addrs[0]])
+          ])
+          await shimHost.waitForPeers(shim.index, n)
+          // let the daemons finish what they do on connect (identify, summaries of their stores)
+          await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
+          await measure(client, shim.url, warmHashes)
+          opts.progress(`narinfo: run ${run + 1}/${opts.runs}, ${n} peer(s), ${variant.name}`)
+          record(`peerix shim${variant.flags.map(f => ` ${f}`).join('')}, ${n} peer${n === 1 ? '' : 's'}`, await measure(client, shim.url, hitHashes))
+          await shimHost.stopDaemon(shim.index)
+        }
       }
       await measure(client, cache.url, warmHashes)
       record('static file:// cache, python3 -m http.server', await measure(client, cache.url, hitHashes))
@@ -120,7 +125,8 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
       rows,
       notes: [
         `${opts.requests} hits (distinct paths) and ${opts.requests} misses (random hashes) per run, alternating, one kept-alive connection, after ${WARM_UP} of each to warm up; ${opts.runs} run(s), ranges over runs.`,
-        'A hit is on one peer (#0); the other peers have empty stores. All peers are daemons in one process; the shim is a daemon in another.',
+        'A hit is on one peer (#0); the other peers have empty stores. All peers are daemons in one process; the shim is a daemon in another, started afresh for each row and run, measured 1 s after it is connected to all its peers.',
+        '`--no-index`: the shim does not use the peers\' summaries (/peerix/index/1) and asks every peer for every narinfo.',
         'The original Peerix waits its full 50 ms UDP timeout on every miss (its design), so that row is a reference figure, not a measurement.',
         'errors: hits not answered 200 or misses not answered 404.'
       ]

@@ -39,7 +39,10 @@ describe('bench --quick', function () {
   it('narinfo: every server answers hits 200 and misses 404, with latencies', async () => {
     const rows = tableRows(await bench('narinfo'), /narinfo latency/)
     const measured = rows.filter(r => !r[0].startsWith('original Peerix'))
-    assert.deepEqual(measured.map(r => r[0]), ['peerix shim, 1 peer', 'peerix shim, 4 peers', 'static file:// cache, python3 -m http.server'])
+    assert.deepEqual(measured.map(r => r[0]), [
+      'peerix shim, 1 peer', 'peerix shim --no-index, 1 peer', 'peerix shim, 4 peers', 'peerix shim --no-index, 4 peers',
+      'static file:// cache, python3 -m http.server'
+    ])
     for (const r of measured) {
       for (const cell of r.slice(1, 5)) assert.match(cell, NUMBER_OR_RANGE, `row ${r[0]}`)
       assert.equal(r[5], '0', `failed requests in row ${r[0]}`)
