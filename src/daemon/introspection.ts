@@ -28,7 +28,6 @@ export interface DaemonParts {
   startedAt: number
   /** The shim's URL, known once it listens. */
   httpUrl: () => string
-  peerIndexSize?: (peer: string) => number | undefined
 }
 
 export function daemonIntrospection (parts: DaemonParts): Introspection {
@@ -36,7 +35,12 @@ export function daemonIntrospection (parts: DaemonParts): Introspection {
   const client = new Libp2pPeerClient(parts.node)
   const counters = parts.substituter.counters
   return {
-    status: async () => await statusReport({ ...parts, latency, httpUrl: parts.httpUrl() }),
+    status: async () => await statusReport({
+      ...parts,
+      latency,
+      httpUrl: parts.httpUrl(),
+      peerIndexSize: (peer) => parts.node.services.index.summaryOf(peer)?.keys
+    }),
     which: async (hashPart, signal) => await whichPeers(client, parts.trusted, hashPart, parts.timeoutMs, signal),
     metrics: new ShimMetrics(parts.registry, () => ({
       narBytesIn: counters.narBytesIn,

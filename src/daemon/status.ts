@@ -83,8 +83,8 @@ export interface StatusSources {
   httpUrl: string
   startedAt: number
   policy: StatusReport['policy']
-  /** Size of a peer's index summary, when an index is kept. */
-  peerIndexSize?: (peer: string) => number | undefined
+  /** Paths in the index summary a peer sent us, if it sent one. */
+  peerIndexSize: (peer: string) => number | undefined
 }
 
 /** The report now; pings peers whose round-trip figure is stale first. */
@@ -154,7 +154,7 @@ async function peerStatus (src: StatusSources, peerId: PeerId, connections: Conn
     agent,
     latencyMs: src.latency.of(id)?.ms ?? null,
     connectedSince: Math.min(...connections.map(c => c.timeline.open)),
-    indexSize: src.peerIndexSize?.(id) ?? null,
+    indexSize: src.peerIndexSize(id) ?? null,
     fetched: {
       narInfos: counted?.narInfosFound ?? 0,
       rejected: counted?.narInfosRejected ?? 0,
