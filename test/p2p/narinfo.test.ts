@@ -102,7 +102,7 @@ describe('/peerix/narinfo/1', function () {
   beforeEach(async () => {
     source = new FixtureSource()
     server = await started({ source })
-    client = await started({ timeout: 2_000 })
+    client = await started({ timeout: 10_000 })
     await client.dial(server.getMultiaddrs()[0])
   })
 
