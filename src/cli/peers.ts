@@ -13,11 +13,14 @@ export function peersCommand (): Command {
     })
 }
 
-/** One row per peer; "in" is what it gave us, "out" what we gave it. */
+/**
+ * One row per peer; INDEX is the size of the summary of its store it sent us, "in" is what it
+ * gave us, "out" what we gave it.
+ */
 export function formatPeers (peers: PeerStatus[], now = Date.now()): string {
   if (peers.length === 0) return 'no peers connected\n'
   return table(
-    ['PEER', 'AGENT', 'ADDRESS', 'PING', 'CONNECTED', 'NARINFOS IN/OUT', 'BYTES IN/OUT'],
+    ['PEER', 'AGENT', 'ADDRESS', 'PING', 'CONNECTED', 'INDEX', 'NARINFOS IN/OUT', 'BYTES IN/OUT'],
     peers.map(p => [
       p.peerix ? p.id : `${p.id} (not peerix)`,
       p.agent ?? '?',
@@ -25,6 +28,7 @@ export function formatPeers (peers: PeerStatus[], now = Date.now()): string {
       p.addresses.map(a => a.replace(`/p2p/${p.id}`, '')).join(' '),
       p.latencyMs === null ? '-' : `${p.latencyMs} ms`,
       formatDuration((now - p.connectedSince) / 1000),
+      p.indexSize === null ? '-' : `${p.indexSize} paths`,
       `${p.fetched.narInfos}/${p.served.narInfos}`,
       `${formatBytes(p.fetched.narBytes)}/${formatBytes(p.served.narBytes)}`
     ])

@@ -63,7 +63,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <div id="transfers"><div class="empty">none</div></div>
   <h2>Peers</h2>
   <table id="peers">
-    <thead><tr><th>peer</th><th>agent</th><th>address</th><th>ping</th><th>connected</th><th>narinfos in / out</th><th>bytes in / out</th></tr></thead>
+    <thead><tr><th>peer</th><th>agent</th><th>address</th><th>ping</th><th>connected</th><th>index</th><th>narinfos in / out</th><th>bytes in / out</th></tr></thead>
     <tbody></tbody>
   </table>
 </main>
@@ -128,7 +128,7 @@ function render (s) {
   if (s.peers.length === 0) {
     const row = el('tr');
     const cell = el('td', 'no peers connected', 'empty');
-    cell.colSpan = 7;
+    cell.colSpan = 8;
     row.append(cell);
     body.append(row);
   }
@@ -144,6 +144,7 @@ function render (s) {
       el('td', p.addresses.map(a => a.replace('/p2p/' + p.id, '')).join(' '), 'addr'),
       el('td', p.latencyMs === null ? '–' : p.latencyMs + ' ms', 'num'),
       el('td', duration(Math.max(0, Math.floor((Date.now() - p.connectedSince) / 1000)))),
+      el('td', p.indexSize === null ? '–' : p.indexSize + ' paths', 'num'),
       el('td', p.fetched.narInfos + ' / ' + p.served.narInfos, 'num'),
       el('td', bytes(p.fetched.narBytes) + ' / ' + bytes(p.served.narBytes), 'num')
     );
