@@ -63,6 +63,14 @@ export type PeerixServices = {
   staticPeers: StaticPeers
 }
 
+/**
+ * libp2p pings every connection every 10 s and aborts it when a ping takes longer than an
+ * adaptive timeout of at least 5 s. Behind 16 parallel NARs a ping waits for the data queued
+ * ahead of it on the connection, and 5 s was measured to be too little (test/e2e/load.test.ts):
+ * the connection, and every download on it, was cut. A dead peer is still found within 40 s.
+ */
+const MIN_PING_TIMEOUT_MS = 30_000
+
 export type PeerixNode = Libp2p<PeerixServices>
 
 /** A started node. Bad multiaddrs or peer IDs are a FormatError naming the value. */
@@ -82,6 +90,7 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
     // Nix asks for many narinfos at once right after a peer connects: yamux resets the whole
     // connection past 10 streams opened before the other side set it up (its default).
     streamMuxers: [yamux({ maxEarlyStreams: 256 })],
+    connectionMonitor: { pingTimeout: { minTimeout: MIN_PING_TIMEOUT_MS } },
     metrics: opts.metricsRegistry === undefined ? undefined : prometheusMetrics({ registry: opts.metricsRegistry }),
     connectionGater: opts.peersOnly === true ? trustedPeersOnly(trusted) : undefined,
     peerDiscovery: opts.mdns ? [mdnsDiscovery({ log })] : [],
