@@ -6,16 +6,12 @@
  * both daemons while the shim streams, and a sweep of the NAR writer chunk × send chunk over
  * the same libp2p connection.
  */
-import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
 import { DEFAULT_CHUNK_SIZE } from '../src/nix/nar.js'
 import { SEND_CHUNK_BYTES } from '../src/p2p/nar/constants.js'
-import { NixEnv } from '../test/helpers/nix.js'
-import { BenchHost } from './host-client.js'
 import { HttpClient } from './http-client.js'
 import { MiB, range, type Table } from './report.js'
-import { addRandomFile, generateKey, hashPart, narinfoField } from './stores.js'
-import type { StartedDaemon, Transfer } from './host-protocol.js'
+import { startNarPair } from './nar-pair.js'
+import type { Transfer } from './host-protocol.js'
 
 export interface NarThroughputOptions {
   narBytes: number
@@ -32,37 +28,11 @@ function mibPerSecond (t: Transfer, expected: number): number {
   return t.bytes / MiB / t.seconds
 }
 
-function daemonArgs (state: string, storeRoot: string): string[] {
-  return ['--state-dir', state, '--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--store-root', storeRoot]
-}
-
 export async function narThroughput (opts: NarThroughputOptions): Promise<Table[]> {
-  const nix = await NixEnv.create('peerix-bench-nar-')
-  const hosts: BenchHost[] = []
+  const pair = await startNarPair(opts.narBytes, opts.chunkSweepBytes, opts.progress)
+  const { hostA, hostB, a, b, idle, narUrl, narHash, narSize } = pair
   const client = new HttpClient()
   try {
-    const key = await generateKey(nix, 'bench-a-1')
-    const rootA = await nix.initStore('hostA')
-    opts.progress(`nar: adding a ${(opts.narBytes / MiB).toFixed(0)} MiB path`)
-    const big = await addRandomFile(nix, rootA, opts.narBytes)
-    const sweepPath = await addRandomFile(nix, rootA, opts.chunkSweepBytes)
-    await mkdir(join(nix.dir, 'state-a'))
-    await mkdir(join(nix.dir, 'state-b'))
-
-    const hostA = await BenchHost.spawn('A', nix.env)
-    hosts.push(hostA)
-    const a: StartedDaemon = await hostA.startDaemon([...daemonArgs(join(nix.dir, 'state-a'), rootA), '--signing-key-file', key.secretFile, '--serve', 'all', '--trusted-public-keys', key.publicKey])
-    const hostB = await BenchHost.spawn('B', nix.env)
-    hosts.push(hostB)
-    const b = await hostB.startDaemon([...daemonArgs(join(nix.dir, 'state-b'), await nix.initStore('hostB')), '--trusted-public-keys', key.publicKey, '--peer', a.addrs[0]])
-    await hostB.waitForPeers(b.index, 1)
-    const idle = { a: await hostA.memory(), b: await hostB.memory() }
-
-    const narinfo = await client.get(`${b.url}/${hashPart(big)}.narinfo`)
-    if (narinfo.status !== 200) throw new Error(`the shim answered ${narinfo.status} for ${big}'s narinfo: ${narinfo.body}`)
-    const narUrl = narinfoField(narinfo.body, 'URL') ?? ''
-    const narHash = narinfoField(narinfo.body, 'NarHash') ?? ''
-    const narSize = Number(narinfoField(narinfo.body, 'NarSize'))
     const tcpPort = await hostA.tcpListen()
 
     const rates: Record<string, number[]> = { shim: [], service: [], bare: [], tcp: [] }
@@ -77,13 +47,13 @@ export async function narThroughput (opts: NarThroughputOptions): Promise<Table[
       peaks.a.push((await hostA.memory()).peakMB)
       peaks.b.push((await hostB.memory()).peakMB)
       opts.progress(`nar: run ${run + 1}/${opts.runs}: /peerix/nar/1, bare stream, raw TCP`)
-      rates.service.push(mibPerSecond(await hostB.pullNar(b.index, a.peerId, hashPart(big), narHash), narSize))
+      rates.service.push(mibPerSecond(await hostB.pullNar(b.index, a.peerId, pair.hashPart, narHash), narSize))
       rates.bare.push(mibPerSecond(await hostB.pullBytes(b.index, a.peerId, narSize, SEND_CHUNK_BYTES), narSize))
       rates.tcp.push(mibPerSecond(await hostB.pullTcp(tcpPort, narSize), narSize))
     }
 
     const sweep: string[][] = []
-    const sweepFile = join(rootA, sweepPath)
+    const sweepFile = pair.sweepFile
     for (const writerChunk of opts.chunkSizes) {
       const row = [`${writerChunk / KiB} KiB`]
       for (const sendChunk of opts.chunkSizes) {
@@ -123,7 +93,6 @@ export async function narThroughput (opts: NarThroughputOptions): Promise<Table[
     }]
   } finally {
     client.close()
-    await Promise.all(hosts.map(async h => { await h.stop() }))
-    await nix.cleanup()
+    await pair.stop()
   }
 }
