@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { STORE_DIR } from '../nix/store-path.js'
 import type { Substituter } from '../substituter/substituter.js'
-import { isLoopback } from './access.js'
+import { isLoopback, isLoopbackHost } from './access.js'
 import { serveCacheInfo } from './cache-info.js'
 import { serveNar } from './nar.js'
 import { serveNarInfo } from './narinfo.js'
@@ -38,6 +38,11 @@ async function handle (opts: ShimOptions, req: IncomingMessage, res: ServerRespo
   if (opts.allowRemote !== true && !isLoopback(req.socket.remoteAddress)) {
     metrics?.request('forbidden', '403')
     sendText(req, res, 403, 'only this host may use this substituter\n')
+    return
+  }
+  if (opts.allowRemote !== true && !isLoopbackHost(req.headers.host)) {
+    metrics?.request('forbidden', '403')
+    sendText(req, res, 403, 'the Host header must name this host (localhost, 127.0.0.1 or [::1])\n')
     return
   }
   const target = route(req.method, req.url)

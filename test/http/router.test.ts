@@ -25,9 +25,10 @@ const ABSENT = 'a4pclmv1gyja5kzc26npqpia1qqxrf0l'
 interface Reply { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
 
 /** A raw HTTP request; rejects when the connection is cut before the response is complete. */
-async function send (port: number, path: string, opts: { method?: string, host?: string, localAddress?: string } = {}): Promise<Reply> {
+async function send (port: number, path: string, opts: { method?: string, host?: string, localAddress?: string, hostHeader?: string } = {}): Promise<Reply> {
   return await new Promise((resolve, reject) => {
-    const req = request({ host: opts.host ?? '127.0.0.1', port, path, method: opts.method ?? 'GET', localAddress: opts.localAddress }, res => {
+    const headers = opts.hostHeader === undefined ? undefined : { host: opts.hostHeader }
+    const req = request({ host: opts.host ?? '127.0.0.1', port, path, method: opts.method ?? 'GET', localAddress: opts.localAddress, headers }, res => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('error', reject)
@@ -152,6 +153,15 @@ describe('HTTP shim routes', function () {
     assert.equal((await send(refusing, '/nix-cache-info', from)).status, 403)
     assert.equal((await send(allowing, '/nix-cache-info', from)).status, 200)
     assert.equal((await send(refusing, '/nix-cache-info')).status, 200, 'loopback is always allowed')
+  })
+
+  it('refuses a Host header that does not name this host (DNS rebinding from a browser)', async () => {
+    const rebound = await send(port, '/status', { hostHeader: `attacker.example:${port}` })
+    assert.equal(rebound.status, 403)
+    assert.match(rebound.body.toString(), /Host header must name this host/)
+    for (const hostHeader of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'LOCALHOST']) {
+      assert.equal((await send(port, '/nix-cache-info', { hostHeader })).status, 200, hostHeader)
+    }
   })
 
   it('recognises loopback addresses', () => {
