@@ -5,7 +5,6 @@ import {
   isLoopbackHost, parseGlobFlag, parseIntegerFlag, parsePublicKeyFlag, parseServeMode, parseListen, parseLogLevel, parseMultiaddrFlag, parsePeerIdFlag, type DaemonConfig
 } from '../config.js'
 import { createLogger } from '../log.js'
-import { startDaemon } from '../daemon/index.js'
 import { DEFAULT_SERVE_DENY } from '../store/serving-policy.js'
 
 const repeat = (value: string, previous: string[] = []): string[] => [...previous, value]
@@ -81,6 +80,8 @@ export function daemonCommand (): Command {
     .action(async (flags: DaemonFlags) => {
       const config = configFromFlags(flags)
       const log = createLogger(config.logLevel)
+      // Loaded here, not at the top: status, peers and keygen need none of libp2p.
+      const { startDaemon } = await import('../daemon/index.js')
       const daemon = await startDaemon(config, log)
       await new Promise<void>((resolve) => {
         const onSignal = (signal: string): void => {
