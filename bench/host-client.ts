@@ -9,6 +9,8 @@ import type { HostReply, HostRequest, StartedDaemon, Transfer } from './host-pro
 
 const HOST = fileURLToPath(new URL('./host.ts', import.meta.url))
 const LOG_TAIL = 40
+/** Linux's USER_HZ, the unit of utime and stime in /proc/<pid>/stat. */
+const CLOCK_TICKS = 100
 
 type Request = HostRequest extends infer R ? R extends HostRequest ? Omit<R, 'id'> : never : never
 
@@ -81,6 +83,14 @@ export class BenchHost {
     const status = await readFile(`/proc/${this.pid}/status`, 'utf8')
     const kB = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
     return { rssMB: kB('VmRSS') / 1024, peakMB: kB('VmHWM') / 1024 }
+  }
+
+  /** CPU time the host process has used so far (user + system), in seconds. */
+  async cpuSeconds (): Promise<number> {
+    const stat = await readFile(`/proc/${this.pid}/stat`, 'utf8')
+    // fields after the command name (which may hold spaces) start at the 3rd field
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
   }
 
   /** Resets VmHWM to the current RSS (Linux: `5` into clear_refs), so a peak covers one phase. */

@@ -22,6 +22,8 @@ export interface NarThroughputOptions {
 }
 
 const KiB = 1024
+const GiB = 1024 * MiB
+type Layer = 'shim' | 'service' | 'bare' | 'tcp'
 
 function mibPerSecond (t: Transfer, expected: number): number {
   if (t.bytes !== expected) throw new Error(`transfer carried ${t.bytes} of ${expected} bytes`)
@@ -35,21 +37,32 @@ export async function narThroughput (opts: NarThroughputOptions): Promise<Table[
   try {
     const tcpPort = await hostA.tcpListen()
 
-    const rates: Record<string, number[]> = { shim: [], service: [], bare: [], tcp: [] }
+    const rates: Record<Layer, number[]> = { shim: [], service: [], bare: [], tcp: [] }
+    const cpu: Record<Layer, number[]> = { shim: [], service: [], bare: [], tcp: [] }
+    /** Runs one transfer, noting its rate and the CPU seconds per GiB all three processes used. */
+    const timed = async (layer: Layer, transfer: () => Promise<Transfer>): Promise<void> => {
+      const before = [await hostA.cpuSeconds(), await hostB.cpuSeconds(), process.cpuUsage()] as const
+      rates[layer].push(mibPerSecond(await transfer(), narSize))
+      const client = process.cpuUsage(before[2])
+      const used = (await hostA.cpuSeconds() - before[0]) + (await hostB.cpuSeconds() - before[1]) + (client.user + client.system) / 1e6
+      cpu[layer].push(used / (narSize / GiB))
+    }
     const peaks = { a: [] as number[], b: [] as number[] }
     for (let run = 0; run < opts.runs; run++) {
       opts.progress(`nar: run ${run + 1}/${opts.runs}: through the shim`)
       await hostA.resetPeak()
       await hostB.resetPeak()
-      const viaShim = await client.get(`${b.url}/${narUrl}`, false)
-      if (viaShim.status !== 200) throw new Error(`the shim answered ${viaShim.status} for ${narUrl}`)
-      rates.shim.push(mibPerSecond({ bytes: viaShim.bytes, seconds: viaShim.ms / 1000 }, narSize))
+      await timed('shim', async () => {
+        const viaShim = await client.get(`${b.url}/${narUrl}`, false)
+        if (viaShim.status !== 200) throw new Error(`the shim answered ${viaShim.status} for ${narUrl}`)
+        return { bytes: viaShim.bytes, seconds: viaShim.ms / 1000 }
+      })
       peaks.a.push((await hostA.memory()).peakMB)
       peaks.b.push((await hostB.memory()).peakMB)
       opts.progress(`nar: run ${run + 1}/${opts.runs}: /peerix/nar/1, bare stream, raw TCP`)
-      rates.service.push(mibPerSecond(await hostB.pullNar(b.index, a.peerId, pair.hashPart, narHash), narSize))
-      rates.bare.push(mibPerSecond(await hostB.pullBytes(b.index, a.peerId, narSize, SEND_CHUNK_BYTES), narSize))
-      rates.tcp.push(mibPerSecond(await hostB.pullTcp(tcpPort, narSize), narSize))
+      await timed('service', async () => await hostB.pullNar(b.index, a.peerId, pair.hashPart, narHash))
+      await timed('bare', async () => await hostB.pullBytes(b.index, a.peerId, narSize, SEND_CHUNK_BYTES))
+      await timed('tcp', async () => await hostB.pullTcp(tcpPort, narSize))
     }
 
     const sweep: string[][] = []
@@ -69,19 +82,19 @@ export async function narThroughput (opts: NarThroughputOptions): Promise<Table[
     }
 
     const bareMid = rates.bare.reduce((s, x) => s + x, 0) / rates.bare.length
-    const layer = (name: string, r: number[]): string[] => [name, range(r, 0), range(r.map(x => x / bareMid), 2)]
+    const layer = (name: string, l: Layer): string[] => [name, range(rates[l], 0), range(rates[l].map(x => x / bareMid), 2), range(cpu[l], 1)]
     const sizeMiB = (narSize / MiB).toFixed(0)
     return [{
       title: `NAR throughput, ${sizeMiB} MiB path, A → B on loopback (MiB/s)`,
-      columns: ['layer', 'MiB/s', '× bare stream (mean)'],
+      columns: ['layer', 'MiB/s', '× bare stream (mean)', 'CPU s per GiB (A + B + client)'],
       rows: [
-        layer('through B\'s shim (HTTP client reads, discards)', rates.shim),
-        layer('/peerix/nar/1 alone (B reads, no verification)', rates.service),
-        layer('bare libp2p stream, same connection (bytes from memory)', rates.bare),
-        layer('raw TCP between the same two processes', rates.tcp)
+        layer('through B\'s shim (HTTP client reads, discards)', 'shim'),
+        layer('/peerix/nar/1 alone (B reads, no verification)', 'service'),
+        layer('bare libp2p stream, same connection (bytes from memory)', 'bare'),
+        layer('raw TCP between the same two processes', 'tcp')
       ],
       notes: [
-        `${opts.runs} run(s) per layer, interleaved; ranges over runs.`,
+        `${opts.runs} run(s) per layer, interleaved; ranges over runs. CPU: user + system time of both daemon processes and the benchmark process (the HTTP client) during the transfer — on a loaded 2-core machine throughput follows from it.`,
         `Peak RSS (VmHWM, reset before each shim transfer) while the shim streams: A ${range(peaks.a, 0)} MB, B ${range(peaks.b, 0)} MB; idle before: A ${idle.a.rssMB.toFixed(0)} MB, B ${idle.b.rssMB.toFixed(0)} MB. Each daemon runs under tsx (its loader is in these figures).`,
         `NAR writer chunk ${DEFAULT_CHUNK_SIZE / KiB} KiB, send chunk ${SEND_CHUNK_BYTES / KiB} KiB (the daemon's defaults).`
       ]
