@@ -15,6 +15,7 @@ import { downloadNar, type Transfer } from './nar-download.js'
 import { lookupNarInfo } from './narinfo-race.js'
 import { PeerMemory, type NarOffer } from './peer-memory.js'
 import { servedNarInfo } from './verify.js'
+import { NarInfoCache } from './narinfo-cache.js'
 
 /**
  * How long a NAR download waits for a peer's next bytes before moving on. Long enough for a
@@ -39,6 +40,8 @@ export interface SubstituterOptions {
   /** Shared with whoever shows them (/status, /metrics); a fresh set by default. */
   counters?: SubstituterCounters
   memory?: PeerMemory
+  /** How long a verified narinfo answers repeated requests (Nix asks several times per path). */
+  narInfoCacheMs?: number
 }
 
 export interface NarDownload {
@@ -56,11 +59,13 @@ export class Substituter {
   private readonly ctx: SubstituterContext
   private readonly active = new Set<Transfer>()
   private readonly index?: PeerIndexView
+  private readonly cache: NarInfoCache
 
   constructor (opts: SubstituterOptions) {
     const log = opts.log ?? (() => {})
     this.counters = opts.counters ?? new SubstituterCounters()
     this.index = opts.index
+    this.cache = new NarInfoCache(opts.narInfoCacheMs)
     this.ctx = {
       client: opts.client,
       trusted: opts.trusted,
@@ -81,13 +86,19 @@ export class Substituter {
   async narInfo (hashPart: string, signal?: AbortSignal): Promise<NarInfo | undefined> {
     parseHashPart(hashPart)
     this.counters.narInfoRequests += 1
-    const found = await lookupNarInfo(this.ctx, hashPart, { signal, mayHave: this.mayHave(hashPart) })
-    if (found === undefined) {
+    const info = await this.cache.get(
+      hashPart,
+      // A cached answer stands while a peer that offered it is still connected.
+      cached => this.connectedOffer(hashPart, cached.narHash) !== undefined,
+      async (lookupSignal) => (await lookupNarInfo(this.ctx, hashPart, { signal: lookupSignal, mayHave: this.mayHave(hashPart) }))?.info,
+      signal
+    )
+    if (info === undefined) {
       this.counters.narInfoMisses += 1
       return undefined
     }
     this.counters.narInfoHits += 1
-    return servedNarInfo(found.info)
+    return servedNarInfo(info)
   }
 
   /**
@@ -135,3 +146,4 @@ export class Substituter {
     }
   }
 }
+

@@ -42,10 +42,10 @@ async function makePath (hashPart = HASH, size = 10_000): Promise<Path> {
 const signedBy = (info: NarInfo, key = trustedKey): string => formatNarInfo(signNarInfo(info, key))
 const found = (value: string) => ({ status: 'found' as const, value })
 
-function substituter (peers: Record<string, FixturePeer>, opts: { timeoutMs?: number, stallMs?: number } = {}): { sub: Substituter, client: FixturePeerClient, log: string[] } {
+function substituter (peers: Record<string, FixturePeer>, opts: { timeoutMs?: number, stallMs?: number, narInfoCacheMs?: number } = {}): { sub: Substituter, client: FixturePeerClient, log: string[] } {
   const client = new FixturePeerClient(new Map(Object.entries(peers)))
   const log: string[] = []
-  const sub = new Substituter({ client, trusted, timeoutMs: opts.timeoutMs ?? 2000, stallMs: opts.stallMs ?? 2000, log: line => log.push(line) })
+  const sub = new Substituter({ client, trusted, timeoutMs: opts.timeoutMs ?? 2000, stallMs: opts.stallMs ?? 2000, narInfoCacheMs: opts.narInfoCacheMs, log: line => log.push(line) })
   return { sub, client, log }
 }
 
@@ -77,7 +77,7 @@ describe('substituter narinfo lookup', () => {
       malformed: { narInfo: answerAfter(0, found('StorePath: /nix/store/garbage\n')) },
       tampered: { narInfo: answerAfter(0, found(signedBy(path.info).replace(/NarSize: \d+/, 'NarSize: 99'))) },
       good: { narInfo: answerAfter(50, found(signedBy(path.info))) }
-    })
+    }, { narInfoCacheMs: 0 })
     const info = await sub.narInfo(HASH)
     assert.ok(info !== undefined)
     assert.equal(info.storePath, path.info.storePath)
@@ -153,6 +153,28 @@ describe('substituter narinfo lookup', () => {
     const started = performance.now()
     assert.equal((await sub.narInfo(HASH))?.storePath, path.info.storePath)
     assert.ok(performance.now() - started < 1000)
+  })
+
+  it('answers repeated requests from one verified lookup, and concurrent ones share it', async () => {
+    const path = await makePath()
+    const { sub, client } = substituter({ good: { narInfo: answerAfter(50, found(signedBy(path.info))) } })
+    const together = await Promise.all([sub.narInfo(HASH), sub.narInfo(HASH), sub.narInfo(HASH)])
+    assert.deepEqual(together.map(i => i?.storePath), [path.info.storePath, path.info.storePath, path.info.storePath])
+    assert.equal((await sub.narInfo(HASH))?.storePath, path.info.storePath)
+    assert.equal(client.narInfoCalls.length, 1, 'one ask of the peer for four requests')
+    assert.equal(sub.counters.narInfoHits, 4)
+  })
+
+  it('keeps a shared lookup going while one of its callers is still waiting', async () => {
+    const path = await makePath()
+    const { sub, client } = substituter({ good: { narInfo: answerAfter(100, found(signedBy(path.info))) } })
+    const leaving = new AbortController()
+    const first = sub.narInfo(HASH, leaving.signal)
+    const second = sub.narInfo(HASH)
+    setTimeout(() => { leaving.abort() }, 20)
+    assert.equal(await first, undefined)
+    assert.equal((await second)?.storePath, path.info.storePath)
+    assert.equal(client.narInfoCalls[0].signal.aborted, false)
   })
 
   it('stops when the caller aborts', async () => {
