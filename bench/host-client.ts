@@ -43,8 +43,11 @@ export class BenchHost {
 
   get pid (): number { return this.child.pid ?? -1 }
 
-  /** A new host process (node + tsx, so it runs the sources as they are). */
-  static async spawn (name: string, env: NodeJS.ProcessEnv = process.env, nodeArgs: string[] = []): Promise<BenchHost> {
+  /**
+   * A new host process (node + tsx, so it runs the sources as they are). `nodeArgs` default to
+   * $PEERIX_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` profiles every daemon).
+   */
+  static async spawn (name: string, env: NodeJS.ProcessEnv = process.env, nodeArgs = (process.env.PEERIX_BENCH_NODE_ARGS ?? '').split(' ').filter(a => a !== '')): Promise<BenchHost> {
     const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', HOST], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
     const host = new BenchHost(name, child)
     // the host says it is ready with reply id 0
