@@ -2,9 +2,11 @@
  * Wires one host's peerix: config → local store → libp2p node → substituter → HTTP shim, and
  * takes them down in the reverse order.
  */
+import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { Registry } from 'prom-client'
 import { LocalStore } from '../store/local-store.js'
+import { NixDb } from '../store/db.js'
 import { createPeerixNode, type PeerixNode } from '../p2p/node.js'
 import { loadOrCreatePrivateKey } from '../p2p/identity.js'
 import { Libp2pPeerClient } from '../p2p/libp2p-peer-client.js'
@@ -31,6 +33,7 @@ export interface Daemon {
 
 export async function startDaemon (config: DaemonConfig, log: Logger): Promise<Daemon> {
   const startedAt = Date.now()
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
   const signingKey = await loadSigningKey(config.signingKeyFile, config.stateDir, log)
   const publicKey = formatPublicKey(publicKeyOf(signingKey))
   const trustedKeyTexts = config.trustedPublicKeys.length > 0 ? config.trustedPublicKeys : await nixTrustedKeys()
@@ -46,10 +49,13 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
     // A path signed only by us is one we built: our own signature does not make it public.
     publicKeys: new TrustedKeys(trustedKeys.filter(k => !sameKey(k, publicKeyOf(signingKey))))
   })
-  const store = LocalStore.open({ storeRoot: config.storeRoot, signingKey, policy })
+  // One database connection for the store and its summary; a private copy, when the WAL
+  // files cannot be created, goes to the state directory (on disk, not a tmpfs).
+  const db = NixDb.open(config.storeRoot, { snapshotDir: config.stateDir })
+  const store = LocalStore.open({ storeRoot: config.storeRoot, signingKey, policy, db })
   const traffic = new PeerTraffic(store)
   const served = new ServedLog(traffic, log)
-  const cleanups: Array<() => Promise<void> | void> = [() => { store.close() }]
+  const cleanups: Array<() => Promise<void> | void> = [() => { db.close() }, () => { store.close() }]
   const stop = async (): Promise<void> => {
     for (const cleanup of cleanups.reverse()) {
       try { await cleanup() } catch (err) { log.warn(`while stopping: ${(err as Error).message}`) }
@@ -60,7 +66,7 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
   try {
     const privateKey = await loadOrCreatePrivateKey(config.stateDir)
     const registry = new Registry()
-    const summary = config.index ? StoreSummary.open(config.storeRoot, { policy, trustedPeers: config.trustedPeers, log }) : undefined
+    const summary = config.index ? new StoreSummary({ db, policy, trustedPeers: config.trustedPeers, log }) : undefined
     if (summary !== undefined) {
       summary.start(config.indexIntervalMs, config.indexResyncMs)
       cleanups.push(async () => { await summary.close() })

@@ -145,14 +145,18 @@ export class NixDb {
   private source: Source
   private readonly file: string
 
-  private constructor (readonly storeRoot: string) {
+  private constructor (readonly storeRoot: string, private readonly snapshotDir: string) {
     this.file = dbPath(storeRoot)
     this.source = this.connect()
   }
 
-  /** Opens `<storeRoot>/nix/var/nix/db/db.sqlite` read-only; a clear NixDbError if it cannot. */
-  static open (storeRoot: string): NixDb {
-    return new NixDb(storeRoot)
+  /**
+   * Opens `<storeRoot>/nix/var/nix/db/db.sqlite` read-only; a clear NixDbError if it cannot.
+   * `snapshotDir` is where a private copy goes when one is needed (the daemon's state
+   * directory: on disk, where a tmpfs /tmp would hold the copy in memory).
+   */
+  static open (storeRoot: string, opts: { snapshotDir?: string } = {}): NixDb {
+    return new NixDb(storeRoot, opts.snapshotDir ?? tmpdir())
   }
 
   /** True while reading a private copy because the WAL files are missing and cannot be created. */
@@ -247,7 +251,7 @@ export class NixDb {
    * 19 set to 1), which needs no WAL files. The copy is unlinked once open.
    */
   private openCopy (): Connection {
-    const dir = mkdtempSync(join(tmpdir(), 'peerix-nixdb-'))
+    const dir = mkdtempSync(join(this.snapshotDir, 'peerix-nixdb-'))
     try {
       const copy = join(dir, 'db.sqlite')
       copyFileSync(this.file, copy)

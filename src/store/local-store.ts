@@ -24,6 +24,8 @@ export interface LocalStoreOptions {
   signingKey?: SecretKey
   /** Which paths each peer may have; without one, every valid path goes to every peer. */
   policy?: Pick<ServingPolicy, 'decide'>
+  /** An open database to share (the caller closes it); by default the store opens its own. */
+  db?: NixDb
 }
 
 const ABSENT = { status: 'absent' } as const
@@ -38,7 +40,8 @@ export class LocalStore implements PathSource {
     readonly storeRoot: string,
     private readonly db: NixDb,
     private readonly signingKey: SecretKey | undefined,
-    private readonly policy: Pick<ServingPolicy, 'decide'> | undefined
+    private readonly policy: Pick<ServingPolicy, 'decide'> | undefined,
+    private readonly ownsDb: boolean
   ) {}
 
   private readonly signatures = new Map<string, string>()
@@ -46,7 +49,7 @@ export class LocalStore implements PathSource {
   /** Opens the store's database read-only; throws NixDbError when it cannot be read. */
   static open (opts: LocalStoreOptions = {}): LocalStore {
     const storeRoot = opts.storeRoot ?? '/'
-    return new LocalStore(storeRoot, NixDb.open(storeRoot), opts.signingKey, opts.policy)
+    return new LocalStore(storeRoot, opts.db ?? NixDb.open(storeRoot), opts.signingKey, opts.policy, opts.db === undefined)
   }
 
   /** What the database knows about the path with this hash part (FormatError if malformed). */
@@ -75,7 +78,7 @@ export class LocalStore implements PathSource {
   }
 
   close (): void {
-    this.db.close()
+    if (this.ownsDb) this.db.close()
   }
 
   /** The refusal when the serving policy keeps this path from `peer`; the one place it decides. */
