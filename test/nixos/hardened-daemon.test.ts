@@ -216,6 +216,17 @@ describe('the daemon under the NixOS module\'s flags and systemd hardening', fun
     await assertHasClosure('client-first', first)
   })
 
+  /** Polls B's substituter until it has a narinfo for `path`. */
+  async function untilServed (host: LabHost, path: string): Promise<void> {
+    const url = `http://127.0.0.1:12304/${path.slice('/nix/store/'.length, '/nix/store/'.length + 32)}.narinfo`
+    for (let i = 0; i < 100; i++) {
+      const { stdout } = await lab.exec(host, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', url])
+      if (stdout === '200') return
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+    assert.fail(`B's substituter never offered ${path}`)
+  }
+
   it('A keeps serving while nix-build writes to its store, and serves what was built meanwhile', async () => {
     const expr = join(nix.dir, 'built-while-serving.nix')
     await writeFile(expr, `builtins.derivation { name = "built-while-serving"; builder = "/bin/sh"; system = builtins.currentSystem;
@@ -238,6 +249,9 @@ describe('the daemon under the NixOS module\'s flags and systemd hardening', fun
     await assertHasClosure('client-second', second)
 
     const third = await built
+    // A announces new paths in its store summary every --index-interval (2 s by default):
+    // until B holds the update, B answers 404 at once, which Nix would remember for a minute.
+    await untilServed(lab.hosts[1], third)
     await substituteOn(lab.hosts[1], moduleB, third, 'client-third')
     await assertHasClosure('client-third', third)
   })
