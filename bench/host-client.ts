@@ -44,11 +44,14 @@ export class BenchHost {
   get pid (): number { return this.child.pid ?? -1 }
 
   /**
-   * A new host process (node + tsx, so it runs the sources as they are). `nodeArgs` default to
+   * A new host process: the compiled host named by $PEERIX_BENCH_HOST_JS (bench/run.ts sets
+   * it, see compile-host.ts), else bench/host.ts under tsx. `nodeArgs` default to
    * $PEERIX_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` profiles every daemon).
    */
   static async spawn (name: string, env: NodeJS.ProcessEnv = process.env, nodeArgs = (process.env.PEERIX_BENCH_NODE_ARGS ?? '').split(' ').filter(a => a !== '')): Promise<BenchHost> {
-    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', HOST], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+    const compiled = process.env.PEERIX_BENCH_HOST_JS
+    const entry = compiled !== undefined && compiled !== '' ? [compiled] : ['--import', 'tsx', HOST]
+    const child = spawn(process.execPath, [...nodeArgs, ...entry], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
     const host = new BenchHost(name, child)
     // the host says it is ready with reply id 0
     await new Promise<void>((resolve, reject) => { host.pending.set(0, { resolve: () => { resolve() }, reject }) })

@@ -95,7 +95,7 @@ export async function narThroughput (opts: NarThroughputOptions): Promise<Table[
       ],
       notes: [
         `${opts.runs} run(s) per layer, interleaved; ranges over runs. CPU: user + system time of both daemon processes and the benchmark process (the HTTP client) during the transfer — on a loaded 2-core machine throughput follows from it.`,
-        `Peak RSS (VmHWM, reset before each shim transfer) while the shim streams: A ${range(peaks.a, 0)} MB, B ${range(peaks.b, 0)} MB; idle before: A ${idle.a.rssMB.toFixed(0)} MB, B ${idle.b.rssMB.toFixed(0)} MB. Each daemon runs under tsx (its loader is in these figures).`,
+        `Peak RSS (VmHWM, reset before each shim transfer) while the shim streams: A ${range(peaks.a, 0)} MB, B ${range(peaks.b, 0)} MB; idle before: A ${idle.a.rssMB.toFixed(0)} MB, B ${idle.b.rssMB.toFixed(0)} MB. Under tsx (--quick, --tsx) each process carries ~55 MB more.`,
         `NAR writer chunk ${DEFAULT_CHUNK_SIZE / KiB} KiB, send chunk ${SEND_CHUNK_BYTES / KiB} KiB (the daemon's defaults).`
       ]
     }, {

@@ -1,9 +1,11 @@
 /**
  * `npm run bench`: every benchmark with its baseline in the same run, printed as Markdown
  * tables. Flags: `--quick` (tiny sizes, seconds: what the smoke test runs), `--runs N`
- * (repeat each measurement; ranges are printed), `--only narinfo,nar,closure`.
+ * (repeat each measurement; ranges are printed), `--only narinfo,nar,closure`, `--tsx` (run
+ * the daemons under tsx instead of compiling them first; `--quick` implies it).
  */
 import { execFileSync } from 'node:child_process'
+import { rm } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { benchSizes, type BenchName, BENCH_NAMES } from './sizes.js'
@@ -11,12 +13,14 @@ import { narinfoLatency } from './narinfo-latency.js'
 import { narThroughput } from './nar-throughput.js'
 import { closureCopy } from './closure-copy.js'
 import { formatTable, type Table } from './report.js'
+import { compileHost } from './compile-host.js'
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     runs: { type: 'string' },
-    only: { type: 'string' }
+    only: { type: 'string' },
+    tsx: { type: 'boolean', default: false }
   }
 })
 
@@ -31,13 +35,25 @@ const load = (): string => loadavg().map(l => l.toFixed(1)).join(' ')
 const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()
 console.log(`# peerix benchmarks — ${new Date().toISOString()}, commit ${commit}, node ${process.version}, load average at start ${load()}\n`)
 
+let compiledDir: string | undefined
+if (!values.quick && !values.tsx) {
+  progress('compiling the daemon host')
+  const compiled = await compileHost()
+  compiledDir = compiled.dir
+  process.env.PEERIX_BENCH_HOST_JS = compiled.hostJs
+}
+
 const benches: Record<BenchName, () => Promise<Table | Table[]>> = {
   narinfo: async () => await narinfoLatency({ ...sizes.narinfo, runs: sizes.runs, progress }),
   nar: async () => await narThroughput({ ...sizes.nar, runs: sizes.runs, progress }),
   closure: async () => await closureCopy({ ...sizes.closure, runs: sizes.runs, progress })
 }
-for (const name of only as BenchName[]) {
-  const tables = [await benches[name]()].flat()
-  tables[0].notes.push(`load average after: ${load()}`)
-  for (const table of tables) console.log(formatTable(table))
+try {
+  for (const name of only as BenchName[]) {
+    const tables = [await benches[name]()].flat()
+    tables[0].notes.push(`load average after: ${load()}`, `daemons ${compiledDir !== undefined ? 'compiled to JS' : 'under tsx'}`)
+    for (const table of tables) console.log(formatTable(table))
+  }
+} finally {
+  if (compiledDir !== undefined) await rm(compiledDir, { recursive: true, force: true })
 }
