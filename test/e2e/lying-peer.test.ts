@@ -12,9 +12,12 @@ import { NixEnv } from '../helpers/nix.js'
 import { Lab } from '../helpers/netns.js'
 import { startDaemon, type DaemonProcess } from '../helpers/daemon.js'
 import { parseStorePath } from '../../src/nix/store-path.js'
+import { NARINFO_CACHE_MS } from '../../src/substituter/narinfo-cache.js'
 import type { LiarArgs, Lie } from './liar-peer.fixture.js'
 
 const LIES: Lie[] = ['other-path', 'nar-size', 'wrong-bytes', 'short', 'endless', 'stall']
+const MID_STREAM: Lie[] = ['short', 'endless', 'stall']
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 
 describe('lying peers (real daemons in namespaces, a liar with genuinely signed paths, real Nix client)', function () {
@@ -110,7 +113,16 @@ describe('lying peers (real daemons in namespaces, a liar with genuinely signed 
   })
 
   it('once an honest host has those paths, Nix gets them whole and verified; the liar is not used for them', async () => {
-    await honestHostGets(['other-path', 'nar-size', 'wrong-bytes'])
+    // B learns of the liar's offers of the mid-stream lies first, so that the liar is asked first in the next test.
+    for (const lie of MID_STREAM) assert.equal(await curlNarInfo(lie), '200')
+    await honestHostGets(LIES)
+    // B answers Nix's repeated narinfo requests from a 10 s cache, and A announces new paths in
+    // its summary within 2 s: after this, B asks A too.
+    await sleep(NARINFO_CACHE_MS + 500)
+    for (let i = 0; await curlNarInfo('other-path') !== '200'; i++) {
+      assert.ok(i < 40, 'B never learnt that A has the paths')
+      await sleep(500)
+    }
     const liesBefore = liarLines.filter(l => l.includes('"lied":"wrong-bytes"')).length
     await copy('client-honest', ['other-path', 'nar-size', 'wrong-bytes'])
     await nix.run('nix', ['store', 'verify', '--store', nix.storeRoot('client-honest'), '--trusted-public-keys', pkA, ...['other-path', 'nar-size', 'wrong-bytes'].map(l => paths[l])])
@@ -118,18 +130,14 @@ describe('lying peers (real daemons in namespaces, a liar with genuinely signed 
   })
 
   it('a short, an endless and a stalled NAR from the liar continue on the honest host from the same byte', async () => {
-    const midStream: Lie[] = ['short', 'endless', 'stall']
-    // B learns of the liar's offers first (so the liar is asked first), then of the honest host's.
-    for (const lie of midStream) assert.equal(await curlNarInfo(lie), '200')
-    await honestHostGets(midStream)
-    for (const lie of midStream) assert.equal(await curlNarInfo(lie), '200')
-
-    await copy('client-midstream', midStream)
-    await nix.run('nix', ['store', 'verify', '--store', nix.storeRoot('client-midstream'), '--trusted-public-keys', pkA, ...midStream.map(l => paths[l])])
-    for (const lie of midStream) assert.ok(liarLines.some(l => l.includes(`"lied":"${lie}"`)), `the liar was never asked for the ${lie} NAR`)
+    // now both answer, and B remembers the liar's offers before A's
+    for (const lie of MID_STREAM) assert.equal(await curlNarInfo(lie), '200')
+    await copy('client-midstream', MID_STREAM)
+    await nix.run('nix', ['store', 'verify', '--store', nix.storeRoot('client-midstream'), '--trusted-public-keys', pkA, ...MID_STREAM.map(l => paths[l])])
+    for (const lie of MID_STREAM) assert.ok(liarLines.some(l => l.includes(`"lied":"${lie}"`)), `the liar was never asked for the ${lie} NAR`)
     await b.waitFor(new RegExp(`nar ${hashOf('short')}: peer \\S+ failed at byte \\d+ of \\d+: the stream ended early`))
     await b.waitFor(new RegExp(`nar ${hashOf('endless')}: peer \\S+ failed at byte \\d+ of \\d+: sent more than NarSize`))
     await b.waitFor(new RegExp(`nar ${hashOf('stall')}: peer \\S+ failed at byte \\d+ of \\d+: no data for \\d+ ms`))
-    for (const lie of midStream) await b.waitFor(new RegExp(`nar ${hashOf(lie)}: continuing at byte [1-9]\\d* of \\d+ from peer`))
+    for (const lie of MID_STREAM) await b.waitFor(new RegExp(`nar ${hashOf(lie)}: continuing at byte [1-9]\\d* of \\d+ from peer`))
   })
 })
