@@ -27,6 +27,8 @@ export interface StaticPeersComponents {
 
 export const DEFAULT_MIN_BACKOFF_MS = 1000
 export const DEFAULT_MAX_BACKOFF_MS = 60_000
+/** A connection that lasted this long was a success: the next loss starts backoff afresh. */
+const STABLE_CONNECTION_MS = 10_000
 
 /** One static peer's state: who answered at its address last, and the pending redial. */
 interface Target {
@@ -37,6 +39,9 @@ interface Target {
   connected: boolean
   dialling: boolean
   failures: number
+  connectedAt: number
+  /** The connection was just lost: the first failed redial is worth an info line. */
+  justLost: boolean
   timer?: ReturnType<typeof setTimeout>
 }
 
@@ -55,7 +60,7 @@ export class StaticPeers implements Startable {
     this.#maxBackoffMs = init.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS
     this.#targets = init.addrs.map(addr => {
       const peerId = peerIdIn(addr)
-      return { addr, pinned: peerId !== undefined, peerId, connected: false, dialling: false, failures: 0 }
+      return { addr, pinned: peerId !== undefined, peerId, connected: false, dialling: false, failures: 0, connectedAt: 0, justLost: false }
     })
   }
 
@@ -112,7 +117,11 @@ export class StaticPeers implements Startable {
     for (const target of this.#targetsOf(evt.detail)) {
       if (!target.connected) continue
       target.connected = false
-      target.failures = 0
+      // A connection the other side drops at once (its gater refuses us) is a failed dial:
+      // back off instead of redialling every second forever.
+      const stable = Date.now() - target.connectedAt >= STABLE_CONNECTION_MS
+      target.failures = stable ? 0 : target.failures + 1
+      target.justLost = true
       this.#log.info(`static peer ${target.addr.toString()} (${shortPeer(evt.detail.toString())}) lost; redialling`)
       this.#schedule(target)
     }
@@ -139,9 +148,10 @@ export class StaticPeers implements Startable {
     } catch (err) {
       if (this.#stopping.signal.aborted) return
       const message = `static peer ${target.addr.toString()} unreachable (${(err as Error).message})`
-      if (target.failures === 0) this.#log.info(`${message}; retrying`)
+      if (target.failures === 0 || target.justLost) this.#log.info(`${message}; retrying`)
       else this.#log.debug(message)
       target.failures++
+      target.justLost = false
       this.#schedule(target)
     } finally {
       target.dialling = false
@@ -151,7 +161,7 @@ export class StaticPeers implements Startable {
   #connected (target: Target, peerId: PeerId): void {
     target.peerId = peerId
     target.connected = true
-    target.failures = 0
+    target.connectedAt = Date.now()
     this.#log.info(`static peer ${target.addr.toString()} connected (${shortPeer(peerId.toString())})`)
   }
 

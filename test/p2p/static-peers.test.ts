@@ -40,6 +40,17 @@ describe('static peers', () => {
     assert.equal(logB.matching(/^info static peer .* unreachable/).length, 1, 'one info line per outage')
   })
 
+  it('back off from a host whose gater drops every connection at once', async () => {
+    const refusing = await nodes.peerix({ peersOnly: true, trustedPeers: [] })
+    const log = new LogLines()
+    await nodes.peerix({ staticPeers: [`/ip4/127.0.0.1/tcp/${portOf(refusing)}`], staticPeerBackoff: { minMs: 50, maxMs: 10_000 }, log: log.logger })
+    await new Promise(resolve => setTimeout(resolve, 2500))
+    // With backoff doubling from 50 ms, 2.5 s holds at most ~7 attempts; redialling each loss
+    // at the minimum delay would make dozens.
+    const attempts = log.matching(/static peer .* (lost; redialling|unreachable)/).length
+    assert.ok(attempts >= 2 && attempts <= 8, `${attempts} attempts in 2.5 s:\n${log.lines.map(l => l.line).join('\n')}`)
+  })
+
   it('follow a host whose PeerId changed at the same address', async () => {
     const a = await nodes.peerix()
     const port = portOf(a)
