@@ -25,9 +25,9 @@ const ABSENT = 'a4pclmv1gyja5kzc26npqpia1qqxrf0l'
 interface Reply { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
 
 /** A raw HTTP request; rejects when the connection is cut before the response is complete. */
-async function send (port: number, path: string, opts: { method?: string, host?: string, localAddress?: string, hostHeader?: string } = {}): Promise<Reply> {
+async function send (port: number, path: string, opts: { method?: string, host?: string, localAddress?: string, hostHeader?: string, headers?: Record<string, string> } = {}): Promise<Reply> {
   return await new Promise((resolve, reject) => {
-    const headers = opts.hostHeader === undefined ? undefined : { host: opts.hostHeader }
+    const headers = { ...opts.headers, ...(opts.hostHeader === undefined ? {} : { host: opts.hostHeader }) }
     const req = request({ host: opts.host ?? '127.0.0.1', port, path, method: opts.method ?? 'GET', localAddress: opts.localAddress, headers }, res => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
@@ -174,6 +174,23 @@ describe('HTTP shim routes', function () {
     assert.equal(reply.status, 200)
     assert.equal(reply.headers['content-length'], String(nar.length))
     assert.ok(reply.body.equals(nar))
+  })
+
+  it('resumes a NAR from a byte (Range: bytes=N-), as Nix does after a broken transfer', async () => {
+    const url = `/${formatNarUrl(HASH, info.narHash)}`
+    const whole = await send(port, url)
+    assert.equal(whole.headers['accept-ranges'], 'bytes')
+    const resumed = await send(port, url, { headers: { range: 'bytes=1000-' } })
+    assert.equal(resumed.status, 206)
+    assert.equal(resumed.headers['content-range'], `bytes 1000-${nar.length - 1}/${nar.length}`)
+    assert.equal(resumed.headers['content-length'], String(nar.length - 1000))
+    assert.ok(resumed.body.equals(nar.subarray(1000)))
+    const past = await send(port, url, { headers: { range: `bytes=${nar.length}-` } })
+    assert.equal(past.status, 416)
+    assert.equal(past.headers['content-range'], `bytes */${nar.length}`)
+    const other = await send(port, url, { headers: { range: 'bytes=0-9,20-29' } })
+    assert.equal(other.status, 200, 'a range form other than N- gets the whole NAR')
+    assert.ok(other.body.equals(nar))
   })
 
   it('answers HEAD for a NAR with its size and fetches nothing', async () => {
