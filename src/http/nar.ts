@@ -34,6 +34,7 @@ export async function serveNar (req: IncomingMessage, res: ServerResponse, subst
     return
   }
   const started = Date.now()
+  if (start !== undefined) log(`nar ${target.hashPart}: resuming at byte ${start} of ${download.narSize}`)
   let skip = start ?? 0
   try {
     for await (const chunk of download.stream) {

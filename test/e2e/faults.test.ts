@@ -153,6 +153,32 @@ describe('faults: peers leaving and freezing, the daemon restarting (real daemon
     await assertHasClosure('client-restart')
   })
 
+  it('Nix resumes a NAR from the byte it had when its host\'s daemon restarts mid-transfer', async () => {
+    const file = join(nix.dir, 'big-for-restart')
+    await nix.run('sh', ['-c', `head -c 150M /dev/urandom > ${file}`])
+    const big = (await nix.run('nix-store', ['--store', roots.A, '--add', file])).stdout.trim()
+    const a = await peerA()
+    const b = await hostB('mid-nar')
+    await b.waitFor(/peer found/, 30_000)
+    const { hashPart } = parseStorePath(big)
+    const fetch = lab.spawn(lab.hosts[1], 'nix-store', ['--store', nix.storeRoot('client-mid-nar'), '--realise', big,
+      '--option', 'substituters', b.url, '--option', 'trusted-public-keys', keys, '--option', 'download-attempts', '10'], { env: nix.env })
+    let stderr = ''
+    fetch.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+    const done = new Promise<number | null>(resolve => fetch.once('exit', code => { resolve(code) }))
+
+    await a.waitFor(new RegExp(`serving ${hashPart}`), 60_000)
+    await sleep(300)
+    b.child.kill('SIGKILL')
+    await new Promise(resolve => b.child.once('exit', resolve))
+    const again = await hostB('mid-nar')
+    await again.waitFor(new RegExp(`nar ${hashPart}: resuming at byte [1-9]\\d* of`), 60_000)
+    assert.equal(await done, 0, `nix-store --realise failed: ${stderr}`)
+    const got = await nix.run('nix', ['path-info', '--json', '--store', nix.storeRoot('client-mid-nar'), big])
+    const want = await nix.run('nix', ['path-info', '--json', '--store', roots.A, big])
+    assert.equal(JSON.parse(got.stdout)[0].narHash, JSON.parse(want.stdout)[0].narHash)
+  })
+
   describe('a peer that stops answering (A has the path, C is frozen or firewalled)', () => {
     let b: DaemonProcess
     let c: DaemonProcess
