@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { mkdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { NixEnv } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js'
+import { LabDaemons, type DaemonProcess } from '../helpers/daemon.js'
 import { parseStorePath } from '../../src/nix/store-path.js'
 import { toNix32 } from '../../src/nix/nix32.js'
 import { shortPeer } from '../../src/log.js'
@@ -25,7 +25,7 @@ describe('peer index between daemons (two hosts in network namespaces)', functio
   let rootA: string
   let skA: string
   let pkA: string
-  const daemons: DaemonProcess[] = []
+  const daemons = new LabDaemons()
 
   before(async () => {
     nix = await NixEnv.create()
@@ -38,7 +38,7 @@ describe('peer index between daemons (two hosts in network namespaces)', functio
   })
 
   afterEach(async () => {
-    await Promise.all(daemons.splice(0).map(async d => await d.stop()))
+    await daemons.stopAll()
   })
 
   after(async () => {
@@ -47,19 +47,15 @@ describe('peer index between daemons (two hosts in network namespaces)', functio
   })
 
   async function daemonOn (host: LabHost, root: string, args: string[]): Promise<DaemonProcess> {
-    const state = join(nix.dir, `state-${host.ns}-${daemons.length}`)
-    await mkdir(state, { recursive: true })
-    const d = await startDaemon(['--store-root', root, '--state-dir', state, '--timeout', '3000', '--log-level', 'debug',
-      '--index-interval', String(INDEX_INTERVAL_MS), ...args], { lab, host, env: nix.env })
-    daemons.push(d)
-    return d
+    return await daemons.start(lab, host, nix, ['--store-root', root, '--timeout', '3000', '--log-level', 'debug',
+      '--index-interval', String(INDEX_INTERVAL_MS), ...args])
   }
 
   /** A serves everything but names matching *private* to every peer. */
   async function startPair (aArgs: string[] = []): Promise<{ a: DaemonProcess, b: DaemonProcess }> {
     const [hostA, hostB] = lab.hosts
     const a = await daemonOn(hostA, rootA, ['--signing-key-file', skA, '--serve', 'all', '--serve-deny', '*private*', ...aArgs])
-    const b = await daemonOn(hostB, await nix.initStore(`hostB-${daemons.length}`), ['--trusted-public-keys', pkA])
+    const b = await daemonOn(hostB, await nix.initStore(`hostB-${daemons.running.length}`), ['--trusted-public-keys', pkA])
     await b.waitFor(/peer found/)
     return { a, b }
   }

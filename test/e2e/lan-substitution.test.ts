@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { mkdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { NixEnv, sampleClosureExpr } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js'
+import { LabDaemons, type DaemonProcess } from '../helpers/daemon.js'
 
 describe('substitution over the LAN (two hosts in network namespaces, real Nix client)', function () {
   this.timeout(180_000)
@@ -18,7 +18,7 @@ describe('substitution over the LAN (two hosts in network namespaces, real Nix c
   let closure: string[]
   let pkA: string
   let skA: string
-  const daemons: DaemonProcess[] = []
+  const daemons = new LabDaemons()
 
   before(async () => {
     nix = await NixEnv.create()
@@ -32,7 +32,7 @@ describe('substitution over the LAN (two hosts in network namespaces, real Nix c
   })
 
   afterEach(async () => {
-    await Promise.all(daemons.splice(0).map(async d => await d.stop()))
+    await daemons.stopAll()
   })
 
   after(async () => {
@@ -42,11 +42,7 @@ describe('substitution over the LAN (two hosts in network namespaces, real Nix c
 
   /** A daemon on `host` serving the chroot store `root`, with its own state dir. */
   async function daemonOn (host: LabHost, root: string, args: string[]): Promise<DaemonProcess> {
-    const state = join(nix.dir, `state-${host.ns}-${daemons.length}`)
-    await mkdir(state, { recursive: true })
-    const d = await startDaemon(['--store-root', root, '--state-dir', state, '--timeout', '1500', ...args], { lab, host, env: nix.env })
-    daemons.push(d)
-    return d
+    return await daemons.start(lab, host, nix, ['--store-root', root, '--timeout', '1500', ...args])
   }
 
   /** `nix copy --from <host's peerix> --to <fresh store> top` run inside `host`'s namespace. */

@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { mkdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { NixEnv } from '../helpers/nix.js'
 import { Lab } from '../helpers/netns.js'
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js'
+import { LabDaemons } from '../helpers/daemon.js'
 import { toNix32 } from '../../src/nix/nix32.js'
 import { parseStorePath } from '../../src/nix/store-path.js'
 import type { LoadArgs, LoadResult } from './load-client.fixture.js'
@@ -36,7 +36,7 @@ describe('load through one shim (real daemons in namespaces)', function () {
   this.timeout(300_000)
   let nix: NixEnv
   let lab: Lab
-  const daemons: DaemonProcess[] = []
+  const daemons = new LabDaemons()
 
   before(async () => {
     nix = await NixEnv.create()
@@ -44,7 +44,7 @@ describe('load through one shim (real daemons in namespaces)', function () {
   })
 
   after(async () => {
-    await Promise.all(daemons.map(async d => await d.stop()))
+    await daemons.stopAll()
     await lab?.cleanup()
     await nix?.cleanup()
   })
@@ -63,11 +63,9 @@ describe('load through one shim (real daemons in namespaces)', function () {
     const pkA = await readFile(join(nix.dir, 'A.pub'), 'utf8')
 
     for (const [host, args] of [[hostA, ['--store-root', rootA, '--signing-key-file', skA, '--serve', 'all']], [hostB, ['--store-root', await nix.initStore('hostB'), '--trusted-public-keys', pkA]]] as const) {
-      const state = join(nix.dir, `state-${host.ns}`)
-      await mkdir(state, { recursive: true })
-      daemons.push(await startDaemon(['--state-dir', state, '--timeout', '10000', ...args], { lab, host, env: nix.env }))
+      await daemons.start(lab, host, nix, ['--timeout', '10000', ...args])
     }
-    const [a, b] = daemons
+    const [a, b] = daemons.running
     await b.waitFor(/peer found/, 30_000)
     const before = { a: memoryOf(a.child.pid as number), b: memoryOf(b.child.pid as number) }
 

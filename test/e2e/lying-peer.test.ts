@@ -5,12 +5,12 @@
  * imports a wrong path.
  */
 import assert from 'node:assert/strict'
-import { mkdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { NixEnv } from '../helpers/nix.js'
 import { Lab } from '../helpers/netns.js'
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js'
+import { LabDaemons, type DaemonProcess } from '../helpers/daemon.js'
 import { parseStorePath } from '../../src/nix/store-path.js'
 import { NARINFO_CACHE_MS } from '../../src/substituter/narinfo-cache.js'
 import type { LiarArgs, Lie } from './liar-peer.fixture.js'
@@ -32,7 +32,7 @@ describe('lying peers (real daemons in namespaces, a liar with genuinely signed 
   const hashOf = (lie: Lie): string => parseStorePath(paths[lie]).hashPart
   let b: DaemonProcess
   const liarLines: string[] = []
-  const daemons: DaemonProcess[] = []
+  const daemons = new LabDaemons()
 
   before(async () => {
     nix = await NixEnv.create()
@@ -65,16 +65,14 @@ describe('lying peers (real daemons in namespaces, a liar with genuinely signed 
     })
 
     for (const [host, args] of [[hostA, ['--store-root', rootA, '--signing-key-file', skA, '--serve', 'all']], [hostB, ['--store-root', await nix.initStore('hostB'), '--trusted-public-keys', pkA]]] as const) {
-      const state = join(nix.dir, `state-${host.ns}`)
-      await mkdir(state, { recursive: true })
-      daemons.push(await startDaemon(['--state-dir', state, '--timeout', '3000', ...args], { lab, host, env: nix.env }))
+      await daemons.start(lab, host, nix, ['--timeout', '3000', ...args])
     }
-    b = daemons[1]
+    b = daemons.running[1]
     await b.waitFor(/peer found/, 30_000, 2)
   })
 
   after(async () => {
-    await Promise.all(daemons.map(async d => await d.stop()))
+    await daemons.stopAll()
     await lab?.cleanup()
     await nix?.cleanup()
   })

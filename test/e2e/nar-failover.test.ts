@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, readFile, rm } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js'
+import { LabDaemons, type DaemonProcess } from '../helpers/daemon.js'
 import { parseNarInfo } from '../../src/nix/narinfo.js'
 import { toNarHash } from '../../src/nix/hash.js'
 import { parseStorePath } from '../../src/nix/store-path.js'
@@ -30,7 +30,7 @@ describe('a peer killed in the middle of a large NAR (three hosts, real daemons)
   let big: string
   let keys: string
   const roots: Record<string, string> = {}
-  const daemons: DaemonProcess[] = []
+  const daemons = new LabDaemons()
 
   before(async () => {
     nix = await NixEnv.create()
@@ -50,15 +50,11 @@ describe('a peer killed in the middle of a large NAR (three hosts, real daemons)
     keys = pks.join(' ')
   })
 
-  afterEach(async () => { await Promise.all(daemons.splice(0).map(async d => await d.stop())) })
+  afterEach(async () => { await daemons.stopAll() })
   after(async () => { await lab?.cleanup(); await nix?.cleanup() })
 
   async function daemonOn (host: LabHost, args: string[]): Promise<DaemonProcess> {
-    const state = join(nix.dir, `state-${host.ns}-${daemons.length}`)
-    await mkdir(state, { recursive: true })
-    const d = await startDaemon(['--state-dir', state, '--serve', 'all', ...args], { lab, host, env: nix.env })
-    daemons.push(d)
-    return d
+    return await daemons.start(lab, host, nix, ['--serve', 'all', ...args])
   }
 
   /** Three daemons: A and C have the big path, B has nothing and trusts both. */
@@ -66,7 +62,7 @@ describe('a peer killed in the middle of a large NAR (three hosts, real daemons)
     const [hostA, hostB, hostC] = lab.hosts
     const a = await daemonOn(hostA, ['--store-root', roots.A, '--signing-key-file', join(nix.dir, 'A.sec')])
     const c = await daemonOn(hostC, ['--store-root', roots.C, '--signing-key-file', join(nix.dir, 'C.sec')])
-    const b = await daemonOn(hostB, ['--store-root', await nix.initStore(`hostB-${daemons.length}`), '--trusted-public-keys', keys])
+    const b = await daemonOn(hostB, ['--store-root', await nix.initStore(`hostB-${daemons.running.length}`), '--trusted-public-keys', keys])
     await b.waitFor(/peer found/, 20_000, 2)
     return { a, b, c }
   }

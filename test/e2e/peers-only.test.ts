@@ -5,11 +5,11 @@
  * its Nix gets nothing: the connection gater, not the serving policy, is what stops it.
  */
 import assert from 'node:assert/strict'
-import { mkdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv, sampleClosureExpr } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js'
+import { LabDaemons, type DaemonProcess } from '../helpers/daemon.js'
 import { shortPeer } from '../../src/log.js'
 
 describe('--peers-only through real daemons (three hosts in namespaces)', function () {
@@ -19,7 +19,7 @@ describe('--peers-only through real daemons (three hosts in namespaces)', functi
   let top: string
   let pkA: string
   let skA: string
-  const daemons: DaemonProcess[] = []
+  const daemons = new LabDaemons()
 
   before(async () => {
     nix = await NixEnv.create()
@@ -31,17 +31,13 @@ describe('--peers-only through real daemons (three hosts in namespaces)', functi
   })
 
   after(async () => {
-    await Promise.all(daemons.map(async d => await d.stop()))
+    await daemons.stopAll()
     await lab?.cleanup()
     await nix?.cleanup()
   })
 
   async function daemonOn (host: LabHost, root: string, args: string[]): Promise<DaemonProcess> {
-    const state = join(nix.dir, `state-${host.ns}`)
-    await mkdir(state, { recursive: true })
-    const d = await startDaemon(['--store-root', root, '--state-dir', state, '--timeout', '2000', ...args], { lab, host, env: nix.env })
-    daemons.push(d)
-    return d
+    return await daemons.start(lab, host, nix, ['--store-root', root, '--timeout', '2000', ...args])
   }
 
   async function copyThrough (host: LabHost, d: DaemonProcess, dest: string): Promise<void> {

@@ -4,6 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Lab, LabHost } from './netns.js'
 
@@ -89,4 +91,26 @@ export async function startDaemon (args: string[], opts: { lab?: Lab, host?: Lab
     throw err
   }
   return daemon
+}
+
+/**
+ * Daemons started on lab hosts, each with a state directory of its own under the test's
+ * NixEnv; `stopAll()` (in afterEach or after) stops every one still running.
+ */
+export class LabDaemons {
+  readonly running: DaemonProcess[] = []
+  private started = 0
+
+  /** `peerix daemon --state-dir <fresh dir> ARGS` in `host`'s namespace, with the NixEnv's config. */
+  async start (lab: Lab, host: LabHost, nix: { dir: string, env: NodeJS.ProcessEnv }, args: string[]): Promise<DaemonProcess> {
+    const state = join(nix.dir, `state-${host.ns}-${this.started++}`)
+    await mkdir(state, { recursive: true })
+    const daemon = await startDaemon(['--state-dir', state, ...args], { lab, host, env: nix.env })
+    this.running.push(daemon)
+    return daemon
+  }
+
+  async stopAll (): Promise<void> {
+    await Promise.all(this.running.splice(0).map(async d => await d.stop()))
+  }
 }
