@@ -11,12 +11,16 @@ import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, relative, resolve } from 'node:path'
 import { NixEnv, SANDBOX_PATHS, sampleClosureExpr } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
 import { CLI, DaemonProcess } from '../helpers/daemon.js'
+
+/** The checkout that holds dist/cli.js, and a path in it as the sandbox sees it. */
+const REPO = resolve(CLI, '..', '..')
+const inSandbox = (hostPath: string): string => join(REPO_IN_SANDBOX, relative(REPO, hostPath))
 import { evaluateModule, execStartArgv, nixOptions, type ModuleOutput } from './evaluate-module.js'
-import { CREDENTIALS_DIRECTORY, sandboxArgs, type Sandbox, STATE_DIRECTORY, unaccounted, unitEnvironment } from './hardening.js'
+import { CREDENTIALS_DIRECTORY, REPO_IN_SANDBOX, sandboxArgs, type Sandbox, STATE_DIRECTORY, unaccounted, unitEnvironment } from './hardening.js'
 import { buildSeccompExec } from './seccomp.js'
 
 /** Unlisted UIDs in systemd's DynamicUser range (61184–65519), one per host, per test process. */
@@ -115,7 +119,7 @@ describe('the daemon under the NixOS module\'s flags and systemd hardening', fun
       assert.ok(secrets[source] !== undefined, `LoadCredential ${entry}: the test has no file for ${source}`)
       credentials[name] = secrets[source]
     }
-    return { nixDir: join(storeRoot, 'nix'), varLib, credentials, uid, seccompExec }
+    return { nixDir: join(storeRoot, 'nix'), varLib, credentials, uid, seccompExec, repo: REPO }
   }
 
   async function startHardened (host: LabHost, module: ModuleOutput, storeRoot: string, uid: number, secrets: Record<string, string>): Promise<Hardened> {
@@ -125,7 +129,7 @@ describe('the daemon under the NixOS module\'s flags and systemd hardening', fun
     const argv = execStartArgv(String(serviceConfig.ExecStart), CREDENTIALS_DIRECTORY)
     assert.equal(argv[0], join(nix.dir, 'stub/peerix/bin/peerix'))
     // The package's bin/peerix is node on dist/cli.js: the only part of the argv replaced.
-    const command = [process.execPath, CLI, ...argv.slice(1)]
+    const command = [process.execPath, inSandbox(CLI), ...argv.slice(1)]
     const env = unitEnvironment(serviceConfig, 'peerix')
     const child = lab.spawn(host, 'unshare', sandboxArgs(sandbox, command, env), { env: { PATH: HOST_PATH } })
     const daemon = new DaemonProcess(child)
@@ -157,7 +161,7 @@ describe('the daemon under the NixOS module\'s flags and systemd hardening', fun
   it('the sandbox confines as the unit would: user, capabilities, seccomp, read-only /nix and system, private /tmp, /dev and /proc', async () => {
     const module = await evaluateModule(nix, nix.dir, `services.peerix = { enable = true; privateKeyFile = "${KEY_PATH_ON_HOST}"; };`)
     const sandbox = await sandboxFor(module, rootA, UID_A, { [KEY_PATH_ON_HOST]: skA }, join(nix.dir, 'var-lib-probe'))
-    const program = join(CLI, '..', 'sandbox-probe')
+    const program = inSandbox(join(CLI, '..', 'sandbox-probe'))
     const { stdout } = await lab.exec(lab.hosts[0], 'unshare', sandboxArgs(sandbox, [process.execPath, '-e', PROBE, program], unitEnvironment(module.serviceConfig, 'peerix')), { env: { PATH: HOST_PATH } })
     const seen = JSON.parse(stdout) as Record<string, unknown>
     assert.deepEqual(seen, {

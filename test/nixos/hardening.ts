@@ -78,7 +78,15 @@ export interface Sandbox {
   uid: number
   /** test/nixos/seccomp-exec built for the unit's filter. */
   seccompExec: string
+  /** The checkout (dist/, node_modules/): seen read-only at REPO_IN_SANDBOX, wherever it is on the host. */
+  repo: string
 }
+
+/**
+ * Where the checkout appears inside the sandbox. The package lives in the (read-only) store on
+ * NixOS; here the checkout may be anywhere, even under /tmp, which PrivateTmp hides.
+ */
+export const REPO_IN_SANDBOX = '/run/peerix-src'
 
 /** Where the seccomp program is copied inside the sandbox (the host's /tmp is hidden there). */
 const SECCOMP_EXEC = '/run/seccomp-exec'
@@ -104,6 +112,7 @@ export function sandboxArgs (sandbox: Sandbox, argv: string[], env: Record<strin
     `chown -R ${uid}:${uid} ${CREDENTIALS_DIRECTORY}`,
     // systemd installs the filter itself; here a program does, so it must stay visible.
     `cp ${shq(sandbox.seccompExec)} ${SECCOMP_EXEC}`,
+    `mkdir ${REPO_IN_SANDBOX} && mount --bind ${shq(sandbox.repo)} ${REPO_IN_SANDBOX}`,
     'mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp',
     'mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp',
     'for d in /home /root; do [ -d "$d" ] && mount -t tmpfs -o ro,mode=000 tmpfs "$d"; done',
