@@ -15,6 +15,18 @@ export const REQUEST_TIMEOUT = 10_000
 /** How long a requester waits for the whole answer when its caller gives no shorter signal. */
 export const QUERY_TIMEOUT = 10_000
 
+/** How long a responder waits for the next request on a stream that carried one (r1). */
+export const KEEP_ALIVE_TIMEOUT = 30_000
+
+/**
+ * How long a requester keeps an idle stream for its next query: well under the responder's
+ * keep-alive, so it never writes into a stream the responder is closing.
+ */
+export const IDLE_STREAM_TIMEOUT = 20_000
+
+/** Idle streams a requester keeps per peer: Nix asks one narinfo at a time, a shim a few. */
+export const IDLE_STREAMS_PER_PEER = 16
+
 /**
  * Streams per connection. Nix asks for narinfos one after another, but a `nix copy` through
  * several shims, or 500 concurrent lookups, can keep hundreds in flight to one peer; each is

@@ -29,8 +29,12 @@ export interface NarinfoServiceInit {
   source: PathSource
   /** Client: how long a query may take at most, whatever the caller's signal (ms). */
   timeout?: number
+  /** Client: how long an idle stream is kept for the next query (ms). */
+  idleStreamTimeout?: number
   /** Server: how long a peer has to send its request after opening a stream (ms). */
   requestTimeout?: number
+  /** Server: how long a stream waits for its next request before it is closed (ms). */
+  keepAlive?: number
   maxInboundStreams?: number
   maxOutboundStreams?: number
   /** Where misbehaving peers and store failures are reported. */

@@ -1,15 +1,23 @@
 /**
  * The /peerix/narinfo/1 service: answers peers' narinfo questions from this host's own store
- * (never forwarded, so no loops) and asks other peers theirs.
+ * (never forwarded, so no loops) and asks other peers theirs, one question after another on
+ * streams kept open for it.
  */
+import { FormatError } from '../../nix/errors.js'
 import { formatNarInfo, MAX_NARINFO_BYTES } from '../../nix/narinfo.js'
 import { parseHashPart } from '../../nix/store-path.js'
 import { shortPeer, silentLogger } from '../../log.js'
 import { describe } from '../wire/describe.js'
 import { deadline } from '../wire/deadline.js'
 import { encodeFrame } from '../wire/frame.js'
+import { nextRequest } from '../wire/keep-alive.js'
+import { send } from '../wire/send.js'
+import { StreamPool } from '../wire/stream-pool.js'
 import { StreamReader } from '../wire/stream-reader.js'
-import { MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL, QUERY_TIMEOUT, REQUEST_TIMEOUT } from './constants.js'
+import {
+  IDLE_STREAM_TIMEOUT, IDLE_STREAMS_PER_PEER, KEEP_ALIVE_TIMEOUT, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS,
+  MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL, QUERY_TIMEOUT, REQUEST_TIMEOUT
+} from './constants.js'
 import { NarinfoRequest, NarinfoResponse } from './pb/message.js'
 import type { NarinfoService as NarinfoServiceInterface, NarinfoServiceComponents, NarinfoServiceInit } from './index.js'
 import type { Answer } from '../peer-client.js'
@@ -27,6 +35,8 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
   readonly #log: Logger
   readonly #timeout: number
   readonly #requestTimeout: number
+  readonly #keepAlive: number
+  readonly #pool: StreamPool
   readonly #maxInboundStreams: number
   readonly #maxOutboundStreams: number
   #started = false
@@ -37,6 +47,12 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
     this.#log = init.log ?? silentLogger
     this.#timeout = init.timeout ?? QUERY_TIMEOUT
     this.#requestTimeout = init.requestTimeout ?? REQUEST_TIMEOUT
+    this.#keepAlive = init.keepAlive ?? KEEP_ALIVE_TIMEOUT
+    this.#pool = new StreamPool(components.connectionManager, {
+      protocol: PROTOCOL,
+      maxIdlePerPeer: IDLE_STREAMS_PER_PEER,
+      idleTimeout: init.idleStreamTimeout ?? IDLE_STREAM_TIMEOUT
+    })
     this.#maxInboundStreams = init.maxInboundStreams ?? MAX_INBOUND_STREAMS
     this.#maxOutboundStreams = init.maxOutboundStreams ?? MAX_OUTBOUND_STREAMS
   }
@@ -51,6 +67,7 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
 
   async stop (): Promise<void> {
     await this.#components.registrar.unhandle(PROTOCOL)
+    this.#pool.stop()
     this.#started = false
   }
 
@@ -66,53 +83,53 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
       return { status: 'error', message: describe(err) }
     }
     const { signal, explain } = deadline(this.#timeout, options.signal)
-    let stream: Stream | undefined
-    let reader: StreamReader | undefined
+    const request = encodeFrame(NarinfoRequest.encode({ hashPart }))
     try {
-      stream = await this.#components.connectionManager.openStream(peer, PROTOCOL, { signal })
-      reader = new StreamReader(stream)
-      stream.send(encodeFrame(NarinfoRequest.encode({ hashPart })))
-      await stream.close({ signal })
-      const frame = await reader.readFrame(MAX_RESPONSE_BYTES, { signal })
-      const answer = toAnswer(NarinfoResponse.decode(frame))
-      // the responder closes right after its answer; one that keeps the stream open is cut off
-      if (stream.status === 'open') stream.abort(new Error('answer complete'))
-      return answer
+      return await this.#pool.exchange(peer, request, async (pooled) => {
+        const answer = toAnswer(NarinfoResponse.decode(await pooled.reader.readFrame(MAX_RESPONSE_BYTES, { signal })))
+        this.#pool.release(pooled, true)
+        return answer
+      }, { signal })
     } catch (err) {
-      stream?.abort(err instanceof Error ? err : new Error(String(err)))
       return { status: 'error', message: explain(err) }
-    } finally {
-      reader?.dispose()
     }
   }
 
+  /** Answers requests until the requester closes its write side or lets the keep-alive pass. */
   readonly #handle = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer.toString()
     const reader = new StreamReader(stream)
     try {
-      const timer = AbortSignal.timeout(this.#requestTimeout)
-      let hashPart: string
-      try {
-        const request = NarinfoRequest.decode(await reader.readFrame(MAX_REQUEST_BYTES, { signal: timer }))
-        hashPart = parseHashPart(request.hashPart)
-      } catch (err) {
-        if (timer.aborted) {
-          this.#log.debug(`narinfo: no request from ${shortPeer(peer)} within ${this.#requestTimeout} ms`)
-          stream.abort(new Error(`no request within ${this.#requestTimeout} ms`))
-          return
-        }
-        const message = `malformed request: ${describe(err)}`
-        this.#log.warn(`narinfo: ${message} (from ${shortPeer(peer)})`)
-        if (stream.writeStatus === 'writable') stream.send(encodeFrame(NarinfoResponse.encode({ status: Status.ERROR, message })))
-        stream.abort(new Error(message))
-        return
+      for (let first = true; first || await nextRequest(reader, this.#keepAlive); first = false) {
+        const hashPart = await this.#readRequest(stream, reader, peer)
+        if (hashPart === undefined) return
+        await send(stream, encodeFrame(NarinfoResponse.encode(await this.#answer(hashPart, peer))), this.#requestTimeout)
       }
-      stream.send(encodeFrame(NarinfoResponse.encode(await this.#answer(hashPart, peer))))
       await stream.close({ signal: AbortSignal.timeout(this.#requestTimeout) })
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     } finally {
       reader.dispose()
+    }
+  }
+
+  /** The requested hash part, or undefined when the stream was cut off or answered ERROR for it. */
+  async #readRequest (stream: Stream, reader: StreamReader, peer: string): Promise<string | undefined> {
+    const timer = AbortSignal.timeout(this.#requestTimeout)
+    try {
+      const request = NarinfoRequest.decode(await reader.readFrame(MAX_REQUEST_BYTES, { signal: timer }))
+      return parseHashPart(request.hashPart)
+    } catch (err) {
+      if (timer.aborted) {
+        this.#log.debug(`narinfo: no request from ${shortPeer(peer)} within ${this.#requestTimeout} ms`)
+        stream.abort(new Error(`no request within ${this.#requestTimeout} ms`))
+        return undefined
+      }
+      const message = `malformed request: ${describe(err)}`
+      this.#log.warn(`narinfo: ${message} (from ${shortPeer(peer)})`)
+      if (stream.writeStatus === 'writable') stream.send(encodeFrame(NarinfoResponse.encode({ status: Status.ERROR, message })))
+      stream.abort(new Error(message))
+      return undefined
     }
   }
 
@@ -131,11 +148,11 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
   }
 }
 
-/** A response as the substituter sees it; anything not by the spec is an error. */
+/** A response as the substituter sees it; throws a FormatError for one not by the spec. */
 function toAnswer (response: NarinfoResponse): Answer<string> {
   switch (response.status) {
     case Status.FOUND:
-      if (response.narinfo === '') return { status: 'error', message: 'malformed response: FOUND without a narinfo' }
+      if (response.narinfo === '') throw new FormatError('malformed response: FOUND without a narinfo')
       return { status: 'found', value: response.narinfo }
     case Status.ABSENT:
       return { status: 'absent' }
@@ -144,6 +161,6 @@ function toAnswer (response: NarinfoResponse): Answer<string> {
     case Status.ERROR:
       return { status: 'error', message: `the peer answered ERROR: ${response.message === '' ? 'no reason given' : response.message}` }
     default:
-      return { status: 'error', message: 'malformed response: no status' }
+      throw new FormatError('malformed response: no status')
   }
 }

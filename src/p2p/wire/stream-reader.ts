@@ -1,8 +1,8 @@
 /**
- * Reads one libp2p stream as frames and then raw bytes, with the limits a peer that is not
- * trusted needs: frames have a maximum size, waits have an idle timeout, and a slow consumer
- * pauses the stream (yamux then stops granting window, so the sender waits) instead of
- * buffering without bound.
+ * Reads one libp2p stream as frames and raw bytes, over as many exchanges as the stream
+ * carries, with the limits a peer that is not trusted needs: frames have a maximum size,
+ * waits have an idle timeout, and a slow consumer pauses the stream (yamux then stops
+ * granting window, so the sender waits) instead of buffering without bound.
  *
  * `lpStream` from @libp2p/utils reads frames, but handing its leftover bytes back to the
  * stream fails once the remote has closed, which is exactly when a small NAR has arrived
@@ -32,6 +32,7 @@ export class StreamReader {
   readonly #buffer = new Uint8ArrayList()
   readonly #highWaterMark: number
   #ended = false
+  #received = 0
   #pausePending = false
   #error?: Error
   #wake?: () => void
@@ -50,6 +51,25 @@ export class StreamReader {
     this.#stream.removeEventListener('remoteCloseWrite', this.#onEnd)
     this.#stream.removeEventListener('close', this.#onClose)
     this.#buffer.consume(this.#buffer.byteLength)
+  }
+
+  /** Bytes received over the stream's whole life: unchanged means the peer sent nothing since. */
+  get received (): number {
+    return this.#received
+  }
+
+  /** Bytes received and not read yet. */
+  get buffered (): number {
+    return this.#buffer.byteLength
+  }
+
+  /**
+   * Waits for the next byte: true once one is buffered, false when the stream ended cleanly
+   * before (a peer done with the stream). Throws when it is reset, the signal aborts or the
+   * idle timeout passes.
+   */
+  async hasMore (options: ReadOptions = {}): Promise<boolean> {
+    return await this.#fill(1, options)
   }
 
   /**
@@ -103,6 +123,7 @@ export class StreamReader {
 
   #onMessage = (evt: StreamMessageEvent): void => {
     this.#buffer.append(evt.data)
+    this.#received += evt.data.byteLength
     if (this.#buffer.byteLength >= this.#highWaterMark) this.#pauseSoon()
     this.#notify()
   }

@@ -1,0 +1,17 @@
+/** A responder's wait between two exchanges on one stream. */
+import type { StreamReader } from './stream-reader.js'
+
+/**
+ * True once the first byte of the requester's next request arrived; false when the requester
+ * closed its write side (it is done with the stream) or sent nothing for `keepAlive` ms.
+ * Throws when the stream is reset.
+ */
+export async function nextRequest (reader: StreamReader, keepAlive: number): Promise<boolean> {
+  const timer = AbortSignal.timeout(keepAlive)
+  try {
+    return await reader.hasMore({ signal: timer })
+  } catch (err) {
+    if (timer.aborted) return false
+    throw err
+  }
+}
