@@ -11,6 +11,18 @@ export const MAX_HEADER_BYTES = 4096
 /** How long a responder waits for the request frame after the stream opened. */
 export const REQUEST_TIMEOUT = 10_000
 
+/** How long a responder waits for the next request on a stream that carried one (r1). */
+export const KEEP_ALIVE_TIMEOUT = 30_000
+
+/**
+ * How long a requester keeps an idle stream for its next fetch: well under the responder's
+ * keep-alive, so it never writes into a stream the responder is closing.
+ */
+export const IDLE_STREAM_TIMEOUT = 20_000
+
+/** Idle streams a requester keeps per peer: the substituter runs up to 16 downloads at once. */
+export const IDLE_STREAMS_PER_PEER = 16
+
 /** How long a requester waits for the response header (the source may open files first). */
 export const HEADER_TIMEOUT = 30_000
 

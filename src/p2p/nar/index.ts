@@ -18,9 +18,10 @@ import type { AbortOptions, PeerId } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
 /**
- * The bytes of a NAR from the requested offset, unverified. Iterate it once, to the end or
- * until you stop (which resets the stream): it throws when the stream is reset, stalls for
- * the idle timeout, or carries more or fewer than `length` bytes.
+ * The bytes of a NAR from the requested offset, unverified. Iterate it once, to the end (which
+ * hands the stream back for the next fetch) or until you stop (which resets the stream): it
+ * throws when the stream is reset, stalls for the idle timeout, ends before `length` bytes or
+ * has more than `length` bytes already arrived at its end.
  */
 export interface NarStream extends AsyncIterable<Uint8Array> {
   /** The number of bytes the peer announced: NarSize - offset. */
@@ -39,8 +40,12 @@ export interface NarServiceInit {
   timeout?: number
   /** Client: how long the body may go without a byte before the download fails (ms). */
   idleTimeout?: number
+  /** Client: how long an idle stream is kept for the next fetch (ms). */
+  idleStreamTimeout?: number
   /** Server: how long a peer has to send its request after opening a stream (ms). */
   requestTimeout?: number
+  /** Server: how long a stream waits for its next request before it is closed (ms). */
+  keepAlive?: number
   /** Server: how long a requester may read nothing before we give up on it (ms). */
   sendStallTimeout?: number
   /** Server: the smallest write the store's pieces are gathered into (bytes). */

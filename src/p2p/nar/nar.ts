@@ -1,18 +1,23 @@
 /**
  * The /peerix/nar/1 service: streams NARs from this host's own store to peers, with
  * back-pressure, and fetches NARs from peers as an iterable that only ends once exactly the
- * announced bytes have arrived.
+ * announced bytes have arrived. A stream carries one NAR after another; the requester keeps
+ * idle ones per peer.
  */
+import { FormatError } from '../../nix/errors.js'
 import { shortPeer, silentLogger } from '../../log.js'
 import { describe } from '../wire/describe.js'
 import { deadline } from '../wire/deadline.js'
 import { encodeFrame } from '../wire/frame.js'
+import { nextRequest } from '../wire/keep-alive.js'
 import { send } from '../wire/send.js'
+import { StreamPool } from '../wire/stream-pool.js'
 import { StreamReader } from '../wire/stream-reader.js'
 import { Uint8ArrayList } from 'uint8arraylist'
 import {
-  HEADER_TIMEOUT, IDLE_TIMEOUT, MAX_HEADER_BYTES, MAX_INBOUND_STREAMS, MAX_NAR_BYTES, MAX_OUTBOUND_STREAMS,
-  MAX_REQUEST_BYTES, PROTOCOL, READ_BUFFER_LIMIT, READ_HIGH_WATER_MARK, REQUEST_TIMEOUT, SEND_CHUNK_BYTES, SEND_STALL_TIMEOUT
+  HEADER_TIMEOUT, IDLE_STREAM_TIMEOUT, IDLE_STREAMS_PER_PEER, IDLE_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_HEADER_BYTES,
+  MAX_INBOUND_STREAMS, MAX_NAR_BYTES, MAX_OUTBOUND_STREAMS, MAX_REQUEST_BYTES, PROTOCOL, READ_BUFFER_LIMIT,
+  READ_HIGH_WATER_MARK, REQUEST_TIMEOUT, SEND_CHUNK_BYTES, SEND_STALL_TIMEOUT
 } from './constants.js'
 import { NarRequest, NarResponse } from './pb/message.js'
 import { checkNarQuery } from './request.js'
@@ -21,6 +26,7 @@ import type { NarService as NarServiceInterface, NarServiceComponents, NarServic
 import type { Answer } from '../peer-client.js'
 import type { NarBytes, PathSource, Served } from '../../store/source.js'
 import type { Logger } from '../../log.js'
+import type { PooledStream } from '../wire/stream-pool.js'
 import type { AbortOptions, Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 
 const Status = NarResponse.Status
@@ -34,6 +40,8 @@ export class NarService implements Startable, NarServiceInterface {
   readonly #timeout: number
   readonly #idleTimeout: number
   readonly #requestTimeout: number
+  readonly #keepAlive: number
+  readonly #pool: StreamPool
   readonly #sendStallTimeout: number
   readonly #chunkBytes: number
   readonly #maxInboundStreams: number
@@ -47,6 +55,16 @@ export class NarService implements Startable, NarServiceInterface {
     this.#timeout = init.timeout ?? HEADER_TIMEOUT
     this.#idleTimeout = init.idleTimeout ?? IDLE_TIMEOUT
     this.#requestTimeout = init.requestTimeout ?? REQUEST_TIMEOUT
+    this.#keepAlive = init.keepAlive ?? KEEP_ALIVE_TIMEOUT
+    this.#pool = new StreamPool(components.connectionManager, {
+      protocol: PROTOCOL,
+      maxIdlePerPeer: IDLE_STREAMS_PER_PEER,
+      idleTimeout: init.idleStreamTimeout ?? IDLE_STREAM_TIMEOUT,
+      createReader: (stream) => {
+        stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, READ_BUFFER_LIMIT)
+        return new StreamReader(stream, { highWaterMark: READ_HIGH_WATER_MARK })
+      }
+    })
     this.#sendStallTimeout = init.sendStallTimeout ?? SEND_STALL_TIMEOUT
     this.#chunkBytes = init.chunkBytes ?? SEND_CHUNK_BYTES
     this.#maxInboundStreams = init.maxInboundStreams ?? MAX_INBOUND_STREAMS
@@ -63,6 +81,7 @@ export class NarService implements Startable, NarServiceInterface {
 
   async stop (): Promise<void> {
     await this.#components.registrar.unhandle(PROTOCOL)
+    this.#pool.stop()
     this.#started = false
   }
 
@@ -83,47 +102,43 @@ export class NarService implements Startable, NarServiceInterface {
       return { status: 'error', message: describe(err) }
     }
     const { signal, explain } = deadline(this.#timeout, options.signal)
-    let stream: Stream | undefined
-    let reader: StreamReader | undefined
+    const request = encodeFrame(NarRequest.encode({ ...query, offset: BigInt(query.offset) }))
     try {
-      stream = await this.#components.connectionManager.openStream(peer, PROTOCOL, { signal })
-      stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, READ_BUFFER_LIMIT)
-      reader = new StreamReader(stream, { highWaterMark: READ_HIGH_WATER_MARK })
-      stream.send(encodeFrame(NarRequest.encode({ ...query, offset: BigInt(query.offset) })))
-      await stream.close({ signal })
-      const header = NarResponse.decode(await reader.readFrame(MAX_HEADER_BYTES, { signal }))
-      if (header.status === Status.FOUND) {
-        if (header.length > BigInt(MAX_NAR_BYTES)) throw new Error(`malformed response: length ${header.length} is too large`)
-        const body = this.#body(stream, reader, Number(header.length), options.signal)
-        reader = undefined
-        return { status: 'found', value: body }
-      }
-      if (stream.status === 'open') stream.abort(new Error('answer complete'))
-      return toAnswer(header)
+      return await this.#pool.exchange(peer, request, async (pooled) => {
+        const header = NarResponse.decode(await pooled.reader.readFrame(MAX_HEADER_BYTES, { signal }))
+        if (header.status !== Status.FOUND) {
+          const answer = toAnswer(header)
+          this.#pool.release(pooled, true)
+          return answer
+        }
+        if (header.length > BigInt(MAX_NAR_BYTES)) throw new FormatError(`malformed response: length ${header.length} is too large`)
+        return { status: 'found', value: this.#body(pooled, Number(header.length), options.signal) }
+      }, { signal })
     } catch (err) {
-      stream?.abort(err instanceof Error ? err : new Error(String(err)))
       return { status: 'error', message: explain(err) }
-    } finally {
-      reader?.dispose()
     }
   }
 
-  /** The announced bytes as they arrive; an early exit resets the stream so the peer stops. */
-  #body (stream: Stream, reader: StreamReader, length: number, signal?: AbortSignal): NarStream {
+  /**
+   * The announced bytes as they arrive. Once all have, the stream goes back to the pool for
+   * the next fetch; an early exit or a failure resets it, so the peer stops sending.
+   */
+  #body (pooled: PooledStream, length: number, signal?: AbortSignal): NarStream {
+    const pool = this.#pool
     const idleTimeout = this.#idleTimeout
     async function * read (): AsyncGenerator<Uint8Array> {
       let complete = false
       try {
-        yield * reader.readBody(length, { idleTimeout, signal })
+        yield * pooled.reader.readBody(length, { idleTimeout, signal })
         complete = true
       } finally {
-        reader.dispose()
-        if (!complete) stream.abort(new Error('NAR download stopped before its end'))
+        pool.release(pooled, complete)
       }
     }
     return Object.assign(read(), { length })
   }
 
+  /** Serves requests until the requester closes its write side or lets the keep-alive pass. */
   readonly #handle = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer.toString()
     const reader = new StreamReader(stream)
@@ -132,15 +147,10 @@ export class NarService implements Startable, NarServiceInterface {
     const onClose = (): void => { gone.abort() }
     stream.addEventListener('close', onClose)
     try {
-      const query = await this.#readRequest(stream, reader, peer)
-      if (query === undefined) return
-      const served = await this.#serve(query, peer, gone.signal)
-      if (served.status === 'found') {
-        await this.#sendNar(stream, served.value, peer, query)
-      } else {
-        stream.send(encodeFrame(NarResponse.encode(served.status === 'refused'
-          ? { status: Status.REFUSED, message: served.reason }
-          : served.status === 'absent' ? { status: Status.ABSENT } : { status: Status.ERROR, message: served.message })))
+      for (let first = true; first || await nextRequest(reader, this.#keepAlive); first = false) {
+        const query = await this.#readRequest(stream, reader, peer)
+        if (query === undefined) return
+        await this.#respond(stream, query, peer, gone.signal)
       }
       await stream.close({ signal: AbortSignal.timeout(this.#sendStallTimeout) })
     } catch (err) {
@@ -150,6 +160,18 @@ export class NarService implements Startable, NarServiceInterface {
       gone.abort()
       reader.dispose()
     }
+  }
+
+  /** One exchange's response: the header, and after FOUND the NAR's bytes. */
+  async #respond (stream: Stream, query: NarQuery, peer: string, signal: AbortSignal): Promise<void> {
+    const served = await this.#serve(query, peer, signal)
+    if (served.status === 'found') {
+      await this.#sendNar(stream, served.value, peer, query)
+      return
+    }
+    await send(stream, encodeFrame(NarResponse.encode(served.status === 'refused'
+      ? { status: Status.REFUSED, message: served.reason }
+      : served.status === 'absent' ? { status: Status.ABSENT } : { status: Status.ERROR, message: served.message })), this.#sendStallTimeout)
   }
 
   /** The request, or undefined when the stream was cut off or answered ERROR for it. */
@@ -210,6 +232,7 @@ export class NarService implements Startable, NarServiceInterface {
   }
 }
 
+/** A header other than FOUND as the substituter sees it; throws a FormatError for one not by the spec. */
 function toAnswer (header: NarResponse): Answer<never> {
   switch (header.status) {
     case Status.ABSENT:
@@ -219,6 +242,6 @@ function toAnswer (header: NarResponse): Answer<never> {
     case Status.ERROR:
       return { status: 'error', message: `the peer answered ERROR: ${header.message === '' ? 'no reason given' : header.message}` }
     default:
-      return { status: 'error', message: 'malformed response: no status' }
+      throw new FormatError('malformed response: no status')
   }
 }

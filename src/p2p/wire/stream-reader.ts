@@ -40,6 +40,9 @@ export class StreamReader {
   constructor (stream: Stream, init: StreamReaderInit = {}) {
     this.#stream = stream
     this.#highWaterMark = init.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
+    // a remote that answers without reading may have sent everything and closed its side
+    // while the stream was being opened, before these listeners existed
+    this.#ended = stream.remoteWriteStatus === 'closed'
     stream.addEventListener('message', this.#onMessage)
     stream.addEventListener('remoteCloseWrite', this.#onEnd)
     stream.addEventListener('close', this.#onClose)
@@ -102,8 +105,9 @@ export class StreamReader {
   }
 
   /**
-   * Exactly `length` raw bytes, then the end of the stream. Throws a ProtocolError when the
-   * stream ends early or carries more, and the stream's own error when it is reset.
+   * Exactly `length` raw bytes. The stream stays open for a next exchange, so its end is not
+   * awaited; throws a ProtocolError when the stream ends early or when bytes past `length`
+   * have already arrived, and the stream's own error when it is reset.
    */
   async * readBody (length: number, options: ReadOptions = {}): AsyncGenerator<Uint8Array> {
     let received = 0
@@ -118,7 +122,9 @@ export class StreamReader {
         yield chunk
       }
     }
-    if (await this.#fill(1, options)) throw new ProtocolError(`the peer sent more than the ${length} bytes it announced`)
+    // the last bytes may have paused the stream: resuming hands over what it held back
+    if (this.#stream.readStatus === 'paused') this.#stream.resume()
+    if (this.#buffer.byteLength > 0) throw new ProtocolError(`the peer sent more than the ${length} bytes it announced`)
   }
 
   #onMessage = (evt: StreamMessageEvent): void => {
@@ -169,7 +175,8 @@ export class StreamReader {
         continue
       }
       if (this.#error != null) throw this.#error
-      if (this.#ended) return false
+      // bytes the stream holds for a listener that was just added come in a later tick
+      if (this.#ended && this.#stream.readBufferLength === 0) return false
       await this.#nextEvent(options)
     }
     return true
