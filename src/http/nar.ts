@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Substituter } from '../substituter/substituter.js'
+import { BatchedWriter } from './batched-writer.js'
 import { sendText } from './respond.js'
 
 export async function serveNar (req: IncomingMessage, res: ServerResponse, substituter: Substituter, target: { hashPart: string, narHash: string }, signal: AbortSignal, log: (line: string) => void): Promise<void> {
@@ -36,11 +37,12 @@ export async function serveNar (req: IncomingMessage, res: ServerResponse, subst
   const started = Date.now()
   if (start !== undefined) log(`nar ${target.hashPart}: resuming at byte ${start} of ${download.narSize}`)
   let skip = start ?? 0
+  const out = new BatchedWriter(res)
   try {
     for await (const chunk of download.stream) {
       const rest = skip === 0 ? chunk : chunk.subarray(Math.min(skip, chunk.byteLength))
       skip -= chunk.byteLength - rest.byteLength
-      if (rest.byteLength > 0 && !res.write(rest)) await drained(res)
+      if (rest.byteLength > 0) await out.write(rest)
       if (signal.aborted) return
     }
   } catch (err) {
@@ -48,6 +50,7 @@ export async function serveNar (req: IncomingMessage, res: ServerResponse, subst
     res.destroy()
     return
   }
+  out.flush()
   res.end()
   log(`fetched ${target.hashPart} (${download.narSize} bytes) in ${Date.now() - started} ms`)
 }
@@ -59,17 +62,4 @@ export async function serveNar (req: IncomingMessage, res: ServerResponse, subst
 export function rangeStart (header: string | undefined): number | undefined {
   const m = header === undefined ? null : /^bytes=(\d{1,15})-$/.exec(header.trim())
   return m === null ? undefined : Number(m[1])
-}
-
-/** Resolves when the response can take more, or when the client has gone. */
-async function drained (res: ServerResponse): Promise<void> {
-  await new Promise<void>(resolve => {
-    const done = (): void => {
-      res.off('drain', done)
-      res.off('close', done)
-      resolve()
-    }
-    res.on('drain', done)
-    res.on('close', done)
-  })
 }

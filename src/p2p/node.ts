@@ -23,6 +23,7 @@ import { nar, type NarService } from './nar/index.js'
 import { narinfo, NARINFO_PROTOCOL, type NarinfoService } from './narinfo/index.js'
 import { peerixPeers, type PeerixPeers } from './peerix-peers.js'
 import { staticPeers, type StaticPeers } from './static-peers.js'
+import { batchYamuxWindowUpdates } from './yamux-window.js'
 import type { PathSource } from '../store/source.js'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Registry } from 'prom-client'
@@ -75,6 +76,7 @@ export type PeerixNode = Libp2p<PeerixServices>
 
 /** A started node. Bad multiaddrs or peer IDs are a FormatError naming the value. */
 export async function createPeerixNode (opts: PeerixNodeOptions): Promise<PeerixNode> {
+  batchYamuxWindowUpdates()
   const log = opts.log ?? silentLogger
   const listen = (opts.listen ?? DEFAULT_LISTEN).map(text => parseTcpMultiaddr('listen address', text))
   const statics = (opts.staticPeers ?? []).map(text => parseTcpMultiaddr('static peer', text))
