@@ -52,6 +52,7 @@ export class StreamPool {
     while (options.fresh !== true && idle !== undefined && idle.length > 0) {
       const entry = idle.pop() as Idle
       entry.unwatch()
+      if (idle.length === 0) this.#idle.delete(peer.toString())
       if (open(entry.pooled.stream) && !unread(entry.pooled)) return { ...entry.pooled, reused: true }
       discard(entry.pooled)
     }
@@ -94,23 +95,17 @@ export class StreamPool {
    * On failure the stream is reset and the error thrown.
    */
   async exchange<T> (peer: PeerId, request: Uint8Array, receive: (pooled: PooledStream) => Promise<T>, options: AbortOptions = {}): Promise<T> {
-    const pooled = await this.acquire(peer, options)
-    const before = pooled.reader.received
-    try {
-      pooled.stream.send(request)
-      return await receive(pooled)
-    } catch (err) {
-      this.release(pooled, false)
-      const retry = pooled.reused && pooled.reader.received === before && options.signal?.aborted !== true
-      if (!retry) throw err
-    }
-    const fresh = await this.acquire(peer, { ...options, fresh: true })
-    try {
-      fresh.stream.send(request)
-      return await receive(fresh)
-    } catch (err) {
-      this.release(fresh, false)
-      throw err
+    for (let fresh = false; ; fresh = true) {
+      const pooled = await this.acquire(peer, { ...options, fresh })
+      const before = pooled.reader.received
+      try {
+        pooled.stream.send(request)
+        return await receive(pooled)
+      } catch (err) {
+        this.release(pooled, false)
+        const closedWhileIdle = pooled.reused && pooled.reader.received === before && options.signal?.aborted !== true
+        if (!closedWhileIdle) throw err
+      }
     }
   }
 
