@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { DAEMON_NODE_FLAGS } from '../src/daemon/node-flags.js'
 import type { HostReply, HostRequest, StartedDaemon, Transfer } from './host-protocol.js'
 
 const HOST = fileURLToPath(new URL('./host.ts', import.meta.url))
@@ -45,13 +46,14 @@ export class BenchHost {
 
   /**
    * A new host process: the compiled host named by $PEERIX_BENCH_HOST_JS (bench/run.ts sets
-   * it, see compile-host.ts), else bench/host.ts under tsx. `nodeArgs` default to
-   * $PEERIX_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` profiles every daemon).
+   * it, see compile-host.ts), else bench/host.ts under tsx. Node runs it with the daemon's own
+   * V8 flags and then `nodeArgs`, by default $PEERIX_BENCH_NODE_ARGS (e.g. `--cpu-prof
+   * --cpu-prof-dir=/tmp/prof` profiles every daemon).
    */
   static async spawn (name: string, env: NodeJS.ProcessEnv = process.env, nodeArgs = (process.env.PEERIX_BENCH_NODE_ARGS ?? '').split(' ').filter(a => a !== '')): Promise<BenchHost> {
     const compiled = process.env.PEERIX_BENCH_HOST_JS
     const entry = compiled !== undefined && compiled !== '' ? [compiled] : ['--import', 'tsx', HOST]
-    const child = spawn(process.execPath, [...nodeArgs, ...entry], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...nodeArgs, ...entry], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
     const host = new BenchHost(name, child)
     // the host says it is ready with reply id 0
     await new Promise<void>((resolve, reject) => { host.pending.set(0, { resolve: () => { resolve() }, reject }) })

@@ -319,6 +319,10 @@ in
       serviceConfig = {
         ExecStartPre = lib.mkIf (cfg.publicKeyFile != null) [ logPublicKey ];
         ExecStart = "${cfg.package}/bin/peerix ${utils.escapeSystemdExecArgs daemonArgs}${signingKeyArg}";
+        # The V8 flag the daemon is built for (src/daemon/node-flags.ts): a small young generation
+        # keeps its memory near 100 MB while NARs stream. The bin wrapper runs node directly, so
+        # the shebang's copy of the flag does not apply here.
+        Environment = [ "NODE_OPTIONS=--max-semi-space-size=1" ];
         # Read by systemd (as root) at start and handed to the service in a private directory.
         LoadCredential =
           lib.optional (cfg.privateKeyFile != null) "signing-key:${cfg.privateKeyFile}"

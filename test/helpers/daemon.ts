@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { DAEMON_NODE_FLAGS } from '../../src/daemon/node-flags.js'
 import type { Lab, LabHost } from './netns.js'
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
@@ -78,7 +79,7 @@ export class DaemonProcess {
  */
 export async function startDaemon (args: string[], opts: { lab?: Lab, host?: LabHost, env?: NodeJS.ProcessEnv } = {}): Promise<DaemonProcess> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (scripts/test.sh does)`)
-  const argv = [CLI, 'daemon', ...args]
+  const argv = [...DAEMON_NODE_FLAGS, CLI, 'daemon', ...args]
   const env = { ...process.env, ...opts.env }
   const child = opts.lab != null && opts.host != null
     ? opts.lab.spawn(opts.host, process.execPath, argv, { env })

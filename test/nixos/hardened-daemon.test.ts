@@ -181,7 +181,7 @@ describe('the daemon under the NixOS module\'s flags and systemd hardening', fun
       dev: ['fd', 'full', 'null', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero'],
       credentials: ['signing-key'],
       unshare: 'unshare: unshare failed: Operation not permitted',
-      env: ['CREDENTIALS_DIRECTORY', 'HOME', 'LANG', 'LOGNAME', 'PATH', 'SHELL', 'STATE_DIRECTORY', 'USER']
+      env: ['CREDENTIALS_DIRECTORY', 'HOME', 'LANG', 'LOGNAME', 'NODE_OPTIONS', 'PATH', 'SHELL', 'STATE_DIRECTORY', 'USER']
     })
   })
 

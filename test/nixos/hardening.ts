@@ -50,7 +50,7 @@ export const NOT_REPRODUCED: Record<string, string> = {
 }
 
 /** Directives that configure the unit but do not confine what the daemon may do. */
-export const PLUMBING = new Set(['ExecStart', 'ExecStartPre', 'Restart', 'RestartSec', 'User', 'Group', 'MemoryDenyWriteExecute'])
+export const PLUMBING = new Set(['ExecStart', 'ExecStartPre', 'Environment', 'Restart', 'RestartSec', 'User', 'Group', 'MemoryDenyWriteExecute'])
 
 /** Directives of the unit this file does not know, and ones whose value differs from the emulated one. */
 export function unaccounted (serviceConfig: ServiceConfig): string[] {
@@ -154,5 +154,10 @@ export function unitEnvironment (serviceConfig: ServiceConfig, user: string): Re
   }
   const credentials = serviceConfig.LoadCredential
   if (Array.isArray(credentials) && credentials.length > 0) env.CREDENTIALS_DIRECTORY = CREDENTIALS_DIRECTORY
+  const assignments = serviceConfig.Environment
+  for (const assignment of Array.isArray(assignments) ? assignments : []) {
+    const eq = assignment.indexOf('=')
+    env[assignment.slice(0, eq)] = assignment.slice(eq + 1)
+  }
   return env
 }
