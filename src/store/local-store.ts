@@ -3,7 +3,7 @@
  * the fly from the files under `<storeRoot>/nix/store`, narinfos signed with our key. A
  * chroot store (`storeRoot` other than `/`) keeps saying `/nix/store` in its paths.
  */
-import { lstat } from 'node:fs/promises'
+import { lstatSync } from 'node:fs'
 import { join } from 'node:path'
 import { FormatError } from '../nix/errors.js'
 import { toNarHash } from '../nix/hash.js'
@@ -87,12 +87,17 @@ export class LocalStore implements PathSource {
     return decision === undefined || decision.allowed ? undefined : { status: 'refused', reason: decision.reason }
   }
 
-  /** The path's metadata when the database lists it and its files are really there. */
+  /**
+   * The path's metadata when the database lists it and its files are really there. The check
+   * is synchronous on purpose: one lstat of a local path takes microseconds, while the async
+   * one waits for libuv's thread pool, which a NAR being read from disk keeps busy — that put
+   * milliseconds on narinfo answers during transfers.
+   */
   private async servable (hashPart: string): Promise<PathInfo | undefined> {
     const info = this.info(hashPart)
     if (info === undefined) return undefined
     try {
-      await lstat(this.onDisk(info))
+      lstatSync(this.onDisk(info))
       return info
     } catch {
       return undefined
