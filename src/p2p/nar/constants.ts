@@ -42,6 +42,13 @@ export const SEND_STALL_TIMEOUT = 60_000
  */
 export const SEND_CHUNK_BYTES = 256 * 1024
 
+/**
+ * The most NAR bytes one block of a compressed body holds (protocols/peerix-nar-1.md,
+ * "Encodings"), and so the most a block may decompress to: the send chunk, so a compressed
+ * body is written in pieces as large as an uncompressed one.
+ */
+export const MAX_BLOCK_BYTES = 256 * 1024
+
 /** Unread NAR bytes at which the requester pauses the stream until its consumer catches up. */
 export const READ_HIGH_WATER_MARK = 4 * 1024 * 1024
 

@@ -26,11 +26,20 @@ import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 export interface NarStream extends AsyncIterable<Uint8Array> {
   /** The number of bytes the peer announced: NarSize - offset. */
   length: number
+  /** How the peer encoded the body: `zstd` only when the request accepted it. */
+  encoding: 'identity' | 'zstd'
+  /** Body bytes received so far as they crossed the wire (compressed ones for `zstd`). */
+  wireBytes: number
+}
+
+export interface FetchOptions extends AbortOptions {
+  /** Ask for a zstd-compressed body; the peer may still send it uncompressed. */
+  acceptZstd?: boolean
 }
 
 export interface NarService {
   /** Never throws: a reset, a timeout or a malformed header is an `error` answer. */
-  fetch: (peer: PeerId, hashPart: string, narHash: string, offset: number, options?: AbortOptions) => Promise<Answer<NarStream>>
+  fetch: (peer: PeerId, hashPart: string, narHash: string, offset: number, options?: FetchOptions) => Promise<Answer<NarStream>>
 }
 
 export interface NarServiceInit {
@@ -50,6 +59,8 @@ export interface NarServiceInit {
   sendStallTimeout?: number
   /** Server: the smallest write the store's pieces are gathered into (bytes). */
   chunkBytes?: number
+  /** Server: compress the body when the request accepts zstd (default true). */
+  compress?: boolean
   maxInboundStreams?: number
   maxOutboundStreams?: number
   /** Where misbehaving peers and store failures are reported. */

@@ -13,6 +13,7 @@ import { nextRequest } from '../wire/keep-alive.js'
 import { send } from '../wire/send.js'
 import { StreamPool } from '../wire/stream-pool.js'
 import { StreamReader } from '../wire/stream-reader.js'
+import { ProtocolError } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import {
   HEADER_TIMEOUT, IDLE_STREAM_TIMEOUT, IDLE_STREAMS_PER_PEER, IDLE_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_HEADER_BYTES,
@@ -21,15 +22,21 @@ import {
 } from './constants.js'
 import { NarRequest, NarResponse } from './pb/message.js'
 import { checkNarQuery } from './request.js'
+import { loadZstd, type ZstdCodec } from './compression.js'
+import { decodeZstdBody, ZstdBodyEncoder } from './zstd-body.js'
 import type { NarQuery } from './request.js'
-import type { NarService as NarServiceInterface, NarServiceComponents, NarServiceInit, NarStream } from './index.js'
+import type { FetchOptions, NarService as NarServiceInterface, NarServiceComponents, NarServiceInit, NarStream } from './index.js'
 import type { Answer } from '../peer-client.js'
 import type { NarBytes, PathSource, Served } from '../../store/source.js'
 import type { Logger } from '../../log.js'
 import type { PooledStream } from '../wire/stream-pool.js'
-import type { AbortOptions, Connection, PeerId, Startable, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 
 const Status = NarResponse.Status
+const Encoding = NarResponse.Encoding
+
+/** A valid request and whether the requester reads zstd bodies. */
+type NarAsk = NarQuery & { acceptZstd: boolean }
 
 export class NarService implements Startable, NarServiceInterface {
   readonly protocol = PROTOCOL
@@ -44,6 +51,7 @@ export class NarService implements Startable, NarServiceInterface {
   readonly #pool: StreamPool
   readonly #sendStallTimeout: number
   readonly #chunkBytes: number
+  readonly #compress: boolean
   readonly #maxInboundStreams: number
   readonly #maxOutboundStreams: number
   #started = false
@@ -67,6 +75,7 @@ export class NarService implements Startable, NarServiceInterface {
     })
     this.#sendStallTimeout = init.sendStallTimeout ?? SEND_STALL_TIMEOUT
     this.#chunkBytes = init.chunkBytes ?? SEND_CHUNK_BYTES
+    this.#compress = init.compress ?? true
     this.#maxInboundStreams = init.maxInboundStreams ?? MAX_INBOUND_STREAMS
     this.#maxOutboundStreams = init.maxOutboundStreams ?? MAX_OUTBOUND_STREAMS
   }
@@ -94,7 +103,7 @@ export class NarService implements Startable, NarServiceInterface {
    * `found` answer throws when the stream is reset, stalls or carries more or fewer bytes than
    * announced, and must be iterated (or returned) so the stream is released.
    */
-  async fetch (peer: PeerId, hashPart: string, narHash: string, offset: number, options: AbortOptions = {}): Promise<Answer<NarStream>> {
+  async fetch (peer: PeerId, hashPart: string, narHash: string, offset: number, options: FetchOptions = {}): Promise<Answer<NarStream>> {
     let query: NarQuery
     try {
       query = checkNarQuery(hashPart, narHash, offset)
@@ -102,7 +111,8 @@ export class NarService implements Startable, NarServiceInterface {
       return { status: 'error', message: describe(err) }
     }
     const { signal, explain } = deadline(this.#timeout, options.signal)
-    const request = encodeFrame(NarRequest.encode({ ...query, offset: BigInt(query.offset) }))
+    const acceptZstd = options.acceptZstd === true
+    const request = encodeFrame(NarRequest.encode({ ...query, offset: BigInt(query.offset), acceptZstd }))
     try {
       return await this.#pool.exchange(peer, request, async (pooled) => {
         const header = NarResponse.decode(await pooled.reader.readFrame(MAX_HEADER_BYTES, { signal }))
@@ -112,7 +122,9 @@ export class NarService implements Startable, NarServiceInterface {
           return answer
         }
         if (header.length > BigInt(MAX_NAR_BYTES)) throw new FormatError(`malformed response: length ${header.length} is too large`)
-        return { status: 'found', value: this.#body(pooled, Number(header.length), options.signal) }
+        if (header.encoding === Encoding.ZSTD && !acceptZstd) throw new FormatError('malformed response: a zstd body that was not asked for')
+        const zstd = header.encoding === Encoding.ZSTD ? await loadZstd() : undefined
+        return { status: 'found', value: this.#body(pooled, Number(header.length), zstd, options.signal) }
       }, { signal })
     } catch (err) {
       return { status: 'error', message: explain(err) }
@@ -120,22 +132,32 @@ export class NarService implements Startable, NarServiceInterface {
   }
 
   /**
-   * The announced bytes as they arrive. Once all have, the stream goes back to the pool for
-   * the next fetch; an early exit or a failure resets it, so the peer stops sending.
+   * The announced bytes as they arrive, decompressed when `zstd` is given. Once all have, the
+   * stream goes back to the pool for the next fetch; an early exit or a failure resets it, so
+   * the peer stops sending.
    */
-  #body (pooled: PooledStream, length: number, signal?: AbortSignal): NarStream {
+  #body (pooled: PooledStream, length: number, zstd: ZstdCodec | undefined, signal?: AbortSignal): NarStream {
     const pool = this.#pool
-    const idleTimeout = this.#idleTimeout
+    const options = { idleTimeout: this.#idleTimeout, signal }
     async function * read (): AsyncGenerator<Uint8Array> {
       let complete = false
       try {
-        yield * pooled.reader.readBody(length, { idleTimeout, signal })
+        if (zstd === undefined) {
+          for await (const chunk of pooled.reader.readBody(length, options)) {
+            body.wireBytes += chunk.byteLength
+            yield chunk
+          }
+        } else {
+          yield * decodeZstdBody(async (max) => await pooled.reader.readFrame(max, options), length, zstd, (bytes) => { body.wireBytes += bytes })
+          checkEndOfBody(pooled, length)
+        }
         complete = true
       } finally {
         pool.release(pooled, complete)
       }
     }
-    return Object.assign(read(), { length })
+    const body: NarStream = Object.assign(read(), { length, encoding: zstd === undefined ? 'identity' as const : 'zstd' as const, wireBytes: 0 })
+    return body
   }
 
   /** Serves requests until the requester closes its write side or lets the keep-alive pass. */
@@ -163,7 +185,7 @@ export class NarService implements Startable, NarServiceInterface {
   }
 
   /** One exchange's response: the header, and after FOUND the NAR's bytes. */
-  async #respond (stream: Stream, query: NarQuery, peer: string, signal: AbortSignal): Promise<void> {
+  async #respond (stream: Stream, query: NarAsk, peer: string, signal: AbortSignal): Promise<void> {
     const served = await this.#serve(query, peer, signal)
     if (served.status === 'found') {
       await this.#sendNar(stream, served.value, peer, query)
@@ -175,11 +197,11 @@ export class NarService implements Startable, NarServiceInterface {
   }
 
   /** The request, or undefined when the stream was cut off or answered ERROR for it. */
-  async #readRequest (stream: Stream, reader: StreamReader, peer: string): Promise<NarQuery | undefined> {
+  async #readRequest (stream: Stream, reader: StreamReader, peer: string): Promise<NarAsk | undefined> {
     const timer = AbortSignal.timeout(this.#requestTimeout)
     try {
       const request = NarRequest.decode(await reader.readFrame(MAX_REQUEST_BYTES, { signal: timer }))
-      return checkNarQuery(request.hashPart, request.narHash, request.offset)
+      return { ...checkNarQuery(request.hashPart, request.narHash, request.offset), acceptZstd: request.acceptZstd }
     } catch (err) {
       if (timer.aborted) {
         this.#log.debug(`nar: no request from ${shortPeer(peer)} within ${this.#requestTimeout} ms`)
@@ -208,13 +230,16 @@ export class NarService implements Startable, NarServiceInterface {
   }
 
   /**
-   * The FOUND header, then exactly the announced bytes. The store's small pieces are gathered
-   * into larger writes; a store that yields more or fewer bytes than it announced has the
-   * stream reset, so the requester never mistakes a wrong NAR for a complete one.
+   * The FOUND header, then exactly the announced bytes, as zstd blocks when the requester
+   * accepts them and we compress. The store's small pieces are gathered into larger writes; a
+   * store that yields more or fewer bytes than it announced has the stream reset, so the
+   * requester never mistakes a wrong NAR for a complete one.
    */
-  async #sendNar (stream: Stream, nar: NarBytes, peer: string, query: NarQuery): Promise<void> {
+  async #sendNar (stream: Stream, nar: NarBytes, peer: string, query: NarAsk): Promise<void> {
     const stall = this.#sendStallTimeout
-    await send(stream, encodeFrame(NarResponse.encode({ status: Status.FOUND, length: BigInt(nar.length) })), stall)
+    const zstd = query.acceptZstd && this.#compress ? new ZstdBodyEncoder(await loadZstd()) : undefined
+    const encoding = zstd === undefined ? Encoding.IDENTITY : Encoding.ZSTD
+    await send(stream, encodeFrame(NarResponse.encode({ status: Status.FOUND, length: BigInt(nar.length), encoding })), stall)
     let sent = 0
     let pending = new Uint8ArrayList()
     for await (const chunk of nar.stream) {
@@ -222,14 +247,24 @@ export class NarService implements Startable, NarServiceInterface {
       if (sent > nar.length) throw new Error(`the store produced more than the ${nar.length} bytes it announced`)
       pending.append(chunk)
       if (pending.byteLength >= this.#chunkBytes) {
-        await send(stream, pending, stall)
+        await send(stream, zstd?.encode(pending) ?? pending, stall)
         pending = new Uint8ArrayList()
       }
     }
-    if (pending.byteLength > 0) await send(stream, pending, stall)
+    if (pending.byteLength > 0) await send(stream, zstd?.encode(pending) ?? pending, stall)
     if (sent !== nar.length) throw new Error(`the store produced ${sent} of the ${nar.length} bytes it announced`)
-    this.#log.debug(`nar: served ${query.hashPart} from ${query.offset} (${sent} bytes) to ${shortPeer(peer)}`)
+    const compressed = zstd === undefined ? '' : `, ${zstd.wireBytes} as zstd blocks`
+    this.#log.debug(`nar: served ${query.hashPart} from ${query.offset} (${sent} bytes${compressed}) to ${shortPeer(peer)}`)
   }
+}
+
+/**
+ * After a compressed body, as readBody checks after a raw one: nothing past it has arrived (a
+ * paused stream first hands over what it held back).
+ */
+function checkEndOfBody (pooled: PooledStream, length: number): void {
+  if (pooled.stream.readStatus === 'paused') pooled.stream.resume()
+  if (pooled.reader.buffered > 0) throw new ProtocolError(`the peer sent more than the ${length} bytes it announced`)
 }
 
 /** A header other than FOUND as the substituter sees it; throws a FormatError for one not by the spec. */

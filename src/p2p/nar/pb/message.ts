@@ -6,6 +6,7 @@ export interface NarRequest {
   hashPart: string
   narHash: string
   offset: bigint
+  acceptZstd: boolean
 }
 
 export namespace NarRequest {
@@ -33,6 +34,11 @@ export namespace NarRequest {
           w.uint64(obj.offset)
         }
 
+        if ((obj.acceptZstd != null && obj.acceptZstd !== false)) {
+          w.uint32(32)
+          w.bool(obj.acceptZstd)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -40,7 +46,8 @@ export namespace NarRequest {
         const obj: any = {
           hashPart: '',
           narHash: '',
-          offset: 0n
+          offset: 0n,
+          acceptZstd: false
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -59,6 +66,10 @@ export namespace NarRequest {
             }
             case 3: {
               obj.offset = reader.uint64()
+              break
+            }
+            case 4: {
+              obj.acceptZstd = reader.bool()
               break
             }
             default: {
@@ -97,6 +108,13 @@ export namespace NarRequest {
               }
               break
             }
+            case 4: {
+              yield {
+                field: `${prefix}.acceptZstd`,
+                value: reader.bool()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -124,6 +142,11 @@ export namespace NarRequest {
     value: bigint
   }
 
+  export interface NarRequestAcceptZstdFieldEvent {
+    field: '$.acceptZstd'
+    value: boolean
+  }
+
   export function encode (obj: Partial<NarRequest>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, NarRequest.codec())
   }
@@ -132,7 +155,7 @@ export namespace NarRequest {
     return decodeMessage(buf, NarRequest.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NarRequest>): Generator<NarRequestHashPartFieldEvent | NarRequestNarHashFieldEvent | NarRequestOffsetFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NarRequest>): Generator<NarRequestHashPartFieldEvent | NarRequestNarHashFieldEvent | NarRequestOffsetFieldEvent | NarRequestAcceptZstdFieldEvent> {
     return streamMessage(buf, NarRequest.codec(), opts)
   }
 }
@@ -141,6 +164,7 @@ export interface NarResponse {
   status: NarResponse.Status
   length: bigint
   message: string
+  encoding: NarResponse.Encoding
 }
 
 export namespace NarResponse {
@@ -163,6 +187,22 @@ export namespace NarResponse {
   export namespace Status {
     export const codec = (): Codec<Status> => {
       return enumeration<Status>(__StatusValues)
+    }
+  }
+
+  export enum Encoding {
+    IDENTITY = 'IDENTITY',
+    ZSTD = 'ZSTD'
+  }
+
+  enum __EncodingValues {
+    IDENTITY = 0,
+    ZSTD = 1
+  }
+
+  export namespace Encoding {
+    export const codec = (): Codec<Encoding> => {
+      return enumeration<Encoding>(__EncodingValues)
     }
   }
 
@@ -190,6 +230,11 @@ export namespace NarResponse {
           w.string(obj.message)
         }
 
+        if (obj.encoding != null && __EncodingValues[obj.encoding] !== 0) {
+          w.uint32(32)
+          NarResponse.Encoding.codec().encode(obj.encoding, w)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -197,7 +242,8 @@ export namespace NarResponse {
         const obj: any = {
           status: Status.UNSPECIFIED,
           length: 0n,
-          message: ''
+          message: '',
+          encoding: Encoding.IDENTITY
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -216,6 +262,10 @@ export namespace NarResponse {
             }
             case 3: {
               obj.message = reader.string()
+              break
+            }
+            case 4: {
+              obj.encoding = NarResponse.Encoding.codec().decode(reader)
               break
             }
             default: {
@@ -254,6 +304,13 @@ export namespace NarResponse {
               }
               break
             }
+            case 4: {
+              yield {
+                field: `${prefix}.encoding`,
+                value: NarResponse.Encoding.codec().decode(reader)
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -281,6 +338,11 @@ export namespace NarResponse {
     value: string
   }
 
+  export interface NarResponseEncodingFieldEvent {
+    field: '$.encoding'
+    value: NarResponse.Encoding
+  }
+
   export function encode (obj: Partial<NarResponse>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, NarResponse.codec())
   }
@@ -289,7 +351,7 @@ export namespace NarResponse {
     return decodeMessage(buf, NarResponse.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NarResponse>): Generator<NarResponseStatusFieldEvent | NarResponseLengthFieldEvent | NarResponseMessageFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NarResponse>): Generator<NarResponseStatusFieldEvent | NarResponseLengthFieldEvent | NarResponseMessageFieldEvent | NarResponseEncodingFieldEvent> {
     return streamMessage(buf, NarResponse.codec(), opts)
   }
 }
