@@ -10,6 +10,7 @@ import { LOG_LEVELS, type LogLevel } from './log.js'
 import { SERVE_MODES, type ServeMode } from './store/serving-policy.js'
 import { globToRegExp } from './store/glob.js'
 import { parsePublicKey } from './nix/signing.js'
+import { WIRE_COMPRESSION_MODES, type WireCompression } from './substituter/wire-compression.js'
 
 export const DEFAULT_LISTEN = '127.0.0.1:12304'
 export const DEFAULT_P2P_PORT = 12305
@@ -55,6 +56,8 @@ export interface DaemonConfig {
   index: boolean
   indexIntervalMs: number
   indexResyncMs: number
+  /** zstd on /peerix/nar/1: `auto` asks slow peers only, `zstd` every peer, `off` neither asks nor compresses. */
+  wireCompression: WireCompression
   logLevel: LogLevel
 }
 
@@ -117,6 +120,11 @@ export function defaultKeyName (): string {
 export function parseServeMode (text: string): ServeMode {
   if (!(SERVE_MODES as readonly string[]).includes(text)) throw new ConfigError(`--serve ${JSON.stringify(text)}: expected one of ${SERVE_MODES.join(', ')}`)
   return text as ServeMode
+}
+
+export function parseWireCompression (text: string): WireCompression {
+  if (!(WIRE_COMPRESSION_MODES as readonly string[]).includes(text)) throw new ConfigError(`--wire-compression ${JSON.stringify(text)}: expected one of ${WIRE_COMPRESSION_MODES.join(', ')}`)
+  return text as WireCompression
 }
 
 export function parseGlobFlag (flag: string, text: string): string {

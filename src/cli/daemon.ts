@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander'
 import {
   DEFAULT_INDEX_INTERVAL_MS, DEFAULT_INDEX_RESYNC_MS, DEFAULT_LISTEN, DEFAULT_P2P_LISTEN, DEFAULT_PRIORITY, DEFAULT_TIMEOUT_MS, defaultStateDir,
-  isLoopbackHost, parseGlobFlag, parseIntegerFlag, parsePublicKeyFlag, parseServeMode, parseListen, parseLogLevel, parseMultiaddrFlag, parsePeerIdFlag, type DaemonConfig
+  isLoopbackHost, parseGlobFlag, parseIntegerFlag, parsePublicKeyFlag, parseServeMode, parseListen, parseLogLevel, parseMultiaddrFlag, parsePeerIdFlag, parseWireCompression, type DaemonConfig
 } from '../config.js'
 import { createLogger } from '../log.js'
 import { DEFAULT_SERVE_DENY } from '../store/serving-policy.js'
@@ -27,6 +27,7 @@ interface DaemonFlags {
   index: boolean
   indexInterval: string
   indexResync: string
+  wireCompression: string
   logLevel: string
 }
 
@@ -52,6 +53,7 @@ export function configFromFlags (flags: DaemonFlags): DaemonConfig {
     index: flags.index,
     indexIntervalMs: parseIntegerFlag('--index-interval', flags.indexInterval, 10, 3_600_000),
     indexResyncMs: parseIntegerFlag('--index-resync', flags.indexResync, 1000, 86_400_000),
+    wireCompression: parseWireCompression(flags.wireCompression),
     logLevel: parseLogLevel(flags.logLevel)
   }
 }
@@ -76,6 +78,7 @@ export function daemonCommand (): Command {
     .option('--no-index', 'neither send peers a summary of this store nor use theirs: every peer is asked for every path')
     .option('--index-interval <ms>', 'how often the summary sent to peers picks up paths Nix added', String(DEFAULT_INDEX_INTERVAL_MS))
     .option('--index-resync <ms>', 'how often the summary re-reads the whole store (drops collected paths, sees new signatures)', String(DEFAULT_INDEX_RESYNC_MS))
+    .option('--wire-compression <mode>', '"auto": ask peers whose NARs came in slowly for zstd-compressed ones; "zstd": ask every peer; "off": neither ask nor compress for peers', 'auto')
     .addOption(new Option('--log-level <level>', 'error, warn, info or debug').default('info'))
     .action(async (flags: DaemonFlags) => {
       const config = configFromFlags(flags)

@@ -80,12 +80,13 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
       summary,
       trustedPeers: config.trustedPeers,
       peersOnly: config.peersOnly,
+      compressNars: config.wireCompression !== 'off',
       metricsRegistry: registry,
       log
     })
     cleanups.push(async () => { await node.stop() })
 
-    const substituter = new Substituter({ client: new Libp2pPeerClient(node), index: config.index ? node.services.index : undefined, trusted, timeoutMs: config.timeoutMs, log: (line) => { log.info(line) } })
+    const substituter = new Substituter({ client: new Libp2pPeerClient(node), index: config.index ? node.services.index : undefined, trusted, timeoutMs: config.timeoutMs, wireCompression: config.wireCompression, log: (line) => { log.info(line) } })
     let httpUrl = ''
     const introspection = daemonIntrospection({
       node, substituter, served: served.counters, traffic, trusted, registry, publicKey, startedAt, httpUrl: () => httpUrl,

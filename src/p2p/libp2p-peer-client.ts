@@ -1,6 +1,6 @@
 /** The substituter's view of the peers (PeerClient) over a running peerix node. */
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { Answer, PeerClient } from './peer-client.js'
+import type { Answer, NarBody, PeerClient } from './peer-client.js'
 import type { PeerixNode } from './node.js'
 import type { PeerId } from '@libp2p/interface'
 
@@ -22,10 +22,10 @@ export class Libp2pPeerClient implements PeerClient {
     return await this.#node.services.narinfo.query(peerId, hashPart, { signal })
   }
 
-  async nar (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal): Promise<Answer<AsyncIterable<Uint8Array>>> {
+  async nar (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal, options: { acceptZstd?: boolean } = {}): Promise<Answer<NarBody>> {
     const peerId = toPeerId(peer)
     if (peerId === undefined) return notAPeer(peer)
-    return await this.#node.services.nar.fetch(peerId, hashPart, narHash, offset, { signal })
+    return await this.#node.services.nar.fetch(peerId, hashPart, narHash, offset, { signal, acceptZstd: options.acceptZstd })
   }
 }
 

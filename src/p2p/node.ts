@@ -44,6 +44,8 @@ export interface PeerixNodeOptions {
   trustedPeers?: string[]
   /** Refuse connections to and from peers not in `trustedPeers`. */
   peersOnly?: boolean
+  /** Compress NARs for peers that accept zstd (default true). */
+  compressNars?: boolean
   /** How long a narinfo query to one peer may take at most (ms). */
   narinfoTimeout?: number
   /** Redial delays for static peers (ms); shorter ones make tests quick. */
@@ -100,7 +102,7 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
       identify: identify(),
       ping: ping(),
       narinfo: narinfo({ source: opts.source, timeout: opts.narinfoTimeout, log }),
-      nar: nar({ source: opts.source, log }),
+      nar: nar({ source: opts.source, compress: opts.compressNars, log }),
       index: peerIndex({ summary: opts.summary, log }),
       peerixPeers: peerixPeers({ protocol: NARINFO_PROTOCOL, log }),
       staticPeers: staticPeers({

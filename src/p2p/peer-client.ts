@@ -10,6 +10,11 @@ export type Answer<T> =
   | { status: 'refused', reason: string }
   | { status: 'error', message: string }
 
+/** A peer's NAR body; `wireBytes`, where known, counts what crossed the wire so far (compressed or not). */
+export interface NarBody extends AsyncIterable<Uint8Array> {
+  readonly wireBytes?: number
+}
+
 export interface PeerClient {
   /** Peers worth asking now: connected and known (via identify) to speak /peerix/narinfo/1. */
   peers: () => string[]
@@ -17,7 +22,8 @@ export interface PeerClient {
   narInfo: (peer: string, hashPart: string, signal: AbortSignal) => Promise<Answer<string>>
   /**
    * A peer's NAR bytes for a path from `offset`, unverified. The iterable throws when the
-   * stream breaks; it ends when the peer has sent everything it will send.
+   * stream breaks; it ends when the peer has sent everything it will send. `acceptZstd` asks
+   * the peer to compress the body on the wire (the bytes delivered are the NAR all the same).
    */
-  nar: (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal) => Promise<Answer<AsyncIterable<Uint8Array>>>
+  nar: (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal, options?: { acceptZstd?: boolean }) => Promise<Answer<NarBody>>
 }

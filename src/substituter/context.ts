@@ -7,11 +7,14 @@ import type { TrustedKeys } from '../nix/signing.js'
 import type { SubstituterCounters } from './counters.js'
 import type { LogOnce } from '../log-once.js'
 import type { PeerMemory } from './peer-memory.js'
+import type { WireCompressionPolicy } from './wire-compression.js'
 
 export interface SubstituterContext {
   client: PeerClient
   trusted: TrustedKeys
   memory: PeerMemory
+  /** Which peers to ask for zstd-compressed NARs, from their measured link rates. */
+  compression: WireCompressionPolicy
   counters: SubstituterCounters
   log: (line: string) => void
   /** For problems a peer repeats on every ask: logged once. */

@@ -6,7 +6,7 @@
  * cannot recover from throws: the HTTP layer then cuts the connection, so Nix never takes a
  * short or wrong NAR for a complete one.
  */
-import type { Answer } from '../p2p/peer-client.js'
+import type { Answer, NarBody } from '../p2p/peer-client.js'
 import { NarHasher } from '../nix/nar-hash.js'
 import { shortPeer, type SubstituterContext } from './context.js'
 
@@ -93,14 +93,18 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
   signal?.addEventListener('abort', onAbort, { once: true })
   if (signal?.aborted === true) stop.abort(signal.reason)
   let iterator: AsyncIterator<Uint8Array> | undefined
+  const acceptZstd = ctx.compression.wants(peer)
+  const rate = new LinkRate()
   try {
-    const answer = await within(ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal), ctx.stallMs, stop.signal)
-      .catch((err: Error): Answer<AsyncIterable<Uint8Array>> => ({ status: 'error', message: err.message }))
+    const answer = await within(ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal, { acceptZstd }), ctx.stallMs, stop.signal)
+      .catch((err: Error): Answer<NarBody> => ({ status: 'error', message: err.message }))
     throwIfAborted(signal)
     if (answer.status === 'absent') return 'it no longer has the path'
     if (answer.status === 'refused') return `refused: ${answer.reason}`
     if (answer.status === 'error') return answer.message
-    iterator = answer.value[Symbol.asyncIterator]()
+    const body = answer.value
+    const from = hasher.size
+    iterator = body[Symbol.asyncIterator]()
     let lastProgress = Date.now()
     for (;;) {
       let next: IteratorResult<Uint8Array>
@@ -118,6 +122,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
         continue
       }
       lastProgress = Date.now()
+      rate.progress(body.wireBytes ?? hasher.size + chunk.length - from)
       if (hasher.size + chunk.length > narSize) {
         ctx.memory.bad(hashPart, narHash, peer)
         return `sent more than NarSize ${narSize} bytes`
@@ -134,16 +139,38 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
           for (const p of contributors) ctx.memory.bad(hashPart, narHash, p)
           throw new NarDownloadError(`NAR ${hashPart} hashed to ${got}, expected ${narHash} (peers ${[...contributors].map(shortPeer).join(', ')})`)
         }
+        if (acceptZstd) ctx.log(`nar ${hashPart}: ${narSize - from} bytes from peer ${shortPeer(peer)} took ${body.wireBytes ?? narSize - from} on the wire (zstd asked)`)
         yield chunk
         return undefined
       }
       yield chunk
     }
   } finally {
+    rate.report(peer, ctx)
     signal?.removeEventListener('abort', onAbort)
     stop.abort()
     // Not awaited: a peer stream stuck in next() would make return() wait behind it.
     iterator?.return?.().catch(() => {})
+  }
+}
+
+/**
+ * The wire bytes of one peer's body over the time they took, from its first chunk to its last
+ * (the first chunk's bytes arrived before the clock started, so they do not count).
+ */
+class LinkRate {
+  #start?: { at: number, wireBytes: number }
+  #last?: { at: number, wireBytes: number }
+
+  progress (wireBytes: number): void {
+    const now = { at: performance.now(), wireBytes }
+    this.#start ??= now
+    this.#last = now
+  }
+
+  report (peer: string, ctx: SubstituterContext): void {
+    if (this.#start === undefined || this.#last === undefined) return
+    ctx.compression.observed(peer, this.#last.wireBytes - this.#start.wireBytes, this.#last.at - this.#start.at)
   }
 }
 

@@ -16,6 +16,7 @@ import { lookupNarInfo } from './narinfo-race.js'
 import { PeerMemory, type NarOffer } from './peer-memory.js'
 import { servedNarInfo } from './verify.js'
 import { NarInfoCache } from './narinfo-cache.js'
+import { WireCompressionPolicy, type WireCompression } from './wire-compression.js'
 
 /**
  * How long a NAR download waits for a peer's next bytes before moving on. Long enough for a
@@ -40,6 +41,8 @@ export interface SubstituterOptions {
   /** Shared with whoever shows them (/status, /metrics); a fresh set by default. */
   counters?: SubstituterCounters
   memory?: PeerMemory
+  /** When to ask peers for zstd-compressed NARs (default `auto`: slow peers only). */
+  wireCompression?: WireCompression | WireCompressionPolicy
   /** How long a verified narinfo answers repeated requests (Nix asks several times per path). */
   narInfoCacheMs?: number
 }
@@ -70,6 +73,7 @@ export class Substituter {
       client: opts.client,
       trusted: opts.trusted,
       memory: opts.memory ?? new PeerMemory(),
+      compression: opts.wireCompression instanceof WireCompressionPolicy ? opts.wireCompression : new WireCompressionPolicy(opts.wireCompression ?? 'auto'),
       counters: this.counters,
       log,
       logOnce: new LogOnce(log),

@@ -1,0 +1,145 @@
+/**
+ * When the substituter asks a peer for zstd (src/substituter/wire-compression.ts): the policy
+ * on its own, and over real peerix nodes, where `auto` fetches the first NAR from a peer as it
+ * is, measures it, and asks for zstd next time only when that peer's link was slow.
+ */
+import '../../src/polyfill.js'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { formatSha256Nix32 } from '../../src/nix/hash.js'
+import { narStream } from '../../src/nix/nar.js'
+import { signNarInfo } from '../../src/nix/narinfo-signing.js'
+import { toNix32 } from '../../src/nix/nix32.js'
+import { generateSecretKey, publicKeyOf, TrustedKeys } from '../../src/nix/signing.js'
+import { Libp2pPeerClient } from '../../src/p2p/libp2p-peer-client.js'
+import { Substituter } from '../../src/substituter/substituter.js'
+import { AUTO_ZSTD_BELOW_BYTES_PER_SECOND, MAX_REMEMBERED_PEERS, MIN_SAMPLE_BYTES, WireCompressionPolicy } from '../../src/substituter/wire-compression.js'
+import { LogLines, MemorySource, Nodes, eventually } from '../p2p/node-helpers.js'
+import type { WireCompression } from '../../src/substituter/wire-compression.js'
+
+const MiB = 1024 * 1024
+
+describe('wire compression policy', () => {
+  it('asks every peer with zstd, none with off, whatever was measured', () => {
+    const zstd = new WireCompressionPolicy('zstd')
+    const off = new WireCompressionPolicy('off')
+    for (const policy of [zstd, off]) policy.observed('slow', 10 * MiB, 10_000)
+    assert.deepEqual([zstd.wants('slow'), zstd.wants('new')], [true, true])
+    assert.deepEqual([off.wants('slow'), off.wants('new')], [false, false])
+  })
+
+  it('auto: asks a peer only once it measured its link below the threshold', () => {
+    const policy = new WireCompressionPolicy('auto')
+    assert.equal(policy.wants('p'), false, 'nothing measured yet: the first NAR goes as it is')
+    // 5 MiB/s, a 40 Mbit/s link
+    policy.observed('p', 10 * MiB, 2000)
+    assert.equal(policy.rate('p'), 5 * MiB)
+    assert.equal(policy.wants('p'), true)
+    // 100 MiB/s, a fast one
+    policy.observed('q', 100 * MiB, 1000)
+    assert.equal(policy.wants('q'), false)
+    assert.ok(AUTO_ZSTD_BELOW_BYTES_PER_SECOND > 5 * MiB && AUTO_ZSTD_BELOW_BYTES_PER_SECOND < 100 * MiB)
+  })
+
+  it('auto: ignores short bodies and moves halfway to each new measurement', () => {
+    const policy = new WireCompressionPolicy('auto', 20 * MiB)
+    policy.observed('p', MIN_SAMPLE_BYTES - 1, 1000)
+    assert.equal(policy.rate('p'), undefined)
+    policy.observed('p', 10 * MiB, 1000)
+    policy.observed('p', 40 * MiB, 1000)
+    assert.equal(policy.rate('p'), 25 * MiB)
+    assert.equal(policy.wants('p'), false)
+    policy.observed('p', 5 * MiB, 1000)
+    assert.equal(policy.rate('p'), 15 * MiB)
+    assert.equal(policy.wants('p'), true)
+  })
+
+  it('remembers a bounded number of peers, forgetting the least recently measured', () => {
+    const policy = new WireCompressionPolicy('auto')
+    for (let i = 0; i <= MAX_REMEMBERED_PEERS; i++) policy.observed(`p${i}`, 2 * MiB, 1000)
+    assert.equal(policy.rate('p0'), undefined)
+    assert.equal(policy.rate('p1'), 2 * MiB)
+    assert.equal(policy.rate(`p${MAX_REMEMBERED_PEERS}`), 2 * MiB)
+  })
+})
+
+describe('wire compression between peerix nodes', function () {
+  this.timeout(60_000)
+  const nodes = new Nodes()
+  const key = generateSecretKey('test-1')
+  let nar: Buffer
+
+  before(async () => {
+    const chunks: Uint8Array[] = []
+    for await (const chunk of narStream(fileURLToPath(new URL('../../src', import.meta.url)))) chunks.push(chunk)
+    // real files, above MIN_SAMPLE_BYTES so that a transfer counts as a measurement
+    nar = Buffer.concat(Array.from({ length: 8 }, () => Buffer.concat(chunks)))
+    assert.ok(nar.byteLength > 2 * MIN_SAMPLE_BYTES)
+  })
+
+  afterEach(async () => { await nodes.stopAll() })
+
+  /** Peer A serving one compressible path; B's substituter with `policy`; A's log lines. */
+  async function pair (policy: WireCompression | WireCompressionPolicy): Promise<{ substituter: Substituter, hashPart: string, aLog: LogLines, bLog: string[] }> {
+    const source = new MemorySource()
+    const hashPart = toNix32(createHash('sha256').update('compressible').digest().subarray(0, 20))
+    source.infos.set(hashPart, signNarInfo({
+      storePath: `/nix/store/${hashPart}-compressible`,
+      url: `nar/${hashPart}.nar`,
+      compression: 'none',
+      narHash: formatSha256Nix32(createHash('sha256').update(nar).digest()),
+      narSize: nar.byteLength,
+      references: [],
+      sigs: []
+    }, key))
+    source.nars.set(hashPart, nar)
+    const aLog = new LogLines()
+    const a = await nodes.peerix({ source, log: aLog.logger })
+    const b = await nodes.peerix()
+    await b.dial(a.getMultiaddrs()[0])
+    await eventually('A known to speak peerix', () => b.services.peerixPeers.list().length === 1)
+    const bLog: string[] = []
+    const substituter = new Substituter({ client: new Libp2pPeerClient(b), trusted: new TrustedKeys([publicKeyOf(key)]), timeoutMs: 5000, wireCompression: policy, log: (line) => { bLog.push(line) } })
+    return { substituter, hashPart, aLog, bLog }
+  }
+
+  async function download (substituter: Substituter, hashPart: string): Promise<Buffer> {
+    const info = await substituter.narInfo(hashPart)
+    assert.ok(info !== undefined)
+    const download = await substituter.nar(hashPart, info.narHash)
+    assert.ok(download !== undefined)
+    const chunks: Uint8Array[] = []
+    for await (const chunk of download.stream) chunks.push(chunk)
+    return Buffer.concat(chunks)
+  }
+
+  const servedAs = (aLog: LogLines): string[] => aLog.matching(/nar: served /).map(l => /as zstd blocks/.test(l.line) ? 'zstd' : 'identity')
+
+  it('auto: the first NAR as it is, the next as zstd once the peer measured slow', async () => {
+    // every link counts as slow here: loopback is not
+    const { substituter, hashPart, aLog, bLog } = await pair(new WireCompressionPolicy('auto', Infinity))
+    assert.ok((await download(substituter, hashPart)).equals(nar))
+    assert.ok((await download(substituter, hashPart)).equals(nar))
+    assert.deepEqual(servedAs(aLog), ['identity', 'zstd'])
+    const wire = bLog.map(line => /^nar \w+: (\d+) bytes from peer \S+ took (\d+) on the wire \(zstd asked\)$/.exec(line)).filter(m => m !== null)
+    assert.equal(wire.length, 1, bLog.join('\n'))
+    assert.equal(Number(wire[0]?.[1]), nar.byteLength)
+    assert.ok(Number(wire[0]?.[2]) < nar.byteLength / 2, `${wire[0]?.[2]} wire bytes`)
+  })
+
+  it('auto: keeps fetching as it is from a fast peer', async () => {
+    const { substituter, hashPart, aLog } = await pair(new WireCompressionPolicy('auto', 1))
+    for (let i = 0; i < 3; i++) assert.ok((await download(substituter, hashPart)).equals(nar))
+    assert.deepEqual(servedAs(aLog), ['identity', 'identity', 'identity'])
+  })
+
+  it('zstd asks from the first NAR on; off never asks', async () => {
+    const zstd = await pair('zstd')
+    assert.ok((await download(zstd.substituter, zstd.hashPart)).equals(nar))
+    assert.deepEqual(servedAs(zstd.aLog), ['zstd'])
+    const off = await pair('off')
+    for (let i = 0; i < 2; i++) assert.ok((await download(off.substituter, off.hashPart)).equals(nar))
+    assert.deepEqual(servedAs(off.aLog), ['identity', 'identity'])
+  })
+})
