@@ -68,6 +68,7 @@ function encodeBody (zstd: ZstdCodec, data: Uint8Array, piece = 256 * KiB): { bo
   for (let at = 0; at < data.byteLength; at += piece) {
     parts.push(encoder.encode(new Uint8ArrayList(data.subarray(at, at + piece))).subarray())
   }
+  parts.push(encoder.end().subarray())
   return { body: Buffer.concat(parts), encoder }
 }
 
@@ -89,14 +90,17 @@ describe('zstd bodies of /peerix/nar/1', function () {
     realNar = Buffer.concat(chunks)
   })
 
-  it('round-trips a real NAR in fewer bytes, whatever the write sizes', async () => {
-    for (const piece of [64 * KiB, 256 * KiB, 1024 * KiB + 7]) {
+  it('round-trips a real NAR in fewer bytes, whatever the write sizes, in blocks cut at the limit', async () => {
+    for (const piece of [100, 64 * KiB, 256 * KiB + 3000, 1024 * KiB + 7]) {
       const { body, encoder } = encodeBody(zstd, realNar, piece)
       assert.equal(encoder.wireBytes, body.byteLength)
       assert.ok(body.byteLength < realNar.byteLength * 0.5, `${body.byteLength} bytes for a NAR of ${realNar.byteLength}`)
       const { bytes, wire } = await decodeAll(body, realNar.byteLength, zstd)
       assert.ok(bytes.equals(realNar), `pieces of ${piece}`)
       assert.equal(wire, body.byteLength)
+      const sizes: number[] = []
+      for await (const chunk of decodeZstdBody(frameReader(body), realNar.byteLength, zstd)) sizes.push(chunk.byteLength)
+      assert.deepEqual(sizes.slice(0, -1), sizes.slice(0, -1).map(() => MAX_BLOCK_BYTES), `pieces of ${piece}`)
     }
   })
 

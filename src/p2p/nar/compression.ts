@@ -23,12 +23,20 @@ export interface ZstdCodec {
   decompress: (frame: Uint8Array, size: number) => Uint8Array
 }
 
-let loading: Promise<ZstdCodec> | undefined
+/**
+ * The library's init() once per process, not once per instance of this module: a second call
+ * instantiates its WebAssembly again under the first one's feet, and frames that decoded a
+ * moment before fail with "srcSize_wrong". Seen when mocha loaded this file twice (through
+ * require and import), which a module-level variable would not catch.
+ */
+const INIT = Symbol.for('peerix.zstd-wasm.init')
 
-/** The codec, once its WebAssembly module is loaded (once per process). */
+/** The codec, once its WebAssembly module is loaded. */
 export async function loadZstd (): Promise<ZstdCodec> {
-  loading ??= init().then(() => codec)
-  return await loading
+  const shared = globalThis as typeof globalThis & { [INIT]?: Promise<void> }
+  shared[INIT] ??= init()
+  await shared[INIT]
+  return codec
 }
 
 const codec: ZstdCodec = {

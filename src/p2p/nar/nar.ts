@@ -240,6 +240,10 @@ export class NarService implements Startable, NarServiceInterface {
     const zstd = query.acceptZstd && this.#compress ? new ZstdBodyEncoder(await loadZstd()) : undefined
     const encoding = zstd === undefined ? Encoding.IDENTITY : Encoding.ZSTD
     await send(stream, encodeFrame(NarResponse.encode({ status: Status.FOUND, length: BigInt(nar.length), encoding })), stall)
+    const write = async (data: Uint8ArrayList): Promise<void> => {
+      const encoded = zstd === undefined ? data : zstd.encode(data)
+      if (encoded.byteLength > 0) await send(stream, encoded, stall)
+    }
     let sent = 0
     let pending = new Uint8ArrayList()
     for await (const chunk of nar.stream) {
@@ -247,11 +251,13 @@ export class NarService implements Startable, NarServiceInterface {
       if (sent > nar.length) throw new Error(`the store produced more than the ${nar.length} bytes it announced`)
       pending.append(chunk)
       if (pending.byteLength >= this.#chunkBytes) {
-        await send(stream, zstd?.encode(pending) ?? pending, stall)
+        await write(pending)
         pending = new Uint8ArrayList()
       }
     }
-    if (pending.byteLength > 0) await send(stream, zstd?.encode(pending) ?? pending, stall)
+    if (pending.byteLength > 0) await write(pending)
+    const last = zstd?.end()
+    if (last !== undefined && last.byteLength > 0) await send(stream, last, stall)
     if (sent !== nar.length) throw new Error(`the store produced ${sent} of the ${nar.length} bytes it announced`)
     const compressed = zstd === undefined ? '' : `, ${zstd.wireBytes} as zstd blocks`
     this.#log.debug(`nar: served ${query.hashPart} from ${query.offset} (${sent} bytes${compressed}) to ${shortPeer(peer)}`)
