@@ -77,6 +77,7 @@ let
     ++ lib.optionals (cfg.serve != "trusted") [ "--serve" cfg.serve ]
     ++ lib.concatMap (glob: [ "--serve-deny" glob ]) cfg.serveDeny
     ++ lib.optional cfg.peersOnly "--peers-only"
+    ++ lib.optionals (cfg.wireCompression != "auto") [ "--wire-compression" cfg.wireCompression ]
     ++ cfg.extraArgs;
 
   # %d is systemd's credentials directory; written after the escaped arguments because
@@ -215,6 +216,20 @@ in
       type = types.bool;
       default = false;
       description = "Refuse libp2p connections from peers not in `trustedPeers`.";
+    };
+
+    wireCompression = mkOption {
+      type = types.enum [
+        "auto"
+        "zstd"
+        "off"
+      ];
+      default = "auto";
+      description = ''
+        zstd on the wire between peers: "auto" asks a peer for compressed NARs once its earlier
+        ones came in slowly (Wi-Fi, VPN), "zstd" asks every peer, "off" neither asks nor
+        compresses for peers.
+      '';
     };
 
     logLevel = mkOption {

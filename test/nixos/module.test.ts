@@ -246,6 +246,7 @@ describe('NixOS module, flake and README section', function () {
       priority = 30;
       timeout = 2500;
       logLevel = "debug";
+      wireCompression = "zstd";
       mdns = false;
       trustedPublicKeys = [ "${PEER_KEY}" ];
       trustedPeers = [ "${peer}" ];
@@ -260,6 +261,7 @@ describe('NixOS module, flake and README section', function () {
     assert.equal(config.priority, 30)
     assert.equal(config.timeoutMs, 2500)
     assert.equal(config.logLevel, 'debug')
+    assert.equal(config.wireCompression, 'zstd')
     assert.equal(config.mdns, false)
     assert.deepEqual(config.trustedPeers, [peer])
     assert.deepEqual(config.peers, ['/ip4/10.0.0.5/tcp/12305'])
