@@ -10,8 +10,9 @@ export type Answer<T> =
   | { status: 'refused', reason: string }
   | { status: 'error', message: string }
 
-/** A peer's NAR body; `wireBytes`, where known, counts what crossed the wire so far (compressed or not). */
+/** A peer's NAR body; where known, how it crossed the wire and how many bytes it took so far. */
 export interface NarBody extends AsyncIterable<Uint8Array> {
+  readonly encoding?: 'identity' | 'zstd'
   readonly wireBytes?: number
 }
 

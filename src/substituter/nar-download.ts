@@ -93,7 +93,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
   signal?.addEventListener('abort', onAbort, { once: true })
   if (signal?.aborted === true) stop.abort(signal.reason)
   let iterator: AsyncIterator<Uint8Array> | undefined
-  const acceptZstd = ctx.compression.wants(peer)
+  const acceptZstd = ctx.compression.wants(peer, narSize - hasher.size)
   const rate = new LinkRate()
   try {
     const answer = await within(ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal, { acceptZstd }), ctx.stallMs, stop.signal)
@@ -104,6 +104,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
     if (answer.status === 'error') return answer.message
     const body = answer.value
     const from = hasher.size
+    rate.compressed = body.encoding === 'zstd'
     iterator = body[Symbol.asyncIterator]()
     let lastProgress = Date.now()
     for (;;) {
@@ -122,7 +123,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
         continue
       }
       lastProgress = Date.now()
-      rate.progress(body.wireBytes ?? hasher.size + chunk.length - from)
+      rate.progress(hasher.size + chunk.length)
       if (hasher.size + chunk.length > narSize) {
         ctx.memory.bad(hashPart, narHash, peer)
         return `sent more than NarSize ${narSize} bytes`
@@ -155,22 +156,25 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
 }
 
 /**
- * The wire bytes of one peer's body over the time they took, from its first chunk to its last
- * (the first chunk's bytes arrived before the clock started, so they do not count).
+ * The bytes of one peer's body over the time they took, from its first chunk to its last (the
+ * first chunk's bytes arrived before the clock started, so they do not count). Reported only
+ * for uncompressed bodies: they measure the link.
  */
 class LinkRate {
-  #start?: { at: number, wireBytes: number }
-  #last?: { at: number, wireBytes: number }
+  compressed = false
+  #start?: { at: number, offset: number }
+  #last?: { at: number, offset: number }
 
-  progress (wireBytes: number): void {
-    const now = { at: performance.now(), wireBytes }
+  /** The body reached `offset` of the NAR. */
+  progress (offset: number): void {
+    const now = { at: performance.now(), offset }
     this.#start ??= now
     this.#last = now
   }
 
   report (peer: string, ctx: SubstituterContext): void {
-    if (this.#start === undefined || this.#last === undefined) return
-    ctx.compression.observed(peer, this.#last.wireBytes - this.#start.wireBytes, this.#last.at - this.#start.at)
+    if (this.compressed || this.#start === undefined || this.#last === undefined) return
+    ctx.compression.observed(peer, this.#last.offset - this.#start.offset, this.#last.at - this.#start.at)
   }
 }
 

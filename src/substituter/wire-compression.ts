@@ -1,9 +1,10 @@
 /**
  * When to ask a peer for a zstd-compressed NAR (protocols/peerix-nar-1.md, "Encodings"). zstd
  * pays on slow links and costs throughput on fast ones, where the CPU is the bottleneck
- * already, so `auto` asks only peers whose earlier NARs arrived slowly. The rate it remembers
- * is of wire bytes, compressed or not: what the link carried, so turning compression on does
- * not make the link look faster and turn it off again.
+ * already, so `auto` asks only peers whose link measured slow. Only uncompressed bodies
+ * measure the link: a compressed one runs at the link's pace or the compressor's, and which
+ * of the two cannot be told from its rate. So a peer that gets asked for zstd still sends one
+ * large NAR in PROBE_EVERY uncompressed, which notices a link that got faster.
  */
 
 export const WIRE_COMPRESSION_MODES = ['auto', 'zstd', 'off'] as const
@@ -11,56 +12,77 @@ export const WIRE_COMPRESSION_MODES = ['auto', 'zstd', 'off'] as const
 export type WireCompression = typeof WIRE_COMPRESSION_MODES[number]
 
 /**
- * `auto` asks for zstd from peers whose bodies came at less than this many wire bytes per
- * second. bench/wire-compression.ts (README, "zstd on the wire"): zstd was faster at 40 and
- * 200 Mbit/s and slower without a limit; the crossover lies between 200 Mbit/s (~24 MiB/s)
- * and the shim's own uncompressed rate.
+ * `auto` asks for zstd from peers whose uncompressed bodies came at less than this many bytes
+ * per second. bench/wire-compression.ts (README, "zstd on the wire"), a 119 MiB NAR of real
+ * files: zstd was 2.6× as fast at 40 Mbit/s (4.5 MiB/s uncompressed), 1.4× at 200 Mbit/s
+ * (22 MiB/s), 0.6× at 1 Gbit/s (51–57 MiB/s), where zstd's own ceiling was 31–43 MiB/s.
  */
 export const AUTO_ZSTD_BELOW_BYTES_PER_SECOND = 32 * 1024 * 1024
 
 /** A body shorter than this says more about latency and the window's growth than the link. */
 export const MIN_SAMPLE_BYTES = 1024 * 1024
 
+/**
+ * A compressing peer sends every this-many-th NAR of at least MIN_SAMPLE_BYTES uncompressed,
+ * to measure its link again: on a slow link that costs about a tenth of zstd's gain.
+ */
+export const PROBE_EVERY = 16
+
 /** Peers whose rate is remembered; the least recently measured are forgotten first. */
 export const MAX_REMEMBERED_PEERS = 1024
+
+interface Link {
+  /** Bytes per second of uncompressed bodies. */
+  rate: number
+  /** Large NARs asked compressed since the last uncompressed one. */
+  compressed: number
+}
 
 export class WireCompressionPolicy {
   readonly mode: WireCompression
   readonly #threshold: number
-  /** Wire bytes per second per peer, most recently measured last. */
-  readonly #rates = new Map<string, number>()
+  /** Per peer, most recently measured last. */
+  readonly #links = new Map<string, Link>()
 
   constructor (mode: WireCompression, threshold = AUTO_ZSTD_BELOW_BYTES_PER_SECOND) {
     this.mode = mode
     this.#threshold = threshold
   }
 
-  /** Whether to ask `peer` for a zstd body now. `auto` asks no peer it has not measured yet. */
-  wants (peer: string): boolean {
+  /**
+   * Whether to ask `peer` for zstd for a body of `bytes`. `auto` asks no peer it has not
+   * measured, and none for a NAR that is due to measure it again.
+   */
+  wants (peer: string, bytes: number): boolean {
     if (this.mode !== 'auto') return this.mode === 'zstd'
-    const rate = this.#rates.get(peer)
-    return rate !== undefined && rate < this.#threshold
+    const link = this.#links.get(peer)
+    if (link === undefined || link.rate >= this.#threshold) return false
+    if (bytes < MIN_SAMPLE_BYTES) return true
+    link.compressed += 1
+    if (link.compressed < PROBE_EVERY) return true
+    link.compressed = 0
+    return false
   }
 
-  /** The remembered rate of `peer` in wire bytes per second, if any. */
+  /** The measured rate of `peer`'s link in bytes per second, if any. */
   rate (peer: string): number | undefined {
-    return this.#rates.get(peer)
+    return this.#links.get(peer)?.rate
   }
 
   /**
-   * A body from `peer` carried `wireBytes` in `ms` (first byte to last). Short bodies are
-   * ignored; the others move the estimate halfway to what they measured, so one odd transfer
-   * does not flip the choice and a link that changed is followed within a few.
+   * An uncompressed body from `peer` carried `bytes` in `ms` (first byte to last). Short
+   * bodies are ignored; the others move the estimate halfway to what they measured, so one
+   * odd transfer does not flip the choice and a link that changed is followed within a few.
    */
-  observed (peer: string, wireBytes: number, ms: number): void {
-    if (wireBytes < MIN_SAMPLE_BYTES) return
-    const sample = wireBytes / Math.max(ms, 1) * 1000
-    const before = this.#rates.get(peer)
-    this.#rates.delete(peer)
-    this.#rates.set(peer, before === undefined ? sample : (before + sample) / 2)
-    for (const oldest of this.#rates.keys()) {
-      if (this.#rates.size <= MAX_REMEMBERED_PEERS) break
-      this.#rates.delete(oldest)
+  observed (peer: string, bytes: number, ms: number): void {
+    if (bytes < MIN_SAMPLE_BYTES) return
+    const sample = bytes / Math.max(ms, 1) * 1000
+    const link = this.#links.get(peer)
+    this.#links.delete(peer)
+    this.#links.set(peer, { rate: link === undefined ? sample : (link.rate + sample) / 2, compressed: link?.compressed ?? 0 })
+    for (const oldest of this.#links.keys()) {
+      if (this.#links.size <= MAX_REMEMBERED_PEERS) break
+      this.#links.delete(oldest)
     }
   }
 }

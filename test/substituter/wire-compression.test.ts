@@ -14,7 +14,7 @@ import { toNix32 } from '../../src/nix/nix32.js'
 import { generateSecretKey, publicKeyOf, TrustedKeys } from '../../src/nix/signing.js'
 import { Libp2pPeerClient } from '../../src/p2p/libp2p-peer-client.js'
 import { Substituter } from '../../src/substituter/substituter.js'
-import { AUTO_ZSTD_BELOW_BYTES_PER_SECOND, MAX_REMEMBERED_PEERS, MIN_SAMPLE_BYTES, WireCompressionPolicy } from '../../src/substituter/wire-compression.js'
+import { AUTO_ZSTD_BELOW_BYTES_PER_SECOND, MAX_REMEMBERED_PEERS, MIN_SAMPLE_BYTES, PROBE_EVERY, WireCompressionPolicy } from '../../src/substituter/wire-compression.js'
 import { LogLines, MemorySource, Nodes, eventually } from '../p2p/node-helpers.js'
 import type { WireCompression } from '../../src/substituter/wire-compression.js'
 
@@ -25,20 +25,20 @@ describe('wire compression policy', () => {
     const zstd = new WireCompressionPolicy('zstd')
     const off = new WireCompressionPolicy('off')
     for (const policy of [zstd, off]) policy.observed('slow', 10 * MiB, 10_000)
-    assert.deepEqual([zstd.wants('slow'), zstd.wants('new')], [true, true])
-    assert.deepEqual([off.wants('slow'), off.wants('new')], [false, false])
+    assert.deepEqual([zstd.wants('slow', MiB), zstd.wants('new', MiB)], [true, true])
+    assert.deepEqual([off.wants('slow', MiB), off.wants('new', MiB)], [false, false])
   })
 
   it('auto: asks a peer only once it measured its link below the threshold', () => {
     const policy = new WireCompressionPolicy('auto')
-    assert.equal(policy.wants('p'), false, 'nothing measured yet: the first NAR goes as it is')
+    assert.equal(policy.wants('p', 10 * MiB), false, 'nothing measured yet: the first NAR goes as it is')
     // 5 MiB/s, a 40 Mbit/s link
     policy.observed('p', 10 * MiB, 2000)
     assert.equal(policy.rate('p'), 5 * MiB)
-    assert.equal(policy.wants('p'), true)
+    assert.equal(policy.wants('p', 10 * MiB), true)
     // 100 MiB/s, a fast one
     policy.observed('q', 100 * MiB, 1000)
-    assert.equal(policy.wants('q'), false)
+    assert.equal(policy.wants('q', 10 * MiB), false)
     assert.ok(AUTO_ZSTD_BELOW_BYTES_PER_SECOND > 5 * MiB && AUTO_ZSTD_BELOW_BYTES_PER_SECOND < 100 * MiB)
   })
 
@@ -49,10 +49,20 @@ describe('wire compression policy', () => {
     policy.observed('p', 10 * MiB, 1000)
     policy.observed('p', 40 * MiB, 1000)
     assert.equal(policy.rate('p'), 25 * MiB)
-    assert.equal(policy.wants('p'), false)
+    assert.equal(policy.wants('p', 10 * MiB), false)
     policy.observed('p', 5 * MiB, 1000)
     assert.equal(policy.rate('p'), 15 * MiB)
-    assert.equal(policy.wants('p'), true)
+    assert.equal(policy.wants('p', 10 * MiB), true)
+  })
+
+  it('auto: has a compressing peer send one large NAR in PROBE_EVERY uncompressed, to measure its link again', () => {
+    const policy = new WireCompressionPolicy('auto')
+    policy.observed('p', 10 * MiB, 2000)
+    const large = Array.from({ length: 2 * PROBE_EVERY }, () => policy.wants('p', MIN_SAMPLE_BYTES))
+    assert.deepEqual(large.map((asked, i) => asked ? '' : i), [...large.keys()].map(i => (i + 1) % PROBE_EVERY === 0 ? i : ''))
+    // small NARs neither measure anything nor count towards the next probe
+    for (let i = 0; i < 3 * PROBE_EVERY; i++) assert.equal(policy.wants('p', MIN_SAMPLE_BYTES - 1), true)
+    assert.equal(policy.wants('p', MIN_SAMPLE_BYTES), true)
   })
 
   it('remembers a bounded number of peers, forgetting the least recently measured', () => {
@@ -81,7 +91,7 @@ describe('wire compression between peerix nodes', function () {
   afterEach(async () => { await nodes.stopAll() })
 
   /** Peer A serving one compressible path; B's substituter with `policy`; A's log lines. */
-  async function pair (policy: WireCompression | WireCompressionPolicy): Promise<{ substituter: Substituter, hashPart: string, aLog: LogLines, bLog: string[] }> {
+  async function pair (policy: WireCompression | WireCompressionPolicy): Promise<{ substituter: Substituter, hashPart: string, peer: string, aLog: LogLines, bLog: string[] }> {
     const source = new MemorySource()
     const hashPart = toNix32(createHash('sha256').update('compressible').digest().subarray(0, 20))
     source.infos.set(hashPart, signNarInfo({
@@ -101,7 +111,7 @@ describe('wire compression between peerix nodes', function () {
     await eventually('A known to speak peerix', () => b.services.peerixPeers.list().length === 1)
     const bLog: string[] = []
     const substituter = new Substituter({ client: new Libp2pPeerClient(b), trusted: new TrustedKeys([publicKeyOf(key)]), timeoutMs: 5000, wireCompression: policy, log: (line) => { bLog.push(line) } })
-    return { substituter, hashPart, aLog, bLog }
+    return { substituter, hashPart, peer: a.peerId.toString(), aLog, bLog }
   }
 
   async function download (substituter: Substituter, hashPart: string): Promise<Buffer> {
@@ -116,12 +126,16 @@ describe('wire compression between peerix nodes', function () {
 
   const servedAs = (aLog: LogLines): string[] => aLog.matching(/nar: served /).map(l => /as zstd blocks/.test(l.line) ? 'zstd' : 'identity')
 
-  it('auto: the first NAR as it is, the next as zstd once the peer measured slow', async () => {
+  it('auto: the first NAR as it is, the next as zstd once the peer measured slow; compressed NARs measure nothing', async () => {
     // every link counts as slow here: loopback is not
-    const { substituter, hashPart, aLog, bLog } = await pair(new WireCompressionPolicy('auto', Infinity))
+    const policy = new WireCompressionPolicy('auto', Infinity)
+    const { substituter, hashPart, peer, aLog, bLog } = await pair(policy)
     assert.ok((await download(substituter, hashPart)).equals(nar))
+    const measured = policy.rate(peer)
+    assert.ok(measured !== undefined && measured > 0)
     assert.ok((await download(substituter, hashPart)).equals(nar))
     assert.deepEqual(servedAs(aLog), ['identity', 'zstd'])
+    assert.equal(policy.rate(peer), measured)
     const wire = bLog.map(line => /^nar \w+: (\d+) bytes from peer \S+ took (\d+) on the wire \(zstd asked\)$/.exec(line)).filter(m => m !== null)
     assert.equal(wire.length, 1, bLog.join('\n'))
     assert.equal(Number(wire[0]?.[1]), nar.byteLength)
