@@ -1,6 +1,6 @@
 /**
  * zstd for one block of a compressed NAR body (protocols/peerix-nar-1.md, "Encodings"), as
- * WebAssembly (@bokuweb/zstd-wasm): no native addon to build, the same code on Node 20 and 22.
+ * WebAssembly (@bokuweb/zstd-wasm): no native addon to build, nothing tied to the Node version.
  * Whole-buffer calls suit independent blocks of at most 256 KiB. Measured on a 119 MiB NAR of
  * /usr/lib/gcc in 256 KiB blocks, level 1 (ratio 0.39), 2 shared cores: compress 111–146 MiB/s,
  * decompress 173–297; a native addon (@toondepauw/node-zstd) compressed at 94–188 and
