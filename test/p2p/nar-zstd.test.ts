@@ -1,7 +1,8 @@
 /**
  * zstd on /peerix/nar/1 between real libp2p nodes: negotiated per request (accept_zstd, then
  * the FOUND header's encoding), byte-for-byte equal NARs in fewer wire bytes, and peers that
- * predate the fields (either side) still get and give plain NARs. A responder that sends zstd
+ * predate the fields (either side) still get and give plain NARs; a compressed body ends at its
+ * last block, so the stream carries the next fetch. A responder that sends zstd
  * nobody asked for, or a bomb, fails the download with a clear error.
  */
 import '../../src/polyfill.js'
@@ -169,6 +170,22 @@ describe('/peerix/nar/1 with zstd', function () {
     }
   })
 
+  it('ends a compressed body at its last block: the stream carries the next fetches, compressed or not', async () => {
+    const real = source.add('real', realNar)
+    const small = source.add('small', realNar.subarray(0, 1000))
+    const empty = source.add('empty', new Uint8Array(0))
+    const seen = new Set<string>()
+    for (const [{ hashPart, narHash }, bytes, options] of [[real, realNar, zstd], [small, realNar.subarray(0, 1000), zstd], [empty, new Uint8Array(0), zstd], [real, realNar, {}]] as const) {
+      const body = found(await client.services.nar.fetch(server.peerId, hashPart, narHash, 0, options))
+      assert.equal(body.encoding, options.acceptZstd === true ? 'zstd' : 'identity')
+      assert.ok((await collect(body)).equals(bytes))
+      for (const connection of client.getConnections(server.peerId)) {
+        for (const stream of connection.streams) if (stream.protocol === NAR_PROTOCOL) seen.add(stream.id)
+      }
+    }
+    assert.equal(seen.size, 1, 'one stream carried every fetch')
+  })
+
   it('sends the NAR as it is to a request that does not accept zstd', async () => {
     const { hashPart, narHash } = source.add('real', realNar)
     const plain = found(await client.services.nar.fetch(server.peerId, hashPart, narHash, 0))
@@ -255,9 +272,8 @@ describe('/peerix/nar/1 with zstd', function () {
     assert.match(past.message, /block at byte 999 of 1000: a block of 2 bytes where 1 are left/)
 
     const trailing = await handwritten(async (stream) => {
-      stream.send(header(1000, NarResponse.Encoding.ZSTD))
-      stream.send(block(Uint8Array.of(0), new Uint8Array(1000)))
-      stream.send(Uint8Array.of(1))
+      // in one write, so that the extra byte has arrived when the last block is decoded
+      stream.send(Buffer.concat([header(1000, NarResponse.Encoding.ZSTD), block(Uint8Array.of(0), new Uint8Array(1000)), Uint8Array.of(1)]))
     })
     const after = await failure(found(await client.services.nar.fetch(trailing.peerId, some.hashPart, some.narHash, 0, zstd)))
     assert.match(after.message, /the peer sent more than the 1000 bytes it announced/)
