@@ -140,7 +140,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
           for (const p of contributors) ctx.memory.bad(hashPart, narHash, p)
           throw new NarDownloadError(`NAR ${hashPart} hashed to ${got}, expected ${narHash} (peers ${[...contributors].map(shortPeer).join(', ')})`)
         }
-        if (acceptZstd) ctx.log(`nar ${hashPart}: ${narSize - from} bytes from peer ${shortPeer(peer)} took ${body.wireBytes ?? narSize - from} on the wire (zstd asked)`)
+        if (acceptZstd) ctx.log(`nar ${hashPart}: ${narSize - from} bytes from peer ${shortPeer(peer)} took ${body.wireBytes ?? narSize - from} on the wire (asked for zstd, got ${body.encoding ?? 'identity'})`)
         yield chunk
         return undefined
       }

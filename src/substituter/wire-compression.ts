@@ -4,7 +4,9 @@
  * already, so `auto` asks only peers whose link measured slow. Only uncompressed bodies
  * measure the link: a compressed one runs at the link's pace or the compressor's, and which
  * of the two cannot be told from its rate. So a peer that gets asked for zstd still sends one
- * large NAR in PROBE_EVERY uncompressed, which notices a link that got faster.
+ * large NAR in PROBE_EVERY uncompressed, which notices a link that got faster. The rate is the
+ * download's, its consumer included: behind a slow consumer a fast link looks slow, and
+ * compression then costs CPU time that was idle anyway.
  */
 
 export const WIRE_COMPRESSION_MODES = ['auto', 'zstd', 'off'] as const

@@ -60,7 +60,7 @@ describe('zstd on a 40 Mbit/s link (two hosts in network namespaces, real Nix cl
     await lab.exec(hostB, 'nix', ['copy', '--from', b.url, '--to', dest, path, '--option', 'trusted-public-keys', pkA], { env: nix.env })
     await nix.run('nix', ['store', 'verify', '--store', dest, '--trusted-public-keys', pkA, path])
 
-    const logged = /nar \w+: (\d+) bytes from peer \S+ took (\d+) on the wire \(zstd asked\)/.exec(await b.waitFor(/on the wire \(zstd asked\)/))
+    const logged = /nar \w+: (\d+) bytes from peer \S+ took (\d+) on the wire \(asked for zstd, got zstd\)/.exec(await b.waitFor(/on the wire \(asked for zstd/))
     assert.equal(Number(logged?.[1]), narSize)
     assert.ok(Number(logged?.[2]) < narSize / 2, `B logged ${logged?.[2]} wire bytes for a NAR of ${narSize}`)
 

@@ -136,7 +136,7 @@ describe('wire compression between peerix nodes', function () {
     assert.ok((await download(substituter, hashPart)).equals(nar))
     assert.deepEqual(servedAs(aLog), ['identity', 'zstd'])
     assert.equal(policy.rate(peer), measured)
-    const wire = bLog.map(line => /^nar \w+: (\d+) bytes from peer \S+ took (\d+) on the wire \(zstd asked\)$/.exec(line)).filter(m => m !== null)
+    const wire = bLog.map(line => /^nar \w+: (\d+) bytes from peer \S+ took (\d+) on the wire \(asked for zstd, got zstd\)$/.exec(line)).filter(m => m !== null)
     assert.equal(wire.length, 1, bLog.join('\n'))
     assert.equal(Number(wire[0]?.[1]), nar.byteLength)
     assert.ok(Number(wire[0]?.[2]) < nar.byteLength / 2, `${wire[0]?.[2]} wire bytes`)
