@@ -16,10 +16,11 @@ export type WireCompression = typeof WIRE_COMPRESSION_MODES[number]
 /**
  * `auto` asks for zstd from peers whose uncompressed bodies came at less than this many bytes
  * per second. bench/wire-compression.ts (README, "zstd on the wire"), a 119 MiB NAR of real
- * files: zstd was 2.6× as fast at 40 Mbit/s (4.5 MiB/s uncompressed), 1.4× at 200 Mbit/s
- * (22 MiB/s), 0.6× at 1 Gbit/s (51–57 MiB/s), where zstd's own ceiling was 31–43 MiB/s.
+ * files, uncompressed → zstd: 40 Mbit/s 4.5 → 11.6 MiB/s, 200 Mbit/s 22.8 → 56, 400 Mbit/s
+ * 45 → 52–79, 1 Gbit/s 97 → 76–80 (zstd's ceiling on those 2 shared cores: 68–80). Just
+ * above the 400 Mbit/s figure, well below the gigabit one, with room for slower CPUs.
  */
-export const AUTO_ZSTD_BELOW_BYTES_PER_SECOND = 32 * 1024 * 1024
+export const AUTO_ZSTD_BELOW_BYTES_PER_SECOND = 48 * 1024 * 1024
 
 /** A body shorter than this says more about latency and the window's growth than the link. */
 export const MIN_SAMPLE_BYTES = 1024 * 1024
