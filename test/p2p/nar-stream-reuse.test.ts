@@ -137,6 +137,26 @@ describe('/peerix/nar/1 r1: several NARs per stream', function () {
     assert.equal(seen.size, 1, 'one stream carried every fetch')
   })
 
+  it('reuses the stream when the consumer stops right after the last byte, as the substituter does', async () => {
+    const nars = [randomBytes(2 * MiB + 5), randomBytes(300_000), randomBytes(1000)]
+    const ids = nars.map((bytes, i) => add(source, `q${i}`, bytes))
+    const seen = new Set<string>()
+    for (const [i, { hashPart, narHash }] of ids.entries()) {
+      const body = found(await client.services.nar.fetch(server.peerId, hashPart, narHash, 0))
+      const chunks: Uint8Array[] = []
+      let got = 0
+      // like src/substituter/nar-download.ts: once NarSize bytes are in, it returns at once
+      for await (const chunk of body) {
+        chunks.push(chunk)
+        got += chunk.byteLength
+        if (got === body.length) break
+      }
+      assert.ok(Buffer.concat(chunks).equals(nars[i]), `NAR ${i}`)
+      for (const stream of narStreams(client, server.peerId)) seen.add(stream.id)
+    }
+    assert.equal(seen.size, 1, 'one stream carried every fetch')
+  })
+
   it('resets a stream whose body was abandoned half way, and fetches the next NAR on a fresh one', async () => {
     const big = add(source, 'big', randomBytes(8 * MiB))
     const small = add(source, 'small', randomBytes(1000))

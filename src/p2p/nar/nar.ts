@@ -140,18 +140,31 @@ export class NarService implements Startable, NarServiceInterface {
     const pool = this.#pool
     const options = { idleTimeout: this.#idleTimeout, signal }
     async function * read (): AsyncGenerator<Uint8Array> {
-      let complete = false
+      // Complete once the last byte is handed out: a consumer that has all it wants returns
+      // right after it, and the stream must still go back to the pool then (bytes beyond
+      // `length` are caught by the release, which drops a stream with unread bytes).
+      let delivered = 0
+      let complete = length === 0
+      const deliver = (chunk: Uint8Array): Uint8Array => {
+        delivered += chunk.byteLength
+        complete = delivered === length
+        return chunk
+      }
       try {
         if (zstd === undefined) {
           for await (const chunk of pooled.reader.readBody(length, options)) {
             body.wireBytes += chunk.byteLength
-            yield chunk
+            yield deliver(chunk)
           }
         } else {
-          yield * decodeZstdBody(async (max) => await pooled.reader.readFrame(max, options), length, zstd, (bytes) => { body.wireBytes += bytes })
+          for await (const chunk of decodeZstdBody(async (max) => await pooled.reader.readFrame(max, options), length, zstd, (bytes) => { body.wireBytes += bytes })) {
+            yield deliver(chunk)
+          }
           checkEndOfBody(pooled, length)
         }
-        complete = true
+      } catch (err) {
+        complete = false
+        throw err
       } finally {
         pool.release(pooled, complete)
       }
