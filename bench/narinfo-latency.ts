@@ -27,7 +27,12 @@ export interface NarinfoLatencyOptions {
 interface Latencies { hits: number[], misses: number[], errors: number }
 
 const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz'
-const WARM_UP = 20
+/**
+ * Requests of each kind before measuring: the first rows would otherwise also measure V8
+ * compiling the shim's code paths (all shims of a run share one host process), which a daemon
+ * that has been running for a while has long done; 20 left the first row 2–3 × slower.
+ */
+const WARM_UP = 100
 const SETTLE_MS = 1000
 /** The daemon as it runs by default (peer index on), and asking every peer every time. */
 const SHIM_VARIANTS = [{ name: 'index', flags: [] }, { name: 'no-index', flags: ['--no-index'] }]
