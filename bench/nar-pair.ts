@@ -33,8 +33,8 @@ function daemonArgs (state: string, storeRoot: string): string[] {
   return ['--state-dir', state, '--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--store-root', storeRoot]
 }
 
-/** `nodeArgs` go to both host processes (e.g. `--cpu-prof`). */
-export async function startNarPair (narBytes: number, sweepBytes: number, progress: (line: string) => void, nodeArgs: string[] = []): Promise<NarPair> {
+/** `nodeArgs` go to both host processes (e.g. `--cpu-prof`); by default $PEERIX_BENCH_NODE_ARGS. */
+export async function startNarPair (narBytes: number, sweepBytes: number, progress: (line: string) => void, nodeArgs?: string[]): Promise<NarPair> {
   const nix = await NixEnv.create('peerix-bench-nar-')
   const hosts: BenchHost[] = []
   const stop = async (): Promise<void> => {

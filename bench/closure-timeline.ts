@@ -1,0 +1,85 @@
+/**
+ * Where a `nix copy` spends its time, request by request: a logging proxy in front of the
+ * source times each request Nix sends (to the response headers, then to the last byte), for
+ * the static cache and for peerix's shim, each twice (the second peerix copy finds the
+ * narinfos in the shim's cache). Prints per source the sums for narinfos and NARs; with
+ * `--each` every request. Run: `npx tsx bench/closure-timeline.ts [leaves] [--each]`
+ * (default 30 leaves of 1.2–12 MB).
+ */
+import { createServer, request, type Server } from 'node:http'
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { NixEnv } from '../test/helpers/nix.js'
+import { BenchHost } from './host-client.js'
+import { StaticCache } from './static-cache.js'
+import { closureExpr, generateKey } from './stores.js'
+import { compileHost } from './compile-host.js'
+
+interface Timed { kind: 'narinfo' | 'nar' | 'other', toHeaders: number, toEnd: number, line: string }
+
+/** Forwards every request to `target` and records how long each took. */
+function loggingProxy (target: string, log: Timed[]): Server {
+  return createServer((req, res) => {
+    const start = performance.now()
+    const url = req.url ?? '/'
+    const upstream = request(new URL(url, target), { method: req.method, headers: req.headers }, (answer) => {
+      const headers = performance.now()
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      answer.pipe(res)
+      answer.on('end', () => {
+        const end = performance.now()
+        const kind = url.endsWith('.narinfo') ? 'narinfo' : url.startsWith('/nar/') ? 'nar' : 'other'
+        log.push({ kind, toHeaders: headers - start, toEnd: end - headers, line: `${(headers - start).toFixed(1).padStart(6)} ms + ${(end - headers).toFixed(1).padStart(6)} ms  ${req.method ?? ''} ${answer.statusCode ?? 0} ${url.slice(0, 60)}` })
+      })
+    })
+    req.pipe(upstream)
+  })
+}
+
+const leaves = Number(process.argv.slice(2).find(a => /^\d+$/.test(a)) ?? 30)
+const each = process.argv.includes('--each')
+const compiled = await compileHost()
+process.env.PEERIX_BENCH_HOST_JS = compiled.hostJs
+const nix = await NixEnv.create('peerix-bench-timeline-')
+const hosts: BenchHost[] = []
+let cache: StaticCache | undefined
+try {
+  const key = await generateKey(nix, 'timeline-a-1')
+  const rootA = nix.storeRoot('hostA')
+  const [top] = await nix.build(rootA, closureExpr({ leaves, mids: 4, minLeafBytes: 1_200_000, maxLeafBytes: 12_000_000 }, String(Date.now())))
+  await nix.run('nix', ['store', 'sign', '--store', rootA, '--key-file', key.secretFile, '-r', top])
+  const cacheDir = join(nix.dir, 'static-cache')
+  await StaticCache.fill(nix, rootA, cacheDir, [top])
+  cache = await StaticCache.serve(cacheDir)
+  await mkdir(join(nix.dir, 'state-a'))
+  await mkdir(join(nix.dir, 'state-b'))
+  const common = ['--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--trusted-public-keys', key.publicKey]
+  const hostA = await BenchHost.spawn('A', nix.env)
+  hosts.push(hostA)
+  const a = await hostA.startDaemon([...common, '--state-dir', join(nix.dir, 'state-a'), '--store-root', rootA, '--signing-key-file', key.secretFile, '--serve', 'all'])
+  const hostB = await BenchHost.spawn('B', nix.env)
+  hosts.push(hostB)
+  const b = await hostB.startDaemon([...common, '--state-dir', join(nix.dir, 'state-b'), '--store-root', await nix.initStore('hostB'), '--peer', a.addrs[0]])
+  await hostB.waitForPeers(b.index, 1)
+  let copies = 0
+  for (const [name, target] of [['static cache', cache.url], ['peerix', b.url], ['static cache', cache.url], ['peerix', b.url]]) {
+    const log: Timed[] = []
+    const proxy = loggingProxy(target, log)
+    await new Promise<void>(resolve => proxy.listen(0, '127.0.0.1', resolve))
+    const address = proxy.address()
+    if (address === null || typeof address === 'string') throw new Error('the proxy has no port')
+    const started = performance.now()
+    await nix.run('nix', ['copy', '--from', `http://127.0.0.1:${address.port}`, '--to', nix.storeRoot(`client-${copies++}`), top, '--option', 'trusted-public-keys', key.publicKey])
+    const total = performance.now() - started
+    proxy.close()
+    const sum = (kind: Timed['kind'], field: 'toHeaders' | 'toEnd'): string => log.filter(t => t.kind === kind).reduce((s, t) => s + t[field], 0).toFixed(0)
+    const count = (kind: Timed['kind']): number => log.filter(t => t.kind === kind).length
+    console.log(`${name}: ${total.toFixed(0)} ms; ${count('narinfo')} narinfos ${sum('narinfo', 'toHeaders')} + ${sum('narinfo', 'toEnd')} ms; ${count('nar')} NARs ${sum('nar', 'toHeaders')} ms to headers + ${sum('nar', 'toEnd')} ms of body`)
+    if (each) console.log(log.map(t => `  ${t.line}`).join('\n'))
+  }
+} finally {
+  await cache?.stop()
+  await Promise.all(hosts.map(async h => { await h.stop() }))
+  await nix.cleanup()
+  await rm(compiled.dir, { recursive: true, force: true })
+}
