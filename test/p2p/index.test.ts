@@ -6,11 +6,7 @@
 import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
-import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
 import { toNix32 } from '../../src/nix/nix32.js'
 import { peerIndex, INDEX_PROTOCOL, type PeerIndex, type PeerIndexInit } from '../../src/p2p/index/index.js'
 import { encodeKeySet } from '../../src/p2p/index/golomb.js'
@@ -18,7 +14,7 @@ import { IndexUpdate } from '../../src/p2p/index/pb/message.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
 import { StoreSummary, type StoreSummaryOptions } from '../../src/store/summary.js'
 import { summaryKey, toKeySet } from '../../src/store/summary-keys.js'
-import { LogLines, eventually } from './node-helpers.js'
+import { eventually, LogLines, loopbackNode } from './node-helpers.js'
 import type { PathRow } from '../../src/store/db.js'
 import type { PathInfo } from '../../src/store/path-info.js'
 import type { Libp2p } from '@libp2p/interface'
@@ -61,13 +57,7 @@ describe('/peerix/index/1 between libp2p nodes', function () {
   })
 
   async function node (init: PeerIndexInit = {}): Promise<Node> {
-    const n = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      services: { identify: identify(), index: peerIndex({ resubscribeMinMs: 100, resubscribeMaxMs: 400, ...init }) }
-    })
+    const n = await loopbackNode({ identify: identify(), index: peerIndex({ resubscribeMinMs: 100, resubscribeMaxMs: 400, ...init }) })
     running.push(n)
     return n
   }

@@ -2,17 +2,13 @@ import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
 import { formatSha256Nix32 } from '../../src/nix/hash.js'
 import { toNix32 } from '../../src/nix/nix32.js'
 import { nar, NAR_PROTOCOL } from '../../src/p2p/nar/index.js'
 import { NarRequest, NarResponse } from '../../src/p2p/nar/pb/message.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
 import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
-import { eventually, MemorySource } from './node-helpers.js'
+import { eventually, loopbackNode, MemorySource } from './node-helpers.js'
 import type { NarService, NarServiceInit, NarStream } from '../../src/p2p/nar/index.js'
 import type { Answer } from '../../src/p2p/peer-client.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -72,25 +68,14 @@ describe('/peerix/nar/1 r1: several NARs per stream', function () {
   let client: Node
 
   async function started (init: Partial<NarServiceInit> = {}): Promise<Node> {
-    const node = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      services: { nar: nar({ source: new MemorySource(), ...init }) }
-    })
+    const node = await loopbackNode({ nar: nar({ source: new MemorySource(), ...init }) })
     nodes.push(node)
     return node
   }
 
   /** A node whose NAR handler answers each request of a stream with `respond`; counts the streams. */
   async function responder (respond: (stream: Stream) => Promise<'next' | 'stop'>): Promise<{ node: Libp2p, streams: () => number }> {
-    const node = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()]
-    })
+    const node = await loopbackNode()
     nodes.push(node)
     let streams = 0
     await node.handle(NAR_PROTOCOL, async (stream) => {

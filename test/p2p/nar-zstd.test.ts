@@ -9,11 +9,7 @@ import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { tcp } from '@libp2p/tcp'
 import { compress } from '@bokuweb/zstd-wasm'
-import { createLibp2p } from 'libp2p'
 import { formatSha256Nix32 } from '../../src/nix/hash.js'
 import { narStream } from '../../src/nix/nar.js'
 import { toNix32 } from '../../src/nix/nix32.js'
@@ -22,7 +18,7 @@ import { NarRequest, NarResponse } from '../../src/p2p/nar/pb/message.js'
 import { BLOCK_ZSTD, encodeUvarint } from '../../src/p2p/nar/zstd-body.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
 import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
-import { LogLines } from './node-helpers.js'
+import { LogLines, loopbackNode } from './node-helpers.js'
 import type { FetchOptions, NarService, NarServiceInit, NarStream } from '../../src/p2p/nar/index.js'
 import type { Answer } from '../../src/p2p/peer-client.js'
 import type { NarBytes, PathSource, Served } from '../../src/store/source.js'
@@ -94,25 +90,14 @@ describe('/peerix/nar/1 with zstd', function () {
   let realNar: Buffer
 
   async function started (init: Partial<NarServiceInit> = {}): Promise<Node> {
-    const node = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      services: { nar: nar({ source: new BytesSource(), ...init }) }
-    })
+    const node = await loopbackNode({ nar: nar({ source: new BytesSource(), ...init }) })
     nodes.push(node)
     return node
   }
 
   /** A node whose /peerix/nar/1 handler is written by the test: an old peer, or a lying one. */
   async function handwritten (handler: (stream: Stream, request: NarRequest) => Promise<void>): Promise<Libp2p> {
-    const node = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()]
-    })
+    const node = await loopbackNode()
     nodes.push(node)
     await node.handle(NAR_PROTOCOL, async (stream) => {
       const reader = new StreamReader(stream)

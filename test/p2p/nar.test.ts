@@ -2,10 +2,6 @@ import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
 import { formatSha256Nix32 } from '../../src/nix/hash.js'
 import { toNix32 } from '../../src/nix/nix32.js'
 import { nar, NAR_PROTOCOL } from '../../src/p2p/nar/index.js'
@@ -13,6 +9,7 @@ import { NarResponse } from '../../src/p2p/nar/pb/message.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
 import { send } from '../../src/p2p/wire/send.js'
 import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
+import { loopbackNode } from './node-helpers.js'
 import type { NarService, NarServiceInit, NarStream } from '../../src/p2p/nar/index.js'
 import type { Answer } from '../../src/p2p/peer-client.js'
 import type { NarBytes, PathSource, Served } from '../../src/store/source.js'
@@ -132,25 +129,14 @@ describe('/peerix/nar/1', function () {
   let client: Node
 
   async function started (init: Partial<NarServiceInit> = {}): Promise<Node> {
-    const node = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      services: { nar: nar({ source: new FixtureSource(), ...init }) }
-    })
+    const node = await loopbackNode({ nar: nar({ source: new FixtureSource(), ...init }) })
     nodes.push(node)
     return node
   }
 
   /** A node whose /peerix/nar/1 handler is written by the test. */
   async function liar (handler: (stream: Stream) => Promise<void>): Promise<Libp2p> {
-    const node = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()]
-    })
+    const node = await loopbackNode()
     nodes.push(node)
     await node.handle(NAR_PROTOCOL, async (stream) => {
       try { await handler(stream) } catch (err) { stream.abort(err as Error) }

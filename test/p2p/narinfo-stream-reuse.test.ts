@@ -1,10 +1,6 @@
 import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
 import { formatSha256Nix32 } from '../../src/nix/hash.js'
 import { formatNarInfo } from '../../src/nix/narinfo.js'
 import { toNix32 } from '../../src/nix/nix32.js'
@@ -12,7 +8,7 @@ import { narinfo, NARINFO_PROTOCOL } from '../../src/p2p/narinfo/index.js'
 import { NarinfoRequest, NarinfoResponse } from '../../src/p2p/narinfo/pb/message.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
 import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
-import { eventually, MemorySource } from './node-helpers.js'
+import { eventually, loopbackNode, MemorySource } from './node-helpers.js'
 import type { NarinfoService, NarinfoServiceInit } from '../../src/p2p/narinfo/index.js'
 import type { NarInfo } from '../../src/nix/narinfo.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -60,13 +56,7 @@ describe('/peerix/narinfo/1 r1: several queries per stream', function () {
   let client: Node
 
   async function started (init: Partial<NarinfoServiceInit> = {}): Promise<Node> {
-    const node = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      services: { narinfo: narinfo({ source: new MemorySource(), ...init }) }
-    })
+    const node = await loopbackNode({ narinfo: narinfo({ source: new MemorySource(), ...init }) })
     nodes.push(node)
     return node
   }
@@ -76,12 +66,7 @@ describe('/peerix/narinfo/1 r1: several queries per stream', function () {
    * the stream, and says what to send. Counts the streams it was given.
    */
   async function responder (answer: (hashPart: string, stream: Stream, exchange: number) => Promise<'next' | 'stop'>): Promise<{ node: Libp2p, streams: () => number }> {
-    const node = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()]
-    })
+    const node = await loopbackNode()
     nodes.push(node)
     let streams = 0
     await node.handle(NARINFO_PROTOCOL, async (stream) => {

@@ -1,10 +1,6 @@
 import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
 import { formatSha256Nix32 } from '../../src/nix/hash.js'
 import { formatNarInfo } from '../../src/nix/narinfo.js'
 import { toNix32 } from '../../src/nix/nix32.js'
@@ -12,6 +8,7 @@ import { narinfo, NARINFO_PROTOCOL } from '../../src/p2p/narinfo/index.js'
 import { NarinfoResponse } from '../../src/p2p/narinfo/pb/message.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
 import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
+import { loopbackNode } from './node-helpers.js'
 import type { NarinfoService, NarinfoServiceInit } from '../../src/p2p/narinfo/index.js'
 import type { NarInfo } from '../../src/nix/narinfo.js'
 import type { PathSource, Served } from '../../src/store/source.js'
@@ -61,13 +58,7 @@ class FixtureSource implements PathSource {
 }
 
 async function createNode (init: Omit<NarinfoServiceInit, 'source'> & { source?: PathSource } = {}): Promise<Node> {
-  return await createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { narinfo: narinfo({ source: init.source ?? new FixtureSource(), ...init }) }
-  })
+  return await loopbackNode({ narinfo: narinfo({ source: init.source ?? new FixtureSource(), ...init }) })
 }
 
 /** A stream to the server's narinfo protocol on which the test writes bytes by hand. */
@@ -228,12 +219,7 @@ describe('/peerix/narinfo/1', function () {
     })
 
     it('gives an error for a garbage answer, an oversized one, and one without a status', async () => {
-      const liar = await createLibp2p({
-        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-        transports: [tcp()],
-        connectionEncrypters: [noise()],
-        streamMuxers: [yamux()]
-      })
+      const liar = await loopbackNode()
       nodes.push(liar as Node)
       await client.dial(liar.getMultiaddrs()[0])
       const replies = [

@@ -4,12 +4,12 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, type Identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
+import { createLibp2p, type ServiceFactoryMap } from 'libp2p'
 import { createLogger, type Logger } from '../../src/log.js'
 import { createPeerixNode, type PeerixNode, type PeerixNodeOptions } from '../../src/p2p/node.js'
 import type { NarInfo } from '../../src/nix/narinfo.js'
 import type { NarBytes, PathSource, Served } from '../../src/store/source.js'
-import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PrivateKey, ServiceMap } from '@libp2p/interface'
 
 /** A store of narinfos and NAR bytes kept in memory, answering every peer alike. */
 export class MemorySource implements PathSource {
@@ -39,6 +39,21 @@ export class LogLines {
   }
 }
 
+/**
+ * A stock libp2p node on loopback (TCP, Noise, yamux) with the given services: what the
+ * protocol tests run their services on. The caller stops it.
+ */
+export async function loopbackNode <T extends ServiceMap = ServiceMap> (services?: ServiceFactoryMap<T>, privateKey?: PrivateKey): Promise<Libp2p<T>> {
+  return await createLibp2p({
+    privateKey,
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services
+  })
+}
+
 /** Starts nodes and stops every one of them in `stopAll` (call it in afterEach). */
 export class Nodes {
   readonly #running: Array<{ stop: () => void | Promise<void> }> = []
@@ -57,14 +72,7 @@ export class Nodes {
 
   /** A stock libp2p node that speaks identify but none of peerix's protocols. */
   async plain (privateKey?: PrivateKey): Promise<Libp2p<{ identify: Identify }>> {
-    const node = await createLibp2p({
-      privateKey,
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      services: { identify: identify() }
-    })
+    const node = await loopbackNode({ identify: identify() }, privateKey)
     this.#running.push(node)
     return node
   }

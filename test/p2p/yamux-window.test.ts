@@ -1,11 +1,8 @@
 import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
-import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
 import { batchYamuxWindowUpdates } from '../../src/p2p/yamux-window.js'
+import { loopbackNode } from './node-helpers.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 
 const PROTOCOL = '/peerix-test/bytes/1'
@@ -20,12 +17,7 @@ describe('yamux window updates', function () {
   })
 
   async function node (): Promise<Libp2p> {
-    const n = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()]
-    })
+    const n = await loopbackNode()
     nodes.push(n)
     return n
   }
