@@ -8,7 +8,7 @@ import { nar, NAR_PROTOCOL } from '../../src/p2p/nar/index.js'
 import { NarRequest, NarResponse } from '../../src/p2p/nar/pb/message.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
 import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
-import { eventually, loopbackNode, MemorySource } from './node-helpers.js'
+import { ending, eventually, loopbackNode, MemorySource, streamsOf } from './node-helpers.js'
 import type { NarService, NarServiceInit, NarStream } from '../../src/p2p/nar/index.js'
 import type { Answer } from '../../src/p2p/peer-client.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -47,17 +47,7 @@ async function collect (stream: NarStream): Promise<Buffer> {
 
 /** The NAR streams `node` has open to `peer` right now. */
 function narStreams (node: Libp2p, peer: PeerId): Stream[] {
-  return node.getConnections(peer).flatMap(c => c.streams).filter(s => s.protocol === NAR_PROTOCOL)
-}
-
-async function ending (stream: Stream, within: number): Promise<string> {
-  if (stream.status === 'open' || stream.status === 'closing') {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`stream still ${stream.status} after ${within} ms`)) }, within)
-      stream.addEventListener('close', () => { clearTimeout(timer); resolve() }, { once: true })
-    })
-  }
-  return stream.status
+  return streamsOf(node, peer, NAR_PROTOCOL)
 }
 
 describe('/peerix/nar/1 r1: several NARs per stream', function () {

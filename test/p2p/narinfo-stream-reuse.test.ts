@@ -8,7 +8,7 @@ import { narinfo, NARINFO_PROTOCOL } from '../../src/p2p/narinfo/index.js'
 import { NarinfoRequest, NarinfoResponse } from '../../src/p2p/narinfo/pb/message.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
 import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
-import { eventually, loopbackNode, MemorySource } from './node-helpers.js'
+import { ending, eventually, loopbackNode, MemorySource, streamsOf } from './node-helpers.js'
 import type { NarinfoService, NarinfoServiceInit } from '../../src/p2p/narinfo/index.js'
 import type { NarInfo } from '../../src/nix/narinfo.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -34,18 +34,7 @@ function infoFor (label: string): NarInfo {
 
 /** The narinfo streams `node` has open to `peer` right now. */
 function narinfoStreams (node: Libp2p, peer: PeerId): Stream[] {
-  return node.getConnections(peer).flatMap(c => c.streams).filter(s => s.protocol === NARINFO_PROTOCOL)
-}
-
-/** The status a stream ends in: 'reset' when the remote reset it, 'closed' when it closed cleanly. */
-async function ending (stream: Stream, within: number): Promise<string> {
-  if (stream.status === 'open' || stream.status === 'closing') {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`stream still ${stream.status} after ${within} ms`)) }, within)
-      stream.addEventListener('close', () => { clearTimeout(timer); resolve() }, { once: true })
-    })
-  }
-  return stream.status
+  return streamsOf(node, peer, NARINFO_PROTOCOL)
 }
 
 describe('/peerix/narinfo/1 r1: several queries per stream', function () {

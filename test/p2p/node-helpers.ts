@@ -9,7 +9,7 @@ import { createLogger, type Logger } from '../../src/log.js'
 import { createPeerixNode, type PeerixNode, type PeerixNodeOptions } from '../../src/p2p/node.js'
 import type { NarInfo } from '../../src/nix/narinfo.js'
 import type { NarBytes, PathSource, Served } from '../../src/store/source.js'
-import type { Libp2p, PrivateKey, ServiceMap } from '@libp2p/interface'
+import type { Libp2p, PeerId, PrivateKey, ServiceMap, Stream } from '@libp2p/interface'
 
 /** A store of narinfos and NAR bytes kept in memory, answering every peer alike. */
 export class MemorySource implements PathSource {
@@ -52,6 +52,22 @@ export async function loopbackNode <T extends ServiceMap = ServiceMap> (services
     streamMuxers: [yamux()],
     services
   })
+}
+
+/** The streams of `protocol` that `node` has open to `peer` right now. */
+export function streamsOf (node: Libp2p, peer: PeerId, protocol: string): Stream[] {
+  return node.getConnections(peer).flatMap(c => c.streams).filter(s => s.protocol === protocol)
+}
+
+/** The status a stream ends in: 'reset' when the remote reset it, 'closed' when it closed cleanly. */
+export async function ending (stream: Stream, within: number): Promise<string> {
+  if (stream.status === 'open' || stream.status === 'closing') {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`stream still ${stream.status} after ${within} ms`)) }, within)
+      stream.addEventListener('close', () => { clearTimeout(timer); resolve() }, { once: true })
+    })
+  }
+  return stream.status
 }
 
 /** Starts nodes and stops every one of them in `stopAll` (call it in afterEach). */
