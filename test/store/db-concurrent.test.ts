@@ -2,12 +2,14 @@ import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseStorePath } from '../../src/nix/store-path.js'
 import { NixEnv, SANDBOX_PATHS, sampleClosureExpr } from '../helpers/nix.js'
 
 const READER = fileURLToPath(new URL('./db-reader.ts', import.meta.url))
+/** Where the readers see this checkout (an empty directory on Debian, covered only in their mount namespace). */
+const CHECKOUT_MOUNT = '/mnt'
 const ASKER = fileURLToPath(new URL('./db-asker.ts', import.meta.url))
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -54,10 +56,16 @@ describe('NixDb as an unprivileged reader while Nix writes to the same store', f
     await nix.run('nix-build', ['--store', root, exprFile, '-A', 'top', '--no-out-link', '--option', 'extra-sandbox-paths', SANDBOX_PATHS])
   }
 
-  /** Runs a script as nobody:nogroup with no supplementary groups; returns it and its stdout lines. */
+  /**
+   * Runs a script of this checkout as nobody:nogroup with no supplementary groups; returns it
+   * and its stdout lines. The checkout is bound at /mnt in a private mount namespace first:
+   * nobody could not reach it where a CI clones it (e.g. under a 0700 `mktemp -d`).
+   */
   function asNobody (script: string, args: string[]): { child: ChildProcess, lines: AsyncIterator<string>, stderr: () => string } {
-    const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '--import', 'tsx', script, ...args],
-      { cwd: REPO, env: { PATH: process.env.PATH, TMPDIR: '/tmp' }, stdio: ['pipe', 'pipe', 'pipe'] })
+    const inMount = join(CHECKOUT_MOUNT, relative(REPO, script))
+    const shell = `mount --bind "$0" ${CHECKOUT_MOUNT} && cd ${CHECKOUT_MOUNT} && exec setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"`
+    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', shell, REPO, process.execPath, '--import', 'tsx', inMount, ...args],
+      { cwd: '/', env: { PATH: process.env.PATH, TMPDIR: '/tmp' }, stdio: ['pipe', 'pipe', 'pipe'] })
     children.push(child)
     let stderr = ''
     child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
