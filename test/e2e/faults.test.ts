@@ -113,20 +113,23 @@ describe('faults: peers leaving and freezing, the daemon restarting (real daemon
     let finished = false
     void done.then(() => { finished = true })
 
+    // C leaves soon after the copy starts and often: with reused streams the whole copy takes
+    // only a few seconds here
     let flaps = 0
     while (!finished) {
-      await sleep(700)
+      await sleep(250)
       if (finished) break
-      // leaving: alternately a clean stop and a crash
-      if (flaps % 2 === 0) await c.stop()
+      // leaving: alternately a crash and a clean stop
+      if (flaps % 2 === 1) await c.stop()
       else { c.child.kill('SIGKILL'); await new Promise(resolve => c.child.once('exit', resolve)) }
       flaps++
-      await sleep(700)
+      await sleep(250)
       c = await peerC()
     }
     assert.equal(await done, 0, `nix copy failed after ${flaps} flaps: ${stderr}`)
     console.log(`      C left and came back ${flaps} times during the copy`)
-    assert.ok(flaps >= 2, `the copy ended after ${flaps} flaps: too quick to test anything`)
+    // the first leave is a crash: at least that one happened while Nix was copying
+    assert.ok(flaps >= 1, 'the copy ended before C ever left: too quick to test anything')
     await assertHasClosure('client-flap')
   })
 
@@ -155,7 +158,7 @@ describe('faults: peers leaving and freezing, the daemon restarting (real daemon
 
   it('Nix resumes a NAR from the byte it had when its host\'s daemon restarts mid-transfer', async () => {
     const file = join(nix.dir, 'big-for-restart')
-    await nix.run('sh', ['-c', `head -c 150M /dev/urandom > ${file}`])
+    await nix.run('sh', ['-c', `head -c 300M /dev/urandom > ${file}`])
     const big = (await nix.run('nix-store', ['--store', roots.A, '--add', file])).stdout.trim()
     const a = await peerA()
     const b = await hostB('mid-nar')
@@ -168,6 +171,7 @@ describe('faults: peers leaving and freezing, the daemon restarting (real daemon
     const done = new Promise<number | null>(resolve => fetch.once('exit', code => { resolve(code) }))
 
     await a.waitFor(new RegExp(`serving ${hashPart}`), 60_000)
+    // some MiB in; the whole 300 MiB NAR takes about two seconds here
     await sleep(300)
     b.child.kill('SIGKILL')
     await new Promise(resolve => b.child.once('exit', resolve))
