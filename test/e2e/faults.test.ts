@@ -170,14 +170,23 @@ describe('faults: peers leaving and freezing, the daemon restarting (real daemon
     fetch.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
     const done = new Promise<number | null>(resolve => fetch.once('exit', code => { resolve(code) }))
 
+    // killed once B has passed on some MiB of the 300 (read off its /status), not at a fixed
+    // time: on a fast run the whole NAR takes about two seconds
     await a.waitFor(new RegExp(`serving ${hashPart}`), 60_000)
-    // some MiB in; the whole 300 MiB NAR takes about two seconds here
-    await sleep(300)
+    let fetched = false
+    void done.then(() => { fetched = true })
+    for (let received = 0; received < 16 * 1024 * 1024;) {
+      assert.ok(!fetched, `the fetch ended before B had passed on 16 MiB: ${stderr}`)
+      const { stdout } = await lab.exec(lab.hosts[1], 'curl', ['-sS', '--max-time', '5', `${b.url}/status`])
+      const status = JSON.parse(stdout) as { transfers: Array<{ hashPart: string, received: number }> }
+      received = status.transfers.find(t => t.hashPart === hashPart)?.received ?? 0
+    }
     b.child.kill('SIGKILL')
     await new Promise(resolve => b.child.once('exit', resolve))
     const again = await hostB('mid-nar')
-    await again.waitFor(new RegExp(`nar ${hashPart}: resuming at byte [1-9]\\d* of`), 60_000)
     assert.equal(await done, 0, `nix-store --realise failed: ${stderr}`)
+    await again.waitFor(new RegExp(`nar ${hashPart}: resuming at byte [1-9]\\d* of`), 5_000)
+      .catch((err: Error) => { throw new Error(`Nix did not resume the NAR: ${err.message}\nNix said: ${stderr}`) })
     const got = await nix.run('nix', ['path-info', '--json', '--store', nix.storeRoot('client-mid-nar'), big])
     const want = await nix.run('nix', ['path-info', '--json', '--store', roots.A, big])
     assert.equal(JSON.parse(got.stdout)[0].narHash, JSON.parse(want.stdout)[0].narHash)
