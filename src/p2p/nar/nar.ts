@@ -33,6 +33,8 @@ import type { PooledStream } from '../wire/stream-pool.js'
 import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 
 const Status = NarResponse.Status
+/** The most NAR bytes the responder sends without letting the event loop turn. */
+const EVENT_LOOP_TURN_BYTES = 4 * 1024 * 1024
 const Encoding = NarResponse.Encoding
 
 /** A valid request and whether the requester reads zstd bodies. */
@@ -258,6 +260,7 @@ export class NarService implements Startable, NarServiceInterface {
       if (encoded.byteLength > 0) await send(stream, encoded, stall)
     }
     let sent = 0
+    let sinceTurn = 0
     let pending = new Uint8ArrayList()
     for await (const chunk of nar.stream) {
       sent += chunk.byteLength
@@ -266,6 +269,15 @@ export class NarService implements Startable, NarServiceInterface {
       if (pending.byteLength >= this.#chunkBytes) {
         await write(pending)
         pending = new Uint8ArrayList()
+      }
+      // Bytes that need no I/O to read (a store stream from memory) and compress to almost
+      // nothing never meet back-pressure: without a turn of the event loop now and then this
+      // loop would hold it, and the node would answer nothing else, not even the reset that
+      // ends this body.
+      sinceTurn += chunk.byteLength
+      if (sinceTurn >= EVENT_LOOP_TURN_BYTES) {
+        sinceTurn = 0
+        await new Promise(resolve => setImmediate(resolve))
       }
     }
     if (pending.byteLength > 0) await write(pending)
