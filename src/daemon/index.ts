@@ -10,7 +10,7 @@ import { NixDb } from '../store/db.js'
 import { createPeerixNode, type PeerixNode } from '../p2p/node.js'
 import { loadOrCreatePrivateKey } from '../p2p/identity.js'
 import { Libp2pPeerClient } from '../p2p/libp2p-peer-client.js'
-import { Substituter } from '../substituter/substituter.js'
+import { STARTUP_GRACE_MS, Substituter } from '../substituter/substituter.js'
 import { createShim, listenShim } from '../http/server.js'
 import { TrustedKeys, formatPublicKey, parsePublicKey, publicKeyOf, type PublicKey } from '../nix/signing.js'
 import { DEFAULT_SERVE_DENY, ServingPolicy } from '../store/serving-policy.js'
@@ -86,7 +86,7 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
     })
     cleanups.push(async () => { await node.stop() })
 
-    const substituter = new Substituter({ client: new Libp2pPeerClient(node), index: config.index ? node.services.index : undefined, trusted, timeoutMs: config.timeoutMs, wireCompression: config.wireCompression, log: (line) => { log.info(line) } })
+    const substituter = new Substituter({ client: new Libp2pPeerClient(node), index: config.index ? node.services.index : undefined, trusted, timeoutMs: config.timeoutMs, startupGraceMs: STARTUP_GRACE_MS, wireCompression: config.wireCompression, log: (line) => { log.info(line) } })
     let httpUrl = ''
     const introspection = daemonIntrospection({
       node, substituter, served: served.counters, traffic, trusted, registry, publicKey, startedAt, httpUrl: () => httpUrl,

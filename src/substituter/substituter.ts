@@ -24,6 +24,14 @@ import { WireCompressionPolicy, type WireCompression } from './wire-compression.
  */
 export const DEFAULT_STALL_MS = 20_000
 
+/**
+ * How long a daemon that just started waits for its first peer before it answers "absent".
+ * Until then it cannot know: Nix keeps a narinfo 404 for an hour, and gives up a NAR it was
+ * resuming after a restart of this daemon on one 404. Static peers and mDNS find peers within
+ * a second or two on a LAN.
+ */
+export const STARTUP_GRACE_MS = 5_000
+
 /** What peers' summaries say (the /peerix/index/1 service): false rules a peer out for a path. */
 export interface PeerIndexView {
   mayHave: (peer: string, hashPart: string) => boolean
@@ -36,6 +44,8 @@ export interface SubstituterOptions {
   trusted: TrustedKeys
   /** The wait budget of a narinfo lookup for peers that do not answer. */
   timeoutMs: number
+  /** From now, how long to wait for a first peer before answering absent (default 0). */
+  startupGraceMs?: number
   stallMs?: number
   log?: (line: string) => void
   /** Shared with whoever shows them (/status, /metrics); a fresh set by default. */
@@ -63,12 +73,14 @@ export class Substituter {
   private readonly active = new Set<Transfer>()
   private readonly index?: PeerIndexView
   private readonly cache: NarInfoCache
+  private readonly graceEnds: number
 
   constructor (opts: SubstituterOptions) {
     const log = opts.log ?? (() => {})
     this.counters = opts.counters ?? new SubstituterCounters()
     this.index = opts.index
     this.cache = new NarInfoCache(opts.narInfoCacheMs)
+    this.graceEnds = Date.now() + (opts.startupGraceMs ?? 0)
     this.ctx = {
       client: opts.client,
       trusted: opts.trusted,
@@ -90,6 +102,7 @@ export class Substituter {
   async narInfo (hashPart: string, signal?: AbortSignal): Promise<NarInfo | undefined> {
     parseHashPart(hashPart)
     this.counters.narInfoRequests += 1
+    await this.firstPeer(signal)
     const info = await this.cache.get(
       hashPart,
       // A cached answer stands while a peer that offered it is still connected.
@@ -113,6 +126,7 @@ export class Substituter {
   async nar (hashPart: string, narHash: string, signal?: AbortSignal): Promise<NarDownload | undefined> {
     parseHashPart(hashPart)
     const hash = toNarHash(narHash)
+    await this.firstPeer(signal)
     let offer = this.connectedOffer(hashPart, hash)
     if (offer === undefined) {
       await lookupNarInfo(this.ctx, hashPart, { signal, wanted: info => info.narHash === hash, mayHave: this.mayHave(hashPart) })
@@ -121,6 +135,13 @@ export class Substituter {
     if (offer === undefined) return undefined
     const { narSize } = offer
     return { narSize, stream: this.track({ hashPart, narHash: hash, narSize, received: 0 }, signal) }
+  }
+
+  /** Returns once a peer is connected, or the startup grace is over, or `signal` aborts. */
+  private async firstPeer (signal?: AbortSignal): Promise<void> {
+    while (Date.now() < this.graceEnds && this.ctx.client.peers().length === 0 && signal?.aborted !== true) {
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
   }
 
   /** The NAR downloads in progress. */

@@ -132,6 +132,19 @@ describe('substituter narinfo lookup', () => {
     assert.ok(performance.now() - started < 100)
   })
 
+  it('just after start, waits for a first peer instead of answering absent, and no longer than the grace', async () => {
+    const info = signedBy((await makePath()).info)
+    const client = new FixturePeerClient(new Map())
+    const sub = new Substituter({ client, trusted, timeoutMs: 2000, startupGraceMs: 3000 })
+    setTimeout(() => { client.fixtures.set('late', { narInfo: answerAfter(0, found(info)) }) }, 300)
+    assert.notEqual(await sub.narInfo(HASH), undefined, 'the peer that connected 300 ms after the start was not asked')
+    const alone = new Substituter({ client: new FixturePeerClient(new Map()), trusted, timeoutMs: 2000, startupGraceMs: 400 })
+    const started = performance.now()
+    assert.equal(await alone.narInfo(HASH), undefined)
+    const waited = performance.now() - started
+    assert.ok(waited >= 300 && waited < 1500, `waited ${waited} ms for a grace of 400 ms`)
+  })
+
   it('gives up on a peer that never answers within the wait budget, and stops asking it', async () => {
     const { sub, client } = substituter({
       frozen: { narInfo: never() },
