@@ -5,13 +5,9 @@
  * from A's chroot store (the floor). Each copy goes into a fresh store; the three are
  * interleaved within each run.
  */
-import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
-import { NixEnv } from '../test/helpers/nix.js'
-import { BenchHost } from './host-client.js'
+import { closureSources } from './closure-sources.js'
 import { MiB, range, type Table } from './report.js'
-import { StaticCache } from './static-cache.js'
-import { closureExpr, generateKey, leafBytes, type ClosureShape } from './stores.js'
+import { leafBytes, type ClosureShape } from './stores.js'
 
 export interface ClosureCopyOptions extends ClosureShape {
   runs: number
@@ -19,37 +15,13 @@ export interface ClosureCopyOptions extends ClosureShape {
 }
 
 export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
-  const nix = await NixEnv.create('peerix-bench-closure-')
-  const hosts: BenchHost[] = []
-  let cache: StaticCache | undefined
+  const { nix, key, rootA, top, closure, staticUrl, shimUrl, stop } = await closureSources('peerix-bench-closure-', opts, opts.progress)
   try {
-    const key = await generateKey(nix, 'bench-a-1')
-    const rootA = nix.storeRoot('hostA')
-    opts.progress(`closure: building ${opts.leaves + opts.mids + 1} paths with nix-build`)
-    const [top] = await nix.build(rootA, closureExpr(opts, String(Date.now())))
-    const closure = await nix.closure(rootA, top)
-    await nix.run('nix', ['store', 'sign', '--store', rootA, '--key-file', key.secretFile, '-r', top])
     const dataBytes = Array.from({ length: opts.leaves }, (_, i) => leafBytes(opts, i)).reduce((s, x) => s + x, 0)
-
-    const cacheDir = join(nix.dir, 'static-cache')
-    await StaticCache.fill(nix, rootA, cacheDir, [top])
-    cache = await StaticCache.serve(cacheDir)
-
-    await mkdir(join(nix.dir, 'state-a'))
-    await mkdir(join(nix.dir, 'state-b'))
-    const common = ['--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--trusted-public-keys', key.publicKey]
-    const hostA = await BenchHost.spawn('A', nix.env)
-    hosts.push(hostA)
-    const a = await hostA.startDaemon([...common, '--state-dir', join(nix.dir, 'state-a'), '--store-root', rootA, '--signing-key-file', key.secretFile, '--serve', 'all'])
-    const hostB = await BenchHost.spawn('B', nix.env)
-    hosts.push(hostB)
-    const b = await hostB.startDaemon([...common, '--state-dir', join(nix.dir, 'state-b'), '--store-root', await nix.initStore('hostB'), '--peer', a.addrs[0]])
-    await hostB.waitForPeers(b.index, 1)
-
     const sources: Array<[string, string]> = [
       ['straight from A\'s chroot store (floor)', rootA],
-      ['static file:// cache, python3 -m http.server', cache.url],
-      ['peerix: B\'s shim, fetching from peer A', b.url]
+      ['static file:// cache, python3 -m http.server', staticUrl],
+      ['peerix: B\'s shim, fetching from peer A', shimUrl]
     ]
     const seconds = new Map<string, number[]>(sources.map(([name]) => [name, []]))
     let copies = 0
@@ -80,8 +52,6 @@ export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
       ]
     }
   } finally {
-    await cache?.stop()
-    await Promise.all(hosts.map(async h => { await h.stop() }))
-    await nix.cleanup()
+    await stop()
   }
 }

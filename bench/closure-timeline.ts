@@ -7,12 +7,8 @@
  * (default 30 leaves of 1.2–12 MB).
  */
 import { createServer, request, type Server } from 'node:http'
-import { mkdir, rm } from 'node:fs/promises'
-import { join } from 'node:path'
-import { NixEnv } from '../test/helpers/nix.js'
-import { BenchHost } from './host-client.js'
-import { StaticCache } from './static-cache.js'
-import { closureExpr, generateKey } from './stores.js'
+import { rm } from 'node:fs/promises'
+import { closureSources } from './closure-sources.js'
 import { compileHost } from './compile-host.js'
 
 interface Timed { kind: 'narinfo' | 'nar' | 'other', toHeaders: number, toEnd: number, line: string }
@@ -40,29 +36,10 @@ const leaves = Number(process.argv.slice(2).find(a => /^\d+$/.test(a)) ?? 30)
 const each = process.argv.includes('--each')
 const compiled = await compileHost()
 process.env.PEERIX_BENCH_HOST_JS = compiled.hostJs
-const nix = await NixEnv.create('peerix-bench-timeline-')
-const hosts: BenchHost[] = []
-let cache: StaticCache | undefined
+const { nix, key, top, staticUrl, shimUrl, stop } = await closureSources('peerix-bench-timeline-', { leaves, mids: 4, minLeafBytes: 1_200_000, maxLeafBytes: 12_000_000 })
 try {
-  const key = await generateKey(nix, 'timeline-a-1')
-  const rootA = nix.storeRoot('hostA')
-  const [top] = await nix.build(rootA, closureExpr({ leaves, mids: 4, minLeafBytes: 1_200_000, maxLeafBytes: 12_000_000 }, String(Date.now())))
-  await nix.run('nix', ['store', 'sign', '--store', rootA, '--key-file', key.secretFile, '-r', top])
-  const cacheDir = join(nix.dir, 'static-cache')
-  await StaticCache.fill(nix, rootA, cacheDir, [top])
-  cache = await StaticCache.serve(cacheDir)
-  await mkdir(join(nix.dir, 'state-a'))
-  await mkdir(join(nix.dir, 'state-b'))
-  const common = ['--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--trusted-public-keys', key.publicKey]
-  const hostA = await BenchHost.spawn('A', nix.env)
-  hosts.push(hostA)
-  const a = await hostA.startDaemon([...common, '--state-dir', join(nix.dir, 'state-a'), '--store-root', rootA, '--signing-key-file', key.secretFile, '--serve', 'all'])
-  const hostB = await BenchHost.spawn('B', nix.env)
-  hosts.push(hostB)
-  const b = await hostB.startDaemon([...common, '--state-dir', join(nix.dir, 'state-b'), '--store-root', await nix.initStore('hostB'), '--peer', a.addrs[0]])
-  await hostB.waitForPeers(b.index, 1)
   let copies = 0
-  for (const [name, target] of [['static cache', cache.url], ['peerix', b.url], ['static cache', cache.url], ['peerix', b.url]]) {
+  for (const [name, target] of [['static cache', staticUrl], ['peerix', shimUrl], ['static cache', staticUrl], ['peerix', shimUrl]]) {
     const log: Timed[] = []
     const proxy = loggingProxy(target, log)
     await new Promise<void>(resolve => proxy.listen(0, '127.0.0.1', resolve))
@@ -78,8 +55,6 @@ try {
     if (each) console.log(log.map(t => `  ${t.line}`).join('\n'))
   }
 } finally {
-  await cache?.stop()
-  await Promise.all(hosts.map(async h => { await h.stop() }))
-  await nix.cleanup()
+  await stop()
   await rm(compiled.dir, { recursive: true, force: true })
 }

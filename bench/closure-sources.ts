@@ -1,0 +1,64 @@
+/**
+ * What the closure benchmarks copy from: a closure built and signed in A's chroot store, and
+ * two servers of it, a static cache (`python3 -m http.server`) and B's shim with A as its only
+ * peer (each daemon in a host process of its own).
+ */
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { NixEnv } from '../test/helpers/nix.js'
+import { BenchHost } from './host-client.js'
+import { StaticCache } from './static-cache.js'
+import { closureExpr, generateKey, type ClosureShape, type KeyPair } from './stores.js'
+
+export interface ClosureSources {
+  nix: NixEnv
+  key: KeyPair
+  /** A's chroot store, which holds the closure. */
+  rootA: string
+  /** The closure's top path, and the whole closure. */
+  top: string
+  closure: string[]
+  /** The static cache's URL and B's shim URL. */
+  staticUrl: string
+  shimUrl: string
+  /** Stops the servers and removes every file. */
+  stop: () => Promise<void>
+}
+
+export async function closureSources (prefix: string, shape: ClosureShape, progress: (line: string) => void = () => {}): Promise<ClosureSources> {
+  const nix = await NixEnv.create(prefix)
+  const hosts: BenchHost[] = []
+  let cache: StaticCache | undefined
+  const stop = async (): Promise<void> => {
+    await cache?.stop()
+    await Promise.all(hosts.map(async h => { await h.stop() }))
+    await nix.cleanup()
+  }
+  try {
+    const key = await generateKey(nix, 'bench-a-1')
+    const rootA = nix.storeRoot('hostA')
+    progress(`closure: building ${shape.leaves + shape.mids + 1} paths with nix-build`)
+    const [top] = await nix.build(rootA, closureExpr(shape, String(Date.now())))
+    const closure = await nix.closure(rootA, top)
+    await nix.run('nix', ['store', 'sign', '--store', rootA, '--key-file', key.secretFile, '-r', top])
+
+    const cacheDir = join(nix.dir, 'static-cache')
+    await StaticCache.fill(nix, rootA, cacheDir, [top])
+    cache = await StaticCache.serve(cacheDir)
+
+    await mkdir(join(nix.dir, 'state-a'))
+    await mkdir(join(nix.dir, 'state-b'))
+    const common = ['--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--trusted-public-keys', key.publicKey]
+    const hostA = await BenchHost.spawn('A', nix.env)
+    hosts.push(hostA)
+    const a = await hostA.startDaemon([...common, '--state-dir', join(nix.dir, 'state-a'), '--store-root', rootA, '--signing-key-file', key.secretFile, '--serve', 'all'])
+    const hostB = await BenchHost.spawn('B', nix.env)
+    hosts.push(hostB)
+    const b = await hostB.startDaemon([...common, '--state-dir', join(nix.dir, 'state-b'), '--store-root', await nix.initStore('hostB'), '--peer', a.addrs[0]])
+    await hostB.waitForPeers(b.index, 1)
+    return { nix, key, rootA, top, closure, staticUrl: cache.url, shimUrl: b.url, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
