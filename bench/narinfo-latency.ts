@@ -20,6 +20,14 @@ export interface NarinfoLatencyOptions {
   peerCounts: number[]
   /** Hits (distinct paths) and misses (random hashes) asked per measurement. */
   requests: number
+  /**
+   * Measure every row once, unrecorded, before the recorded runs. All shims of a run share one
+   * host process and the peers another, so without it the first row measured V8 compiling the
+   * code paths that a daemon running for a while has long optimised: whichever peer count came
+   * first was the slowest row (measured: in the order 1, 4, 16 peers, hit p50 3.17, 1.78,
+   * 1.43 ms; in the order 16, 4, 1, 3.39, 1.44, 1.29 ms).
+   */
+  warmUpRun: boolean
   runs: number
   progress: (line: string) => void
 }
@@ -33,6 +41,8 @@ const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz'
  * that has been running for a while has long done; 20 left the first row 2–3 × slower.
  */
 const WARM_UP = 100
+/** How often the warm-up run asks for the warm-up paths per row. */
+const WARM_UP_RUN_ROUNDS = 5
 const SETTLE_MS = 1000
 /** The daemon as it runs by default (peer index on), and asking every peer every time. */
 const SHIM_VARIANTS = [{ name: 'index', flags: [] }, { name: 'no-index', flags: ['--no-index'] }]
@@ -53,6 +63,11 @@ async function measure (client: HttpClient, baseUrl: string, hitHashes: string[]
     else out.errors++
   }
   return out
+}
+
+/** The warm-up run's requests for one row: the warm-up paths (not the measured ones), many times over. */
+async function warmUp (client: HttpClient, baseUrl: string, warmHashes: string[]): Promise<void> {
+  for (let i = 0; i < WARM_UP_RUN_ROUNDS; i++) await measure(client, baseUrl, warmHashes)
 }
 
 export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Table> {
@@ -92,7 +107,8 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
 
     const results = new Map<string, Latencies[]>()
     const record = (name: string, l: Latencies): void => { results.set(name, [...(results.get(name) ?? []), l]) }
-    for (let run = 0; run < opts.runs; run++) {
+    for (let run = opts.warmUpRun ? -1 : 0; run < opts.runs; run++) {
+      const keep = run >= 0
       for (const n of opts.peerCounts) {
         for (const variant of SHIM_VARIANTS) {
           const state = join(nix.dir, `state-shim-${run}-${n}-${variant.name}`)
@@ -106,13 +122,15 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
           // let the daemons finish what they do on connect (identify, summaries of their stores)
           await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
           await measure(client, shim.url, warmHashes)
-          opts.progress(`narinfo: run ${run + 1}/${opts.runs}, ${n} peer(s), ${variant.name}`)
-          record(`peerix shim${variant.flags.map(f => ` ${f}`).join('')}, ${n} peer${n === 1 ? '' : 's'}`, await measure(client, shim.url, hitHashes))
+          opts.progress(`narinfo: ${keep ? `run ${run + 1}/${opts.runs}` : 'warm-up run'}, ${n} peer(s), ${variant.name}`)
+          if (keep) record(`peerix shim${variant.flags.map(f => ` ${f}`).join('')}, ${n} peer${n === 1 ? '' : 's'}`, await measure(client, shim.url, hitHashes))
+          else await warmUp(client, shim.url, warmHashes)
           await shimHost.stopDaemon(shim.index)
         }
       }
       await measure(client, cache.url, warmHashes)
-      record('static file:// cache, python3 -m http.server', await measure(client, cache.url, hitHashes))
+      if (keep) record('static file:// cache, python3 -m http.server', await measure(client, cache.url, hitHashes))
+      else await warmUp(client, cache.url, warmHashes)
     }
 
     const rows = [...results].map(([name, runs]) => [
@@ -129,7 +147,7 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
       columns: ['server', 'hit p50', 'hit p99', 'miss p50', 'miss p99', 'errors'],
       rows,
       notes: [
-        `${opts.requests} hits (distinct paths) and ${opts.requests} misses (random hashes) per run, alternating, one kept-alive connection, after ${WARM_UP} of each to warm up; ${opts.runs} run(s), ranges over runs.`,
+        `${opts.requests} hits (distinct paths) and ${opts.requests} misses (random hashes) per run, alternating, one kept-alive connection, after ${WARM_UP} of each to warm up; ${opts.runs} run(s), ranges over runs${opts.warmUpRun ? `, after a warm-up run that asks each row ${WARM_UP_RUN_ROUNDS} × ${WARM_UP} of each (all shims share one process, and the first row would otherwise measure V8 compiling their code)` : ''}.`,
         'A hit is on one peer (#0); the other peers have empty stores. All peers are daemons in one process; the shim is a daemon in another, started afresh for each row and run, measured 1 s after it is connected to all its peers.',
         '`--no-index`: the shim does not use the peers\' summaries (/peerix/index/1) and asks every peer for every narinfo.',
         'The original Peerix waits its full 50 ms UDP timeout on every miss (its design), so that row is a reference figure, not a measurement.',

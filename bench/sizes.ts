@@ -7,7 +7,7 @@ export type BenchName = typeof BENCH_NAMES[number]
 
 export interface BenchSizes {
   runs: number
-  narinfo: { peerCounts: number[], requests: number }
+  narinfo: { peerCounts: number[], requests: number, warmUpRun: boolean }
   nar: { narBytes: number, chunkSweepBytes: number, chunkSizes: number[] }
   closure: ClosureShape
 }
@@ -16,13 +16,13 @@ export function benchSizes (quick: boolean, runs?: string): BenchSizes {
   const sizes: BenchSizes = quick
     ? {
         runs: 1,
-        narinfo: { peerCounts: [1, 4], requests: 20 },
+        narinfo: { peerCounts: [1, 4], requests: 20, warmUpRun: false },
         nar: { narBytes: 8 * MiB, chunkSweepBytes: 4 * MiB, chunkSizes: [64 * 1024, 256 * 1024] },
         closure: { leaves: 6, mids: 2, minLeafBytes: 100_000, maxLeafBytes: 400_000 }
       }
     : {
         runs: 3,
-        narinfo: { peerCounts: [1, 4, 16], requests: 500 },
+        narinfo: { peerCounts: [1, 4, 16], requests: 500, warmUpRun: true },
         nar: { narBytes: 1024 * MiB, chunkSweepBytes: 256 * MiB, chunkSizes: [64 * 1024, 256 * 1024, 1024 * 1024] },
         closure: { leaves: 290, mids: 10, minLeafBytes: 1_200_000, maxLeafBytes: 12_000_000 }
       }
