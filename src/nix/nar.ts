@@ -5,13 +5,20 @@
  * consumer pulls. A transfer can resume mid-NAR (`offset`): positions follow from lstat sizes,
  * so whole files before the offset are skipped without being opened.
  *
+ * Metadata calls (lstat, readdir, readlink, open, fstat) are synchronous: each takes
+ * microseconds on a local store, while the async ones each wait for a turn in libuv's thread
+ * pool, which the reads of other transfers keep busy; a NAR of one file cost four such waits
+ * before its first byte. File contents are still read asynchronously.
+ *
  * The format: every token is a string of an 8-byte little-endian length, the bytes and zero
  * padding to a multiple of 8. A node is `( type regular [executable ""] contents <data> )`,
  * `( type symlink target <target> )` or `( type directory (entry ( name <n> node <node> ))* )`
  * with entries in byte-wise order of their names, the whole prefixed by `nix-archive-1`.
  */
-import { constants, type Stats } from 'node:fs'
-import { lstat, open, readdir, readlink } from 'node:fs/promises'
+import { closeSync, constants, fstatSync, lstatSync, openSync, read, readdirSync, readlinkSync, type Stats } from 'node:fs'
+import { promisify } from 'node:util'
+
+const readAt = promisify(read)
 
 /**
  * Output chunk size. Measured with `npx tsx bench/nar-writer.ts` (NAR of a 256 MiB file from the
@@ -102,24 +109,25 @@ class ChunkedOutput {
     if (this.skip >= size) { this.skip -= size; return }
     let position = this.skip
     this.skip = 0
-    const file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW)
     try {
-      const opened = await file.stat()
+      const opened = fstatSync(fd)
       if (opened.ino !== stat.ino || opened.dev !== stat.dev) throw new NarError(`${path.toString()} was replaced while being archived`)
       if (opened.size !== size) throw new NarError(`${path.toString()} changed size while being archived (${size} → ${opened.size} bytes)`)
       while (position < size) {
         signal?.throwIfAborted()
         const want = Math.min(size - position, this.chunkSize - this.filled)
-        const { bytesRead } = await file.read(this.chunk, this.filled, want, position)
+        const { bytesRead } = await readAt(fd, this.chunk, this.filled, want, position)
         if (bytesRead === 0) throw new NarError(`${path.toString()} shrank while being archived (expected ${size} bytes, ended at ${position})`)
         this.filled += bytesRead
         position += bytesRead
         if (this.filled === this.chunkSize) yield this.take()
       }
-      const after = await file.stat()
+      const after = fstatSync(fd)
       if (after.size !== size) throw new NarError(`${path.toString()} changed size while being archived (${size} → ${after.size} bytes)`)
     } finally {
-      await file.close()
+      // an async generator cannot be closed while it awaits a read, so none is in flight here
+      closeSync(fd)
     }
   }
 
@@ -145,17 +153,17 @@ async function * narPieces (path: Buffer, signal?: AbortSignal): AsyncGenerator<
 
 async function * nodePieces (path: Buffer, signal?: AbortSignal): AsyncGenerator<Piece> {
   signal?.throwIfAborted()
-  const stat = await lstat(path)
+  const stat = lstatSync(path)
   if (stat.isFile()) {
     yield Buffer.concat([(stat.mode & 0o100) !== 0 ? EXECUTABLE_OPEN : REGULAR_OPEN, u64(stat.size)])
     yield { path, stat }
     yield Buffer.concat([ZEROS.subarray(0, padding(stat.size)), CLOSE])
   } else if (stat.isSymbolicLink()) {
-    yield Buffer.concat([SYMLINK_OPEN, token(await readlink(path, { encoding: 'buffer' })), CLOSE])
+    yield Buffer.concat([SYMLINK_OPEN, token(readlinkSync(path, { encoding: 'buffer' })), CLOSE])
   } else if (stat.isDirectory()) {
     yield DIRECTORY_OPEN
     // Nix keeps entries in a std::map<std::string, …>: byte-wise order, which Buffer.compare gives.
-    const names = (await readdir(path, { encoding: 'buffer' })).sort(Buffer.compare)
+    const names = readdirSync(path, { encoding: 'buffer' }).sort(Buffer.compare)
     for (const name of names) {
       yield Buffer.concat([ENTRY_OPEN, token(name), NODE])
       yield * nodePieces(Buffer.concat([path, SLASH, name]), signal)
