@@ -7,6 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { DAEMON_NODE_FLAGS } from '../src/daemon/node-flags.js'
 import type { HostReply, HostRequest, StartedDaemon, Transfer } from './host-protocol.js'
+import type { Latencies } from './narinfo-requests.js'
 
 const HOST = fileURLToPath(new URL('./host.ts', import.meta.url))
 const LOG_TAIL = 40
@@ -76,6 +77,7 @@ export class BenchHost {
   async pullNar (daemon: number, peer: string, hashPart: string, narHash: string): Promise<Transfer> { return await this.call({ op: 'pull-nar', daemon, peer, hashPart, narHash }) }
   async tcpListen (): Promise<number> { return await this.call({ op: 'tcp-listen' }) }
   async pullTcp (port: number, bytes: number): Promise<Transfer> { return await this.call({ op: 'pull-tcp', port, bytes }) }
+  async narinfoLatencies (baseUrl: string, hashes: string[], rounds = 1): Promise<Latencies> { return await this.call({ op: 'narinfo-latencies', baseUrl, hashes, rounds }) }
 
   /** Waits until daemon #daemon is connected to at least `count` peers. */
   async waitForPeers (daemon: number, count: number, timeoutMs = 60_000): Promise<void> {

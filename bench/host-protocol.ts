@@ -15,6 +15,8 @@ export type HostRequest = { id: number } & (
   /** Listens on loopback TCP for `pull-tcp`; the value is the port. */
   | { op: 'tcp-listen' }
   | { op: 'pull-tcp', port: number, bytes: number }
+  /** Times a narinfo hit (each of `hashes`) and a miss in turn, `rounds` times over, at `baseUrl`. */
+  | { op: 'narinfo-latencies', baseUrl: string, hashes: string[], rounds: number }
 )
 
 export type HostReply = { id: number } & ({ ok: true, value: unknown } | { ok: false, error: string })

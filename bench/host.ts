@@ -12,6 +12,7 @@ import { startDaemon, type Daemon } from '../src/daemon/index.js'
 import { createLogger } from '../src/log.js'
 import { handleBenchProtocols, pullBytes, pullNarChunks } from './p2p-transfers.js'
 import { listenTcpSource, pullTcp } from './tcp-transfer.js'
+import { narinfoLatencies } from './narinfo-requests.js'
 import type { HostReply, HostRequest } from './host-protocol.js'
 
 const daemons: Daemon[] = []
@@ -70,6 +71,8 @@ async function answer (req: HostRequest): Promise<unknown> {
     }
     case 'pull-tcp':
       return await pullTcp(req.port, req.bytes)
+    case 'narinfo-latencies':
+      return await narinfoLatencies(req.baseUrl, req.hashes, req.rounds)
   }
 }
 

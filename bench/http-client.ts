@@ -1,4 +1,5 @@
 /** The benchmark's HTTP client: timed GETs over one kept-alive connection, bodies discarded. */
+import { execFile } from 'node:child_process'
 import { Agent, request } from 'node:http'
 
 export interface Response { status: number, body: string, ms: number, bytes: number }
@@ -33,4 +34,27 @@ export class HttpClient {
   close (): void {
     this.agent.destroy()
   }
+}
+
+export interface Download { status: number, bytes: number, seconds: number, cpuSeconds: number }
+
+/**
+ * GETs `url` with curl to /dev/null, as Nix fetches NARs (through libcurl): a Node client in
+ * the benchmark's own process would take CPU from the daemons on a 2-core machine (measured:
+ * a 512 MiB NAR through the shim at 142–251 MiB/s read by Node, 197–291 MiB/s by curl).
+ * `seconds` is curl's own transfer time, `cpuSeconds` curl's user + system time.
+ */
+export async function curlDownload (url: string): Promise<Download> {
+  const script = 'curl -sS -o /dev/null -w "%{http_code} %{size_download} %{time_total}\\n" "$1" && times'
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile('bash', ['-c', script, 'curl-download', url], (err, out, stderr) => {
+      if (err != null) reject(new Error(`curl ${url}: ${stderr.trim() || err.message}`))
+      else resolve(out)
+    })
+  })
+  // curl's line, then `times`: the shell's user/system time, then its children's (curl's)
+  const [result, , children] = stdout.trim().split('\n')
+  const [status, bytes, seconds] = result.split(' ').map(Number)
+  const cpu = [...(children ?? '').matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, m) => sum + Number(m[1]) * 60 + Number(m[2]), 0)
+  return { status, bytes, seconds, cpuSeconds: cpu }
 }

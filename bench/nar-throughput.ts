@@ -1,6 +1,6 @@
 /**
  * Benchmark 2: one big NAR from daemon A to daemon B (two host processes on loopback, B has A
- * as a static peer), layer by layer: through B's shim to an HTTP client (what Nix gets), over
+ * as a static peer), layer by layer: through B's shim to curl (what Nix gets, through libcurl), over
  * /peerix/nar/1 alone (no HTTP, no verification), the bare libp2p stream between the same two
  * nodes (bytes from memory), and raw TCP between the same two processes. Also the peak RSS of
  * both daemons while the shim streams, and a sweep of the NAR writer chunk × send chunk over
@@ -8,7 +8,7 @@
  */
 import { DEFAULT_CHUNK_SIZE } from '../src/nix/nar.js'
 import { SEND_CHUNK_BYTES } from '../src/p2p/nar/constants.js'
-import { HttpClient } from './http-client.js'
+import { curlDownload } from './http-client.js'
 import { MiB, range, type Table } from './report.js'
 import { startNarPair } from './nar-pair.js'
 import type { Transfer } from './host-protocol.js'
@@ -33,18 +33,17 @@ function mibPerSecond (t: Transfer, expected: number): number {
 export async function narThroughput (opts: NarThroughputOptions): Promise<Table[]> {
   const pair = await startNarPair(opts.narBytes, opts.chunkSweepBytes, opts.progress)
   const { hostA, hostB, a, b, idle, narUrl, narHash, narSize } = pair
-  const client = new HttpClient()
   try {
     const tcpPort = await hostA.tcpListen()
 
     const rates: Record<Layer, number[]> = { shim: [], service: [], bare: [], tcp: [] }
     const cpu: Record<Layer, number[]> = { shim: [], service: [], bare: [], tcp: [] }
-    /** Runs one transfer, noting its rate and the CPU seconds per GiB all three processes used. */
-    const timed = async (layer: Layer, transfer: () => Promise<Transfer>): Promise<void> => {
-      const before = [await hostA.cpuSeconds(), await hostB.cpuSeconds(), process.cpuUsage()] as const
-      rates[layer].push(mibPerSecond(await transfer(), narSize))
-      const client = process.cpuUsage(before[2])
-      const used = (await hostA.cpuSeconds() - before[0]) + (await hostB.cpuSeconds() - before[1]) + (client.user + client.system) / 1e6
+    /** Runs one transfer, noting its rate and the CPU seconds per GiB both daemons and the client (curl, if any) used. */
+    const timed = async (layer: Layer, transfer: () => Promise<Transfer & { clientCpuSeconds?: number }>): Promise<void> => {
+      const before = [await hostA.cpuSeconds(), await hostB.cpuSeconds()] as const
+      const done = await transfer()
+      rates[layer].push(mibPerSecond(done, narSize))
+      const used = (await hostA.cpuSeconds() - before[0]) + (await hostB.cpuSeconds() - before[1]) + (done.clientCpuSeconds ?? 0)
       cpu[layer].push(used / (narSize / GiB))
     }
     const peaks = { a: [] as number[], b: [] as number[] }
@@ -53,9 +52,9 @@ export async function narThroughput (opts: NarThroughputOptions): Promise<Table[
       await hostA.resetPeak()
       await hostB.resetPeak()
       await timed('shim', async () => {
-        const viaShim = await client.get(`${b.url}/${narUrl}`, false)
+        const viaShim = await curlDownload(`${b.url}/${narUrl}`)
         if (viaShim.status !== 200) throw new Error(`the shim answered ${viaShim.status} for ${narUrl}`)
-        return { bytes: viaShim.bytes, seconds: viaShim.ms / 1000 }
+        return { bytes: viaShim.bytes, seconds: viaShim.seconds, clientCpuSeconds: viaShim.cpuSeconds }
       })
       peaks.a.push((await hostA.memory()).peakMB)
       peaks.b.push((await hostB.memory()).peakMB)
@@ -86,15 +85,15 @@ export async function narThroughput (opts: NarThroughputOptions): Promise<Table[
     const sizeMiB = (narSize / MiB).toFixed(0)
     return [{
       title: `NAR throughput, ${sizeMiB} MiB path, A → B on loopback (MiB/s)`,
-      columns: ['layer', 'MiB/s', '× bare stream (mean)', 'CPU s per GiB (A + B + client)'],
+      columns: ['layer', 'MiB/s', '× bare stream (mean)', 'CPU s per GiB (A + B + curl)'],
       rows: [
-        layer('through B\'s shim (HTTP client reads, discards)', 'shim'),
+        layer('through B\'s shim (curl reads, discards, as Nix\'s libcurl)', 'shim'),
         layer('/peerix/nar/1 alone (B reads, no verification)', 'service'),
         layer('bare libp2p stream, same connection (bytes from memory)', 'bare'),
         layer('raw TCP between the same two processes', 'tcp')
       ],
       notes: [
-        `${opts.runs} run(s) per layer, interleaved; ranges over runs. CPU: user + system time of both daemon processes and the benchmark process (the HTTP client) during the transfer — on a loaded 2-core machine throughput follows from it.`,
+        `${opts.runs} run(s) per layer, interleaved; ranges over runs. CPU: user + system time of both daemon processes during the transfer, plus curl's through the shim — on a loaded 2-core machine throughput follows from it.`,
         `Peak RSS (VmHWM, reset before each shim transfer) while the shim streams: A ${range(peaks.a, 0)} MB, B ${range(peaks.b, 0)} MB; idle before: A ${idle.a.rssMB.toFixed(0)} MB, B ${idle.b.rssMB.toFixed(0)} MB. Under tsx (--quick, --tsx) each process carries ~55 MB more.`,
         `NAR writer chunk ${DEFAULT_CHUNK_SIZE / KiB} KiB, send chunk ${SEND_CHUNK_BYTES / KiB} KiB (the daemon's defaults).`
       ]
@@ -105,7 +104,6 @@ export async function narThroughput (opts: NarThroughputOptions): Promise<Table[
       notes: ['The /peerix/nar/1 sending loop (NAR writer, pieces gathered into writes of at least the send chunk, back-pressure) on a bench protocol that takes both sizes per request; B reads and discards.']
     }]
   } finally {
-    client.close()
     await pair.stop()
   }
 }

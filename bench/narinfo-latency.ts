@@ -5,16 +5,15 @@
  * empty store, so a hit is on one peer and a miss on none. The shim under test is a daemon in
  * its own process, restarted for each peer count so no answer is cached from a previous one.
  */
-import { randomInt } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv } from '../test/helpers/nix.js'
 import { BenchHost } from './host-client.js'
-import { HttpClient } from './http-client.js'
 import { percentile, range, type Table } from './report.js'
 import { StaticCache } from './static-cache.js'
 import { addSmallPaths, generateKey, hashPart } from './stores.js'
 import type { StartedDaemon } from './host-protocol.js'
+import type { Latencies } from './narinfo-requests.js'
 
 export interface NarinfoLatencyOptions {
   peerCounts: number[]
@@ -32,9 +31,6 @@ export interface NarinfoLatencyOptions {
   progress: (line: string) => void
 }
 
-interface Latencies { hits: number[], misses: number[], errors: number }
-
-const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz'
 /**
  * Requests of each kind before measuring: the first rows would otherwise also measure V8
  * compiling the shim's code paths (all shims of a run share one host process), which a daemon
@@ -47,34 +43,10 @@ const SETTLE_MS = 1000
 /** The daemon as it runs by default (peer index on), and asking every peer every time. */
 const SHIM_VARIANTS = [{ name: 'index', flags: [] }, { name: 'no-index', flags: ['--no-index'] }]
 
-function randomHashPart (): string {
-  return Array.from({ length: 32 }, () => NIX32[randomInt(32)]).join('')
-}
-
-/** Alternates a hit and a miss; a hit must be 200 and a miss 404, else it counts as an error. */
-async function measure (client: HttpClient, baseUrl: string, hitHashes: string[]): Promise<Latencies> {
-  const out: Latencies = { hits: [], misses: [], errors: 0 }
-  for (const hit of hitHashes) {
-    const h = await client.get(`${baseUrl}/${hit}.narinfo`)
-    if (h.status === 200) out.hits.push(h.ms)
-    else out.errors++
-    const m = await client.get(`${baseUrl}/${randomHashPart()}.narinfo`)
-    if (m.status === 404) out.misses.push(m.ms)
-    else out.errors++
-  }
-  return out
-}
-
-/** The warm-up run's requests for one row: the warm-up paths (not the measured ones), many times over. */
-async function warmUp (client: HttpClient, baseUrl: string, warmHashes: string[]): Promise<void> {
-  for (let i = 0; i < WARM_UP_RUN_ROUNDS; i++) await measure(client, baseUrl, warmHashes)
-}
-
 export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Table> {
   const nix = await NixEnv.create('peerix-bench-narinfo-')
   const hosts: BenchHost[] = []
   let cache: StaticCache | undefined
-  const client = new HttpClient()
   try {
     const key = await generateKey(nix, 'bench-peers-1')
     const hitsRoot = await nix.initStore('hits')
@@ -103,6 +75,8 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
     }
     const shimHost = await BenchHost.spawn('shim', nix.env)
     hosts.push(shimHost)
+    const client = await BenchHost.spawn('client', nix.env)
+    hosts.push(client)
     const shimRoot = await nix.initStore('shim')
 
     const results = new Map<string, Latencies[]>()
@@ -121,16 +95,14 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
           await shimHost.waitForPeers(shim.index, n)
           // let the daemons finish what they do on connect (identify, summaries of their stores)
           await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
-          await measure(client, shim.url, warmHashes)
+          await client.narinfoLatencies(shim.url, warmHashes, keep ? 1 : WARM_UP_RUN_ROUNDS)
           opts.progress(`narinfo: ${keep ? `run ${run + 1}/${opts.runs}` : 'warm-up run'}, ${n} peer(s), ${variant.name}`)
-          if (keep) record(`peerix shim${variant.flags.map(f => ` ${f}`).join('')}, ${n} peer${n === 1 ? '' : 's'}`, await measure(client, shim.url, hitHashes))
-          else await warmUp(client, shim.url, warmHashes)
+          if (keep) record(`peerix shim${variant.flags.map(f => ` ${f}`).join('')}, ${n} peer${n === 1 ? '' : 's'}`, await client.narinfoLatencies(shim.url, hitHashes))
           await shimHost.stopDaemon(shim.index)
         }
       }
-      await measure(client, cache.url, warmHashes)
-      if (keep) record('static file:// cache, python3 -m http.server', await measure(client, cache.url, hitHashes))
-      else await warmUp(client, cache.url, warmHashes)
+      await client.narinfoLatencies(cache.url, warmHashes, keep ? 1 : WARM_UP_RUN_ROUNDS)
+      if (keep) record('static file:// cache, python3 -m http.server', await client.narinfoLatencies(cache.url, hitHashes))
     }
 
     const rows = [...results].map(([name, runs]) => [
@@ -147,7 +119,7 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
       columns: ['server', 'hit p50', 'hit p99', 'miss p50', 'miss p99', 'errors'],
       rows,
       notes: [
-        `${opts.requests} hits (distinct paths) and ${opts.requests} misses (random hashes) per run, alternating, one kept-alive connection, after ${WARM_UP} of each to warm up; ${opts.runs} run(s), ranges over runs${opts.warmUpRun ? `, after a warm-up run that asks each row ${WARM_UP_RUN_ROUNDS} × ${WARM_UP} of each (all shims share one process, and the first row would otherwise measure V8 compiling their code)` : ''}.`,
+        `${opts.requests} hits (distinct paths) and ${opts.requests} misses (random hashes) per run, alternating, one kept-alive connection from a client in a process of its own, after ${WARM_UP} of each to warm up; ${opts.runs} run(s), ranges over runs${opts.warmUpRun ? `, after a warm-up run that asks each row ${WARM_UP_RUN_ROUNDS} × ${WARM_UP} of each (all shims share one process, and the first row would otherwise measure V8 compiling their code)` : ''}.`,
         'A hit is on one peer (#0); the other peers have empty stores. All peers are daemons in one process; the shim is a daemon in another, started afresh for each row and run, measured 1 s after it is connected to all its peers.',
         '`--no-index`: the shim does not use the peers\' summaries (/peerix/index/1) and asks every peer for every narinfo.',
         'The original Peerix waits its full 50 ms UDP timeout on every miss (its design), so that row is a reference figure, not a measurement.',
@@ -155,7 +127,6 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
       ]
     }
   } finally {
-    client.close()
     await cache?.stop()
     await Promise.all(hosts.map(async h => { await h.stop() }))
     await nix.cleanup()

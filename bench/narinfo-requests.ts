@@ -1,0 +1,36 @@
+/**
+ * The narinfo benchmark's requests: a hit and a miss in turn over one kept-alive connection,
+ * each timed. Runs in a host process of its own (op `narinfo-latencies`), not in the
+ * benchmark's process, whose other work (tsx, the hosts' IPC) would land in the tails.
+ */
+import { randomInt } from 'node:crypto'
+import { HttpClient } from './http-client.js'
+
+export interface Latencies { hits: number[], misses: number[], errors: number }
+
+const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz'
+
+function randomHashPart (): string {
+  return Array.from({ length: 32 }, () => NIX32[randomInt(32)]).join('')
+}
+
+/** Alternates a hit and a miss, `rounds` times over; a hit must be 200 and a miss 404, else it counts as an error. */
+export async function narinfoLatencies (baseUrl: string, hitHashes: string[], rounds = 1): Promise<Latencies> {
+  const out: Latencies = { hits: [], misses: [], errors: 0 }
+  const client = new HttpClient()
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const hit of hitHashes) {
+        const h = await client.get(`${baseUrl}/${hit}.narinfo`)
+        if (h.status === 200) out.hits.push(h.ms)
+        else out.errors++
+        const m = await client.get(`${baseUrl}/${randomHashPart()}.narinfo`)
+        if (m.status === 404) out.misses.push(m.ms)
+        else out.errors++
+      }
+    }
+  } finally {
+    client.close()
+  }
+  return out
+}
