@@ -16,7 +16,9 @@ export type HostRequest = { id: number } & (
   | { op: 'tcp-listen' }
   | { op: 'pull-tcp', port: number, bytes: number }
   /** Times a narinfo hit (each of `hashes`) and a miss in turn, `rounds` times over, at `baseUrl`. */
-  | { op: 'narinfo-latencies', baseUrl: string, hashes: string[], rounds: number }
+  | { op: 'narinfo-latencies', baseUrl: string, hashes: string[], rounds: number, missesOnly: boolean }
+  /** Listens on loopback HTTP, answering 404 to everything; the value is the base URL. */
+  | { op: 'absent-http' }
 )
 
 export type HostReply = { id: number } & ({ ok: true, value: unknown } | { ok: false, error: string })

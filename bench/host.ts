@@ -12,7 +12,7 @@ import { startDaemon, type Daemon } from '../src/daemon/index.js'
 import { createLogger } from '../src/log.js'
 import { handleBenchProtocols, pullBytes, pullNarChunks } from './p2p-transfers.js'
 import { listenTcpSource, pullTcp } from './tcp-transfer.js'
-import { narinfoLatencies } from './narinfo-requests.js'
+import { listenAbsentServer, narinfoLatencies } from './narinfo-requests.js'
 import type { HostReply, HostRequest } from './host-protocol.js'
 
 const daemons: Daemon[] = []
@@ -72,7 +72,12 @@ async function answer (req: HostRequest): Promise<unknown> {
     case 'pull-tcp':
       return await pullTcp(req.port, req.bytes)
     case 'narinfo-latencies':
-      return await narinfoLatencies(req.baseUrl, req.hashes, req.rounds)
+      return await narinfoLatencies(req.baseUrl, req.hashes, req.rounds, req.missesOnly)
+    case 'absent-http': {
+      const server = await listenAbsentServer()
+      tcpServers.push(server)
+      return server.url
+    }
   }
 }
 

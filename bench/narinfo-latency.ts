@@ -40,6 +40,7 @@ const WARM_UP = 100
 /** How often the warm-up run asks for the warm-up paths per row. */
 const WARM_UP_RUN_ROUNDS = 5
 const SETTLE_MS = 1000
+const ABSENT_ROW = 'floor: a Node HTTP server that answers 404 at once (in the shim\'s process)'
 /** The daemon as it runs by default (peer index on), and asking every peer every time. */
 const SHIM_VARIANTS = [{ name: 'index', flags: [] }, { name: 'no-index', flags: ['--no-index'] }]
 
@@ -78,6 +79,7 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
     const client = await BenchHost.spawn('client', nix.env)
     hosts.push(client)
     const shimRoot = await nix.initStore('shim')
+    const absentUrl = await shimHost.absentHttp()
 
     const results = new Map<string, Latencies[]>()
     const record = (name: string, l: Latencies): void => { results.set(name, [...(results.get(name) ?? []), l]) }
@@ -101,14 +103,16 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
           await shimHost.stopDaemon(shim.index)
         }
       }
+      await client.narinfoLatencies(absentUrl, warmHashes, keep ? 1 : WARM_UP_RUN_ROUNDS, true)
+      if (keep) record(ABSENT_ROW, await client.narinfoLatencies(absentUrl, hitHashes, 1, true))
       await client.narinfoLatencies(cache.url, warmHashes, keep ? 1 : WARM_UP_RUN_ROUNDS)
       if (keep) record('static file:// cache, python3 -m http.server', await client.narinfoLatencies(cache.url, hitHashes))
     }
 
     const rows = [...results].map(([name, runs]) => [
       name,
-      range(runs.map(r => percentile(r.hits, 50)), 2),
-      range(runs.map(r => percentile(r.hits, 99)), 2),
+      name === ABSENT_ROW ? '—' : range(runs.map(r => percentile(r.hits, 50)), 2),
+      name === ABSENT_ROW ? '—' : range(runs.map(r => percentile(r.hits, 99)), 2),
       range(runs.map(r => percentile(r.misses, 50)), 2),
       range(runs.map(r => percentile(r.misses, 99)), 2),
       String(runs.reduce((s, r) => s + r.errors, 0))
@@ -123,7 +127,8 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
         'A hit is on one peer (#0); the other peers have empty stores. All peers are daemons in one process; the shim is a daemon in another, started afresh for each row and run, measured 1 s after it is connected to all its peers.',
         '`--no-index`: the shim does not use the peers\' summaries (/peerix/index/1) and asks every peer for every narinfo.',
         'The original Peerix waits its full 50 ms UDP timeout on every miss (its design), so that row is a reference figure, not a measurement.',
-        'errors: hits not answered 200 or misses not answered 404.'
+        'errors: hits not answered 200 or misses not answered 404.',
+        'floor: the same client asking a Node HTTP server in the shim\'s host process that answers every request with a 404 at once: what any miss answered by a Node daemon costs on this machine.'
       ]
     }
   } finally {

@@ -4,6 +4,8 @@
  * benchmark's process, whose other work (tsx, the hosts' IPC) would land in the tails.
  */
 import { randomInt } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { HttpClient } from './http-client.js'
 
 export interface Latencies { hits: number[], misses: number[], errors: number }
@@ -14,16 +16,21 @@ function randomHashPart (): string {
   return Array.from({ length: 32 }, () => NIX32[randomInt(32)]).join('')
 }
 
-/** Alternates a hit and a miss, `rounds` times over; a hit must be 200 and a miss 404, else it counts as an error. */
-export async function narinfoLatencies (baseUrl: string, hitHashes: string[], rounds = 1): Promise<Latencies> {
+/**
+ * Alternates a hit and a miss, `rounds` times over; a hit must be 200 and a miss 404, else it
+ * counts as an error. With `missesOnly`, asks only the misses (one per hash).
+ */
+export async function narinfoLatencies (baseUrl: string, hitHashes: string[], rounds = 1, missesOnly = false): Promise<Latencies> {
   const out: Latencies = { hits: [], misses: [], errors: 0 }
   const client = new HttpClient()
   try {
     for (let round = 0; round < rounds; round++) {
       for (const hit of hitHashes) {
-        const h = await client.get(`${baseUrl}/${hit}.narinfo`)
-        if (h.status === 200) out.hits.push(h.ms)
-        else out.errors++
+        if (!missesOnly) {
+          const h = await client.get(`${baseUrl}/${hit}.narinfo`)
+          if (h.status === 200) out.hits.push(h.ms)
+          else out.errors++
+        }
         const m = await client.get(`${baseUrl}/${randomHashPart()}.narinfo`)
         if (m.status === 404) out.misses.push(m.ms)
         else out.errors++
@@ -33,4 +40,17 @@ export async function narinfoLatencies (baseUrl: string, hitHashes: string[], ro
     client.close()
   }
   return out
+}
+
+/**
+ * An HTTP server that answers 404 to everything at once: the floor under any miss a Node
+ * daemon can answer on this machine, measured with the same client.
+ */
+export async function listenAbsentServer (): Promise<{ url: string, close: () => void }> {
+  const server: Server = createServer((_req, res) => {
+    res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': 7 })
+    res.end('absent\n')
+  })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => { server.close() } }
 }
