@@ -1,12 +1,12 @@
 /**
- * The shim daemon's memory while it streams one NAR, transfer after transfer: peak RSS of
+ * The shim daemon's memory while it streams one NAR to curl, transfer after transfer: peak RSS of
  * both daemons (VmHWM, reset before each transfer) and the largest V8 heap and external
  * (Buffer) memory B's `/metrics` showed, sampled every 100 ms. Run:
  * `npx tsx bench/nar-memory.ts [MiB] [transfers]` (default 512 MiB, 3); compare V8 settings
  * with e.g. `PEERIX_BENCH_NODE_ARGS=--max-semi-space-size=16` (the default young generation;
  * later flags override the daemon's own).
  */
-import { HttpClient } from './http-client.js'
+import { curlDownload, HttpClient } from './http-client.js'
 import { startNarPair } from './nar-pair.js'
 import { compileHost } from './compile-host.js'
 import { rm } from 'node:fs/promises'
@@ -19,7 +19,6 @@ const transfers = Number(process.argv[3] ?? 3)
 const compiled = await compileHost()
 process.env.PEERIX_BENCH_HOST_JS = compiled.hostJs
 const pair = await startNarPair(sizeMiB * MiB, MiB, () => {})
-const client = new HttpClient()
 try {
   console.log(`node args ${JSON.stringify(process.env.PEERIX_BENCH_NODE_ARGS ?? '')}, ${sizeMiB} MiB NAR through B's shim; idle RSS A ${pair.idle.a.rssMB.toFixed(0)} MB, B ${pair.idle.b.rssMB.toFixed(0)} MB`)
   for (let i = 0; i < transfers; i++) {
@@ -38,15 +37,14 @@ try {
       }
       metrics.close()
     })()
-    const got = await client.get(`${pair.b.url}/${pair.narUrl}`, false)
+    const got = await curlDownload(`${pair.b.url}/${pair.narUrl}`)
     streaming = false
     await sampler
     if (got.status !== 200) throw new Error(`the shim answered ${got.status}`)
     const [a, b] = [await pair.hostA.memory(), await pair.hostB.memory()]
-    console.log(`${(pair.narSize / MiB / (got.ms / 1000)).toFixed(0)} MiB/s; peak RSS A ${a.peakMB.toFixed(0)} MB, B ${b.peakMB.toFixed(0)} MB; B's largest V8 heap ${(largest.nodejs_heap_size_total_bytes ?? 0).toFixed(0)} MB, external ${(largest.nodejs_external_memory_bytes ?? 0).toFixed(0)} MB`)
+    console.log(`${(pair.narSize / MiB / got.seconds).toFixed(0)} MiB/s; peak RSS A ${a.peakMB.toFixed(0)} MB, B ${b.peakMB.toFixed(0)} MB; B's largest V8 heap ${(largest.nodejs_heap_size_total_bytes ?? 0).toFixed(0)} MB, external ${(largest.nodejs_external_memory_bytes ?? 0).toFixed(0)} MB`)
   }
 } finally {
-  client.close()
   await pair.stop()
   await rm(compiled.dir, { recursive: true, force: true })
 }

@@ -1,12 +1,12 @@
 /**
  * Profiles the shim path: both daemons run under `node --cpu-prof` while one NAR streams from
- * A through B's shim to an HTTP client; prints each daemon's functions by self time and keeps
+ * A through B's shim to curl; prints each daemon's functions by self time and keeps
  * the .cpuprofile files (open them in Chrome DevTools). Run:
  * `npx tsx bench/profile-nar.ts [MiB] [out-dir]` (default 512 MiB, ./bench-profiles).
  */
 import { mkdir, readdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { HttpClient } from './http-client.js'
+import { curlDownload } from './http-client.js'
 import { MiB } from './report.js'
 import { startNarPair } from './nar-pair.js'
 
@@ -32,14 +32,10 @@ export function topFunctions (profile: CpuProfile, count = 20): string[] {
 await mkdir(outDir, { recursive: true })
 const progress = (line: string): void => { process.stderr.write(`… ${line}\n`) }
 const pair = await startNarPair(sizeMiB * MiB, MiB, progress, ['--cpu-prof', '--cpu-prof-dir', outDir])
-const client = new HttpClient()
 try {
-  const t0 = process.hrtime.bigint()
-  const res = await client.get(`${pair.b.url}/${pair.narUrl}`, false)
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
-  console.log(`through the shim: ${res.status}, ${(res.bytes / MiB / seconds).toFixed(0)} MiB/s (${(res.bytes / MiB).toFixed(0)} MiB in ${seconds.toFixed(2)} s)`)
+  const res = await curlDownload(`${pair.b.url}/${pair.narUrl}`)
+  console.log(`through the shim to curl: ${res.status}, ${(res.bytes / MiB / res.seconds).toFixed(0)} MiB/s (${(res.bytes / MiB).toFixed(0)} MiB in ${res.seconds.toFixed(2)} s)`)
 } finally {
-  client.close()
   await pair.stop()
 }
 const pids = { A: pair.hostA.pid, B: pair.hostB.pid }
