@@ -12,9 +12,9 @@ import { BenchHost } from './host-client.js'
 import { percentile, range, type Table } from './report.js'
 import { StaticCache } from './static-cache.js'
 import { addSmallPaths, generateKey, hashPart } from './stores.js'
+import { HttpClient } from './http-client.js'
 import type { StartedDaemon } from './host-protocol.js'
 import type { Latencies } from './narinfo-requests.js'
-import { HttpClient } from './http-client.js'
 
 export interface NarinfoLatencyOptions {
   peerCounts: number[]
@@ -133,10 +133,12 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
       if (keep) record('static file:// cache, python3 -m http.server', await client.narinfoLatencies(cache.url, hitHashes))
     }
 
+    // the floor server is asked only misses
+    const hitsOf = (runs: Latencies[], p: number): string => runs.every(r => r.hits.length === 0) ? '—' : range(runs.map(r => percentile(r.hits, p)), 2)
     const rows = [...results].map(([name, runs]) => [
       name,
-      name === ABSENT_ROW ? '—' : range(runs.map(r => percentile(r.hits, 50)), 2),
-      name === ABSENT_ROW ? '—' : range(runs.map(r => percentile(r.hits, 99)), 2),
+      hitsOf(runs, 50),
+      hitsOf(runs, 99),
       range(runs.map(r => percentile(r.misses, 50)), 2),
       range(runs.map(r => percentile(r.misses, 99)), 2),
       inShim.has(name) ? `${range(inShim.get(name) ?? [], 1)} %` : '—',

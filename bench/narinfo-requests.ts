@@ -3,17 +3,17 @@
  * each timed. Runs in a host process of its own (op `narinfo-latencies`), not in the
  * benchmark's process, whose other work (tsx, the hosts' IPC) would land in the tails.
  */
-import { randomInt } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { toNix32 } from '../src/nix/nix32.js'
 import { HttpClient } from './http-client.js'
 
 export interface Latencies { hits: number[], misses: number[], errors: number }
 
-const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz'
-
+/** A store hash part (20 random bytes in nix32) that no store holds. */
 function randomHashPart (): string {
-  return Array.from({ length: 32 }, () => NIX32[randomInt(32)]).join('')
+  return toNix32(randomBytes(20))
 }
 
 /**
