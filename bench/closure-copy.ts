@@ -6,6 +6,7 @@
  * interleaved within each run.
  */
 import { closureSources } from './closure-sources.js'
+import { childrenCpuSeconds, processCpuSeconds, TIMED_COMMAND } from './cpu.js'
 import { MiB, range, type Table } from './report.js'
 import { leafBytes, type ClosureShape } from './stores.js'
 
@@ -15,23 +16,29 @@ export interface ClosureCopyOptions extends ClosureShape {
 }
 
 export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
-  const { nix, key, rootA, top, closure, staticUrl, shimUrl, stop } = await closureSources('peerix-bench-closure-', opts, opts.progress)
+  const { nix, key, rootA, top, closure, staticUrl, shimUrl, pids, stop } = await closureSources('peerix-bench-closure-', opts, opts.progress)
   try {
     const dataBytes = Array.from({ length: opts.leaves }, (_, i) => leafBytes(opts, i)).reduce((s, x) => s + x, 0)
-    const sources: Array<[string, string]> = [
-      ['straight from A\'s chroot store (floor)', rootA],
-      ['static file:// cache, python3 -m http.server', staticUrl],
-      ['peerix: B\'s shim, fetching from peer A', shimUrl]
+    const sources: Array<[string, string, number[]]> = [
+      ['straight from A\'s chroot store (floor)', rootA, []],
+      ['static file:// cache, python3 -m http.server', staticUrl, pids.static],
+      ['peerix: B\'s shim, fetching from peer A', shimUrl, pids.peerix]
     ]
     const seconds = new Map<string, number[]>(sources.map(([name]) => [name, []]))
+    const nixCpu = new Map<string, number[]>(sources.map(([name]) => [name, []]))
+    const serverCpu = new Map<string, number[]>(sources.map(([name]) => [name, []]))
+    const serversCpu = async (servers: number[]): Promise<number> => (await Promise.all(servers.map(processCpuSeconds))).reduce((s, x) => s + x, 0)
     let copies = 0
     for (let run = 0; run < opts.runs; run++) {
-      for (const [name, from] of sources) {
+      for (const [name, from, servers] of sources) {
         opts.progress(`closure: run ${run + 1}/${opts.runs}: ${name}`)
         const to = nix.storeRoot(`client-${copies++}`)
+        const cpuBefore = await serversCpu(servers)
         const t0 = process.hrtime.bigint()
-        await nix.run('nix', ['copy', '--from', from, '--to', to, top, '--option', 'trusted-public-keys', key.publicKey])
+        const copy = await nix.run('bash', ['-c', TIMED_COMMAND, 'nix-copy', 'nix', 'copy', '--from', from, '--to', to, top, '--option', 'trusted-public-keys', key.publicKey])
         seconds.get(name)?.push(Number(process.hrtime.bigint() - t0) / 1e9)
+        nixCpu.get(name)?.push(childrenCpuSeconds(copy.stdout))
+        serverCpu.get(name)?.push(await serversCpu(servers) - cpuBefore)
         const copied = await nix.closure(to, top)
         if (copied.length !== closure.length) throw new Error(`${name}: copied ${copied.length} of ${closure.length} paths`)
         await nix.run('sh', ['-c', 'chmod -R u+w "$0" && rm -rf "$0"', to])
@@ -41,14 +48,16 @@ export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
     const staticBest = Math.min(...(seconds.get(sources[1][0]) ?? []))
     return {
       title: `nix copy of a ${closure.length}-path closure, ${(dataBytes / MiB).toFixed(0)} MiB, into an empty store (s)`,
-      columns: ['from', 'seconds', '× floor (best)', '× static cache (best)'],
-      rows: sources.map(([name]) => {
+      columns: ['from', 'seconds', '× floor (best)', '× static cache (best)', 'CPU s: nix', 'CPU s: server'],
+      rows: sources.map(([name, , servers]) => {
         const s = seconds.get(name) ?? []
-        return [name, range(s, 2), (Math.min(...s) / floor).toFixed(2), (Math.min(...s) / staticBest).toFixed(2)]
+        const server = servers.length === 0 ? '—' : range(serverCpu.get(name) ?? [], 2)
+        return [name, range(s, 2), (Math.min(...s) / floor).toFixed(2), (Math.min(...s) / staticBest).toFixed(2), range(nixCpu.get(name) ?? [], 2), server]
       }),
       notes: [
         `${opts.leaves} leaves of random data (${(opts.minLeafBytes / 1e6).toFixed(1)}–${(opts.maxLeafBytes / 1e6).toFixed(1)} MB), ${opts.mids} mids, one top, built offline with nix-build; ${opts.runs} run(s) of each source, interleaved; ranges over runs.`,
-        'Private NIX_CONF_DIR with narinfo-cache-negative-ttl = 0 and positive-ttl = 0; the same trusted-public-keys for every source.'
+        'Private NIX_CONF_DIR with narinfo-cache-negative-ttl = 0 and positive-ttl = 0; the same trusted-public-keys for every source.',
+        'CPU: user + system seconds during each copy, of `nix copy` and of the processes serving it (python; A\'s and B\'s daemons); the machine has 2 cores.'
       ]
     }
   } finally {

@@ -21,6 +21,8 @@ export interface ClosureSources {
   /** The static cache's URL and B's shim URL. */
   staticUrl: string
   shimUrl: string
+  /** The processes serving each: python's, and A's and B's hosts. */
+  pids: { static: number[], peerix: number[] }
   /** Stops the servers and removes every file. */
   stop: () => Promise<void>
 }
@@ -56,7 +58,7 @@ export async function closureSources (prefix: string, shape: ClosureShape, progr
     hosts.push(hostB)
     const b = await hostB.startDaemon([...common, '--state-dir', join(nix.dir, 'state-b'), '--store-root', await nix.initStore('hostB'), '--peer', a.addrs[0]])
     await hostB.waitForPeers(b.index, 1)
-    return { nix, key, rootA, top, closure, staticUrl: cache.url, shimUrl: b.url, stop }
+    return { nix, key, rootA, top, closure, staticUrl: cache.url, shimUrl: b.url, pids: { static: [cache.pid], peerix: [hostA.pid, hostB.pid] }, stop }
   } catch (err) {
     await stop()
     throw err

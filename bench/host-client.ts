@@ -6,13 +6,12 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { DAEMON_NODE_FLAGS } from '../src/daemon/node-flags.js'
+import { processCpuSeconds } from './cpu.js'
 import type { HostReply, HostRequest, StartedDaemon, Transfer } from './host-protocol.js'
 import type { Latencies } from './narinfo-requests.js'
 
 const HOST = fileURLToPath(new URL('./host.ts', import.meta.url))
 const LOG_TAIL = 40
-/** Linux's USER_HZ, the unit of utime and stime in /proc/<pid>/stat. */
-const CLOCK_TICKS = 100
 
 type Request = HostRequest extends infer R ? R extends HostRequest ? Omit<R, 'id'> : never : never
 
@@ -98,10 +97,7 @@ export class BenchHost {
 
   /** CPU time the host process has used so far (user + system), in seconds. */
   async cpuSeconds (): Promise<number> {
-    const stat = await readFile(`/proc/${this.pid}/stat`, 'utf8')
-    // fields after the command name (which may hold spaces) start at the 3rd field
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+    return await processCpuSeconds(this.pid)
   }
 
   /** Resets VmHWM to the current RSS (Linux: `5` into clear_refs), so a peak covers one phase. */

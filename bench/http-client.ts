@@ -1,5 +1,6 @@
 /** The benchmark's HTTP client: timed GETs over one kept-alive connection, bodies discarded. */
 import { execFile } from 'node:child_process'
+import { childrenCpuSeconds, TIMED_COMMAND } from './cpu.js'
 import { Agent, request } from 'node:http'
 
 export interface Response { status: number, body: string, ms: number, bytes: number }
@@ -45,16 +46,14 @@ export interface Download { status: number, bytes: number, seconds: number, cpuS
  * `seconds` is curl's own transfer time, `cpuSeconds` curl's user + system time.
  */
 export async function curlDownload (url: string): Promise<Download> {
-  const script = 'curl -sS -o /dev/null -w "%{http_code} %{size_download} %{time_total}\\n" "$1" && times'
+  const curl = ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}\\n', url]
   const stdout = await new Promise<string>((resolve, reject) => {
-    execFile('bash', ['-c', script, 'curl-download', url], (err, out, stderr) => {
+    execFile('bash', ['-c', TIMED_COMMAND, 'curl-download', ...curl], (err, out, stderr) => {
       if (err != null) reject(new Error(`curl ${url}: ${stderr.trim() || err.message}`))
       else resolve(out)
     })
   })
   // curl's line, then `times`: the shell's user/system time, then its children's (curl's)
-  const [result, , children] = stdout.trim().split('\n')
-  const [status, bytes, seconds] = result.split(' ').map(Number)
-  const cpu = [...(children ?? '').matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, m) => sum + Number(m[1]) * 60 + Number(m[2]), 0)
-  return { status, bytes, seconds, cpuSeconds: cpu }
+  const [status, bytes, seconds] = stdout.trim().split('\n')[0].split(' ').map(Number)
+  return { status, bytes, seconds, cpuSeconds: childrenCpuSeconds(stdout) }
 }

@@ -8,6 +8,11 @@ import type { NixEnv } from '../test/helpers/nix.js'
 export class StaticCache {
   private constructor (readonly url: string, private readonly child: ChildProcess) {}
 
+  /** The server's process, for its CPU time. */
+  get pid (): number {
+    return this.child.pid ?? -1
+  }
+
   /** Copies `paths` (and their closures) from `storeRoot` into `dir` as a file:// cache. */
   static async fill (nix: NixEnv, storeRoot: string, dir: string, paths: string[]): Promise<void> {
     await nix.run('nix', ['copy', '--from', storeRoot, '--to', `file://${dir}?compression=none`, ...paths])

@@ -2,6 +2,7 @@
  * Wires one host's peerix: config → local store → libp2p node → substituter → HTTP shim, and
  * takes them down in the reverse order.
  */
+import { applyRuntimeV8Flags } from './node-flags.js'
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { Registry } from 'prom-client'
@@ -32,6 +33,7 @@ export interface Daemon {
 }
 
 export async function startDaemon (config: DaemonConfig, log: Logger): Promise<Daemon> {
+  applyRuntimeV8Flags()
   const startedAt = Date.now()
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
   const signingKey = await loadSigningKey(config.signingKeyFile, config.stateDir, log)

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8'
+
 /**
  * The V8 flags the daemon runs with: a young generation (semi-space) of 1 MiB instead of
  * V8's default 16 MiB. While a NAR streams, every piece is a short-lived Buffer whose memory
@@ -12,3 +14,21 @@
  * equal.
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1']
+
+/**
+ * V8 flags the daemon sets on itself as it starts: NODE_OPTIONS refuses them, and V8 takes
+ * them at run time. `--no-concurrent-array-buffer-sweeping`: after every scavenge V8 hands the
+ * sweep of dead ArrayBuffers (each Buffer of a NAR's bytes is one) to its helper threads, and
+ * with the 1 MiB young generation that is a hand-off every few hundred KiB streamed. On this
+ * 2-core machine the hand-offs cost more than the sweeps: in a `nix copy` of 125 paths
+ * (275 MiB) through the shim, A's daemon used 3.0–3.9 CPU seconds, a third of them in V8's
+ * helper threads, and 2.2–2.4 with this flag; the copy took 5.1–5.7 s and 3.5–4.2 s (two
+ * copies each, a temporary switch in the same checkout; `npm run bench -- --only closure`
+ * shows the daemons' CPU per copy).
+ */
+export const DAEMON_RUNTIME_V8_FLAGS: readonly string[] = ['--no-concurrent-array-buffer-sweeping']
+
+/** Sets DAEMON_RUNTIME_V8_FLAGS in this process. */
+export function applyRuntimeV8Flags (): void {
+  for (const flag of DAEMON_RUNTIME_V8_FLAGS) setFlagsFromString(flag)
+}

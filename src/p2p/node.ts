@@ -3,6 +3,7 @@
  * libp2p tools can see and probe it; mDNS under a peerix-only service tag; static peers kept
  * connected; and the peerix services that answer from this host's store.
  */
+import { corkedSends } from './corked-sends.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, type Identify } from '@libp2p/identify'
@@ -90,7 +91,7 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
     nodeInfo: { name: 'peerix', version: VERSION, userAgent: AGENT_VERSION },
     addresses: { listen: listen.map(String) },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [corkedSends(noise())],
     // Nix asks for many narinfos at once right after a peer connects: yamux resets the whole
     // connection past 10 streams opened before the other side set it up (its default).
     streamMuxers: [yamux({ maxEarlyStreams: 256 })],

@@ -1,0 +1,92 @@
+import '../../src/polyfill.js'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { Socket } from 'node:net'
+import { formatSha256Nix32 } from '../../src/nix/hash.js'
+import { toNix32 } from '../../src/nix/nix32.js'
+import { loopbackNode, MemorySource, Nodes } from './node-helpers.js'
+import type { Libp2p } from '@libp2p/interface'
+
+const MiB = 1024 * 1024
+const PROTOCOL = '/peerix-test/sink/1'
+
+/** Counts the socket writes of this process: single buffers (`_write`) and gathered ones (`_writev`). */
+class SocketWrites {
+  singles = 0
+  /** Single writes of a 2-byte buffer: a Noise length on its own. */
+  lengthsAlone = 0
+  gathered = 0
+  readonly #write = Object.getOwnPropertyDescriptor(Socket.prototype, '_write')
+  readonly #writev = Object.getOwnPropertyDescriptor(Socket.prototype, '_writev')
+
+  start (): void {
+    const counts = this
+    const write = Socket.prototype._write
+    const writev = Socket.prototype._writev
+    Socket.prototype._write = function (this: Socket, chunk: Buffer, ...rest: unknown[]) {
+      counts.singles++
+      if (chunk.byteLength === 2) counts.lengthsAlone++
+      return (write as (...args: unknown[]) => void).call(this, chunk, ...rest)
+    }
+    Socket.prototype._writev = function (this: Socket, ...args: unknown[]) {
+      counts.gathered++
+      return (writev as (...args: unknown[]) => void).call(this, ...args)
+    }
+  }
+
+  stop (): void {
+    if (this.#write !== undefined) Object.defineProperty(Socket.prototype, '_write', this.#write)
+    if (this.#writev !== undefined) Object.defineProperty(Socket.prototype, '_writev', this.#writev)
+  }
+}
+
+describe('corked sends on peer connections', function () {
+  this.timeout(30_000)
+  const nodes = new Nodes()
+  const plain: Libp2p[] = []
+  let writes: SocketWrites
+
+  beforeEach(() => { writes = new SocketWrites() })
+  afterEach(async () => {
+    writes.stop()
+    await nodes.stopAll()
+    await Promise.all(plain.splice(0).map(async n => { await n.stop() }))
+  })
+
+  it('send a NAR without writing a Noise length on its own, and deliver every byte', async () => {
+    const bytes = randomBytes(4 * MiB)
+    const hashPart = toNix32(createHash('sha256').update('corked').digest().subarray(0, 20))
+    const narHash = formatSha256Nix32(createHash('sha256').update(bytes).digest())
+    const source = new MemorySource()
+    source.nars.set(hashPart, bytes)
+    source.infos.set(hashPart, { storePath: `/nix/store/${hashPart}-corked`, url: '', compression: 'none', narHash, narSize: bytes.byteLength, references: [], sigs: [] })
+    const server = await nodes.peerix({ source })
+    const client = await nodes.peerix()
+    await client.dial(server.getMultiaddrs()[0])
+
+    writes.start()
+    const answer = await client.services.nar.fetch(server.peerId, hashPart, narHash, 0)
+    assert.equal(answer.status, 'found', JSON.stringify(answer))
+    const chunks: Uint8Array[] = []
+    for await (const chunk of (answer as { value: AsyncIterable<Uint8Array> }).value) chunks.push(chunk)
+    writes.stop()
+
+    assert.ok(Buffer.concat(chunks).equals(bytes), 'the NAR arrives intact')
+    assert.equal(writes.lengthsAlone, 0, 'no Noise length went out as a socket write of its own')
+    assert.ok(writes.gathered >= 16, `a 4 MiB NAR is many gathered writes, saw ${writes.gathered}`)
+  })
+
+  it('are what makes the difference: stock libp2p writes each Noise length on its own', async () => {
+    const receiver = await loopbackNode()
+    const sender = await loopbackNode()
+    plain.push(receiver, sender)
+    await receiver.handle(PROTOCOL, async (stream) => { for await (const _ of stream) { /* discard */ } })
+    const stream = await sender.dialProtocol(receiver.getMultiaddrs()[0], PROTOCOL)
+    writes.start()
+    const piece = new Uint8Array(256 * 1024)
+    for (let i = 0; i < 8; i++) if (!stream.send(piece)) await stream.onDrain()
+    await stream.close()
+    writes.stop()
+    assert.ok(writes.lengthsAlone >= 8, `expected the stock stack to write lengths alone, saw ${writes.lengthsAlone}`)
+  })
+})
