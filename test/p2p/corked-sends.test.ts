@@ -73,7 +73,9 @@ describe('corked sends on peer connections', function () {
 
     assert.ok(Buffer.concat(chunks).equals(bytes), 'the NAR arrives intact')
     assert.equal(writes.lengthsAlone, 0, 'no Noise length went out as a socket write of its own')
-    assert.ok(writes.gathered >= 16, `a 4 MiB NAR is many gathered writes, saw ${writes.gathered}`)
+    // 4 MiB is 64 Noise messages, each a length and a ciphertext: 128 buffers in all
+    assert.ok(writes.gathered > 0, 'the NAR went out in gathered writes')
+    assert.ok(writes.singles + writes.gathered < 64, `fewer socket writes than Noise messages, saw ${writes.singles} + ${writes.gathered}`)
   })
 
   it('are what makes the difference: stock libp2p writes each Noise length on its own', async () => {
