@@ -1,13 +1,14 @@
 /**
- * One socket write per send on our TCP connections. Noise hands the connection every message
- * as two buffers, its 2-byte length and its ciphertext (a 256 KiB send is four messages), and
+ * Gathered socket writes on our TCP connections. Noise hands the connection every message as
+ * two buffers, its 2-byte length and its ciphertext (a 256 KiB send is four messages), and
  * @libp2p/tcp writes each buffer with a socket write of its own; with Nagle's algorithm off
  * (libp2p sets TCP_NODELAY) each length goes out as a syscall and a TCP segment of its own.
- * Corked, the whole send is one `writev`: 16 MiB sent in 256 KiB pieces between two nodes took
- * 18 socket writes instead of 514 (test/p2p/corked-sends.test.ts counts them for a NAR). On
- * loopback the CPU this saves is inside this machine's noise: 1 GiB from memory between two nodes in one process ran
- * at 300–360 MiB/s corked and 264–335 uncorked (6 runs each, alternating), and
- * `npm run bench -- --only nar` showed no difference beyond its spread either way.
+ * Corked, a message's length and ciphertext leave in one `writev`, and small messages sent
+ * together (window updates, narinfo answers) share one. A whole send in one write was tried:
+ * it held the first message back until the last was encrypted, and the bare stream of
+ * `npm run bench -- --only nar` ran at 303–363 MiB/s against 486–544 flushed per message (two
+ * runs each, alternating, a temporary switch); against plain writes the difference stayed
+ * inside this machine's noise (bare stream 280–465 against 277–433 MiB/s).
  *
  * The connection encrypter is the first to hold the raw connection, so it is wrapped: the
  * connection's `sendData` (what its message stream calls for every send) is replaced on the
@@ -29,30 +30,46 @@ export function corkedSends<C, E> (encrypter: (components: C) => ConnectionEncry
       protocol: inner.protocol,
       [Symbol.toStringTag]: String((inner as { [Symbol.toStringTag]?: string })[Symbol.toStringTag] ?? inner.protocol),
       secureInbound: async (connection: MessageStream, options?: SecureConnectionOptions): Promise<SecuredConnection<E>> => {
-        return await inner.secureInbound(cork(connection), options)
+        return await inner.secureInbound(corkSends(connection), options)
       },
       secureOutbound: async (connection: MessageStream, options?: SecureConnectionOptions): Promise<SecuredConnection<E>> => {
-        return await inner.secureOutbound(cork(connection), options)
+        return await inner.secureOutbound(corkSends(connection), options)
       }
     }
   }
 }
 
-function cork<T> (connection: T): T {
+/** Bytes gathered before they go to the socket: one Noise message (a length and up to 64 KiB). */
+const FLUSH_BYTES = 64 * 1024
+
+/** Makes a connection's sends gathered socket writes; exported for the tests. */
+export function corkSends<T> (connection: T): T {
   const conn = connection as SocketConnection
   const socket = conn.socket
   const sendData = conn.sendData
   if (typeof socket?.cork !== 'function' || typeof socket.uncork !== 'function' || typeof socket.write !== 'function' || typeof sendData !== 'function') return connection
   // All of a send goes to the socket, not only the part that fits under its high-water mark
-  // (16 KiB, so a corked send would stop after one message and wait for 'drain'): the bytes
-  // were queued anyway, and the muxer above stops sending once the socket needs draining.
+  // (16 KiB, so a send would stop after one message and wait for 'drain'): the bytes were
+  // queued anyway, and the muxer above stops sending once the socket needs draining.
   conn.sendData = function (data) {
     if ((data.bufs?.length ?? 0) < 2) return sendData.call(this, data)
-    socket.cork?.()
+    // cork and uncork pair up: Node counts corks, and one left over would hold the socket
+    let corked = false
+    let gathered = 0
     try {
-      for (const buf of data) socket.write?.(buf)
+      for (const buf of data) {
+        if (!corked) socket.cork?.()
+        corked = true
+        socket.write?.(buf)
+        gathered += buf.byteLength
+        if (gathered >= FLUSH_BYTES) {
+          socket.uncork?.()
+          corked = false
+          gathered = 0
+        }
+      }
     } finally {
-      socket.uncork?.()
+      if (corked) socket.uncork?.()
     }
     return { sentBytes: data.byteLength, canSendMore: socket.writableNeedDrain !== true }
   }

@@ -4,7 +4,9 @@ import { createHash, randomBytes } from 'node:crypto'
 import { Socket } from 'node:net'
 import { formatSha256Nix32 } from '../../src/nix/hash.js'
 import { toNix32 } from '../../src/nix/nix32.js'
+import { corkSends } from '../../src/p2p/corked-sends.js'
 import { loopbackNode, MemorySource, Nodes } from './node-helpers.js'
+import { Uint8ArrayList } from 'uint8arraylist'
 import type { Libp2p } from '@libp2p/interface'
 
 const MiB = 1024 * 1024
@@ -53,7 +55,7 @@ describe('corked sends on peer connections', function () {
     await Promise.all(plain.splice(0).map(async n => { await n.stop() }))
   })
 
-  it('send a NAR without writing a Noise length on its own, and deliver every byte', async () => {
+  it('send a NAR with each Noise length and ciphertext in one write, and deliver every byte', async () => {
     const bytes = randomBytes(4 * MiB)
     const hashPart = toNix32(createHash('sha256').update('corked').digest().subarray(0, 20))
     const narHash = formatSha256Nix32(createHash('sha256').update(bytes).digest())
@@ -73,9 +75,9 @@ describe('corked sends on peer connections', function () {
 
     assert.ok(Buffer.concat(chunks).equals(bytes), 'the NAR arrives intact')
     assert.equal(writes.lengthsAlone, 0, 'no Noise length went out as a socket write of its own')
-    // 4 MiB is 64 Noise messages, each a length and a ciphertext: 128 buffers in all
-    assert.ok(writes.gathered > 0, 'the NAR went out in gathered writes')
-    assert.ok(writes.singles + writes.gathered < 64, `fewer socket writes than Noise messages, saw ${writes.singles} + ${writes.gathered}`)
+    // 4 MiB is 64 Noise messages, each a length and a ciphertext: 128 buffers, one writev each pair
+    assert.ok(writes.gathered >= 64, `the NAR went out in gathered writes, saw ${writes.gathered}`)
+    assert.ok(writes.singles + writes.gathered < 128, `fewer socket writes than buffers, saw ${writes.singles} + ${writes.gathered}`)
   })
 
   it('are what makes the difference: stock libp2p writes each Noise length on its own', async () => {
@@ -90,5 +92,31 @@ describe('corked sends on peer connections', function () {
     await stream.close()
     writes.stop()
     assert.ok(writes.lengthsAlone >= 8, `expected the stock stack to write lengths alone, saw ${writes.lengthsAlone}`)
+  })
+
+  it('leave the socket uncorked after every send, empty buffers and exact 64 KiB boundaries included', () => {
+    // Node counts corks: one cork too many and the socket holds every later byte
+    let depth = 0
+    let maxDepth = 0
+    const written: Buffer[] = []
+    const socket = {
+      writableNeedDrain: false,
+      cork () { depth++; maxDepth = Math.max(maxDepth, depth) },
+      uncork () { depth-- },
+      write (buf: Uint8Array) { written.push(Buffer.from(buf)); return true }
+    }
+    const connection = corkSends({ socket, sendData: () => { throw new Error('a send of several buffers goes around the original') } })
+    const sends = [
+      [Buffer.alloc(2, 1), Buffer.alloc(0), Buffer.alloc(64 * 1024 - 2, 2), Buffer.alloc(0)],
+      [Buffer.alloc(0), Buffer.alloc(2, 3), Buffer.alloc(65519, 4), Buffer.alloc(2, 5), Buffer.alloc(100, 6)],
+      [Buffer.alloc(0), Buffer.alloc(0)]
+    ]
+    for (const bufs of sends) {
+      const result = connection.sendData(new Uint8ArrayList(...bufs))
+      assert.equal(depth, 0, 'corks and uncorks pair up')
+      assert.deepEqual(result, { sentBytes: bufs.reduce((n, b) => n + b.byteLength, 0), canSendMore: true })
+    }
+    assert.equal(maxDepth, 1, 'never corked twice')
+    assert.ok(Buffer.concat(written).equals(Buffer.concat(sends.flat())), 'every byte written, in order')
   })
 })
