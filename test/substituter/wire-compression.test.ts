@@ -50,7 +50,7 @@ describe('wire compression policy', () => {
     policy.observed('p', 40 * MiB, 1000)
     assert.equal(policy.rate('p'), 25 * MiB)
     assert.equal(policy.wants('p', 10 * MiB), false)
-    policy.observed('p', 5 * MiB, 1000)
+    policy.observed('p', 10 * MiB, 2000)
     assert.equal(policy.rate('p'), 15 * MiB)
     assert.equal(policy.wants('p', 10 * MiB), true)
   })
@@ -67,7 +67,7 @@ describe('wire compression policy', () => {
 
   it('remembers a bounded number of peers, forgetting the least recently measured', () => {
     const policy = new WireCompressionPolicy('auto')
-    for (let i = 0; i <= MAX_REMEMBERED_PEERS; i++) policy.observed(`p${i}`, 2 * MiB, 1000)
+    for (let i = 0; i <= MAX_REMEMBERED_PEERS; i++) policy.observed(`p${i}`, 10 * MiB, 5000)
     assert.equal(policy.rate('p0'), undefined)
     assert.equal(policy.rate('p1'), 2 * MiB)
     assert.equal(policy.rate(`p${MAX_REMEMBERED_PEERS}`), 2 * MiB)
@@ -84,7 +84,8 @@ describe('wire compression between peerix nodes', function () {
     const chunks: Uint8Array[] = []
     for await (const chunk of narStream(fileURLToPath(new URL('../../src', import.meta.url)))) chunks.push(chunk)
     // real files, above MIN_SAMPLE_BYTES so that a transfer counts as a measurement
-    nar = Buffer.concat(Array.from({ length: 8 }, () => Buffer.concat(chunks)))
+    const one = Buffer.concat(chunks)
+    nar = Buffer.concat(Array.from({ length: Math.ceil(2 * MIN_SAMPLE_BYTES / one.byteLength) + 1 }, () => one))
     assert.ok(nar.byteLength > 2 * MIN_SAMPLE_BYTES)
   })
 
