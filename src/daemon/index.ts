@@ -2,7 +2,6 @@
  * Wires one host's peerix: config → local store → libp2p node → substituter → HTTP shim, and
  * takes them down in the reverse order.
  */
-import { applyRuntimeV8Flags } from './node-flags.js'
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { Registry } from 'prom-client'
@@ -22,6 +21,7 @@ import { loadSigningKey, nixTrustedKeys } from './keys.js'
 import { ServedLog } from './served.js'
 import { PeerTraffic } from './peer-traffic.js'
 import { daemonIntrospection } from './introspection.js'
+import { applyRuntimeV8Flags } from './node-flags.js'
 
 export interface Daemon {
   readonly peerId: string

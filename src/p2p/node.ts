@@ -3,7 +3,6 @@
  * libp2p tools can see and probe it; mDNS under a peerix-only service tag; static peers kept
  * connected; and the peerix services that answer from this host's store.
  */
-import { corkedSends } from './corked-sends.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, type Identify } from '@libp2p/identify'
@@ -25,6 +24,7 @@ import { narinfo, NARINFO_PROTOCOL, type NarinfoService } from './narinfo/index.
 import { peerixPeers, type PeerixPeers } from './peerix-peers.js'
 import { staticPeers, type StaticPeers } from './static-peers.js'
 import { batchYamuxWindowUpdates } from './yamux-window.js'
+import { corkedSends } from './corked-sends.js'
 import type { PathSource } from '../store/source.js'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Registry } from 'prom-client'

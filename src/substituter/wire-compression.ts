@@ -24,10 +24,11 @@ export const AUTO_ZSTD_BELOW_BYTES_PER_SECOND = 48 * 1024 * 1024
 
 /**
  * A body shorter than this says more about latency, the window's growth and a busy CPU than
- * the link. At 1 MiB a `nix copy` of 301 paths over loopback (bench/closure-copy.ts) had 15 of
- * its 125 NARs of 1.2–12 MB asked as zstd: a 1.2 MB body took 25 ms with three processes on
- * two cores, and zstd on random bytes then cost CPU for nothing. At 8 MiB a 40 Mbit/s link
- * still measures within two seconds.
+ * the link. At 1 MiB, a `nix copy` of 125 paths over loopback (120 leaves of 1.2–12 MB, the
+ * closure `npx tsx bench/closure-timeline.ts 120` builds) had 15 of its NARs asked as zstd: a
+ * 1.2 MB body that takes more than 25 ms measures below 48 MiB/s, and with Nix and two daemons
+ * on two cores some did; zstd on random bytes then cost CPU for nothing. At 8 MiB none was,
+ * and a 40 Mbit/s link still measures within two seconds.
  */
 export const MIN_SAMPLE_BYTES = 8 * 1024 * 1024
 
