@@ -24,9 +24,8 @@ export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
       ['static file:// cache, python3 -m http.server', staticUrl, pids.static],
       ['peerix: B\'s shim, fetching from peer A', shimUrl, pids.peerix]
     ]
-    const seconds = new Map<string, number[]>(sources.map(([name]) => [name, []]))
-    const nixCpu = new Map<string, number[]>(sources.map(([name]) => [name, []]))
-    const serverCpu = new Map<string, number[]>(sources.map(([name]) => [name, []]))
+    /** Per source and copy: wall seconds, nix's CPU seconds, the serving processes' CPU seconds. */
+    const copiesOf = new Map(sources.map(([name]) => [name, { seconds: [] as number[], nixCpu: [] as number[], serverCpu: [] as number[] }]))
     const serversCpu = async (servers: number[]): Promise<number> => (await Promise.all(servers.map(processCpuSeconds))).reduce((s, x) => s + x, 0)
     let copies = 0
     for (let run = 0; run < opts.runs; run++) {
@@ -36,23 +35,24 @@ export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
         const cpuBefore = await serversCpu(servers)
         const t0 = process.hrtime.bigint()
         const copy = await nix.run('bash', ['-c', TIMED_COMMAND, 'nix-copy', 'nix', 'copy', '--from', from, '--to', to, top, '--option', 'trusted-public-keys', key.publicKey])
-        seconds.get(name)?.push(Number(process.hrtime.bigint() - t0) / 1e9)
-        nixCpu.get(name)?.push(childrenCpuSeconds(copy.stdout))
-        serverCpu.get(name)?.push(await serversCpu(servers) - cpuBefore)
+        const measured = copiesOf.get(name)
+        measured?.seconds.push(Number(process.hrtime.bigint() - t0) / 1e9)
+        measured?.nixCpu.push(childrenCpuSeconds(copy.stdout))
+        measured?.serverCpu.push(await serversCpu(servers) - cpuBefore)
         const copied = await nix.closure(to, top)
         if (copied.length !== closure.length) throw new Error(`${name}: copied ${copied.length} of ${closure.length} paths`)
         await nix.run('sh', ['-c', 'chmod -R u+w "$0" && rm -rf "$0"', to])
       }
     }
-    const floor = Math.min(...(seconds.get(sources[0][0]) ?? []))
-    const staticBest = Math.min(...(seconds.get(sources[1][0]) ?? []))
+    const floor = Math.min(...(copiesOf.get(sources[0][0])?.seconds ?? []))
+    const staticBest = Math.min(...(copiesOf.get(sources[1][0])?.seconds ?? []))
     return {
       title: `nix copy of a ${closure.length}-path closure, ${(dataBytes / MiB).toFixed(0)} MiB, into an empty store (s)`,
       columns: ['from', 'seconds', '× floor (best)', '× static cache (best)', 'CPU s: nix', 'CPU s: server'],
       rows: sources.map(([name, , servers]) => {
-        const s = seconds.get(name) ?? []
-        const server = servers.length === 0 ? '—' : range(serverCpu.get(name) ?? [], 2)
-        return [name, range(s, 2), (Math.min(...s) / floor).toFixed(2), (Math.min(...s) / staticBest).toFixed(2), range(nixCpu.get(name) ?? [], 2), server]
+        const { seconds: s, nixCpu, serverCpu } = copiesOf.get(name) ?? { seconds: [], nixCpu: [], serverCpu: [] }
+        const server = servers.length === 0 ? '—' : range(serverCpu, 2)
+        return [name, range(s, 2), (Math.min(...s) / floor).toFixed(2), (Math.min(...s) / staticBest).toFixed(2), range(nixCpu, 2), server]
       }),
       notes: [
         `${opts.leaves} leaves of random data (${(opts.minLeafBytes / 1e6).toFixed(1)}–${(opts.maxLeafBytes / 1e6).toFixed(1)} MB), ${opts.mids} mids, one top, built offline with nix-build; ${opts.runs} run(s) of each source, interleaved; ranges over runs.`,

@@ -1,7 +1,7 @@
 /** The benchmark's HTTP client: timed GETs over one kept-alive connection, bodies discarded. */
 import { execFile } from 'node:child_process'
-import { childrenCpuSeconds, TIMED_COMMAND } from './cpu.js'
 import { Agent, request } from 'node:http'
+import { childrenCpuSeconds, TIMED_COMMAND } from './cpu.js'
 
 export interface Response { status: number, body: string, ms: number, bytes: number }
 

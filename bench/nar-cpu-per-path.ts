@@ -15,7 +15,7 @@ const ROUNDS = 3
 const args = process.argv.slice(2)
 const countAt = args.indexOf('--count')
 const count = countAt === -1 ? 200 : Number(args[countAt + 1])
-const sizesKiB = args.filter((a, i) => /^\d+$/.test(a) && i !== countAt + 1).map(Number)
+const sizesKiB = args.filter((a, i) => /^\d+$/.test(a) && (countAt === -1 || i !== countAt + 1)).map(Number)
 if (sizesKiB.length === 0) sizesKiB.push(1, 1024, 8192)
 
 const compiled = await compileHost()

@@ -16,10 +16,22 @@
  */
 import type { ConnectionEncrypter, MessageStream, SecureConnectionOptions, SecuredConnection } from '@libp2p/interface'
 
+/** The parts of @libp2p/tcp's socket used here. */
+interface CorkableSocket {
+  cork: () => void
+  uncork: () => void
+  write: (buf: Uint8Array) => boolean
+  writableNeedDrain: boolean
+}
+
 /** The parts of @libp2p/tcp's connection used here; plain properties at run time. */
 interface SocketConnection {
-  socket?: { cork?: () => void, uncork?: () => void, write?: (buf: Uint8Array) => boolean, writableNeedDrain?: boolean }
+  socket?: Partial<CorkableSocket>
   sendData?: (data: Iterable<Uint8Array> & { byteLength: number, bufs?: unknown[] }) => { sentBytes: number, canSendMore: boolean }
+}
+
+function corkable (socket: Partial<CorkableSocket> | undefined): socket is CorkableSocket {
+  return typeof socket?.cork === 'function' && typeof socket.uncork === 'function' && typeof socket.write === 'function'
 }
 
 /** `encrypter`, securing connections whose sends were made single socket writes. */
@@ -47,7 +59,7 @@ export function corkSends<T> (connection: T): T {
   const conn = connection as SocketConnection
   const socket = conn.socket
   const sendData = conn.sendData
-  if (typeof socket?.cork !== 'function' || typeof socket.uncork !== 'function' || typeof socket.write !== 'function' || typeof sendData !== 'function') return connection
+  if (!corkable(socket) || typeof sendData !== 'function') return connection
   // All of a send goes to the socket, not only the part that fits under its high-water mark
   // (16 KiB, so a send would stop after one message and wait for 'drain'): the bytes were
   // queued anyway, and the muxer above stops sending once the socket needs draining.
@@ -58,20 +70,20 @@ export function corkSends<T> (connection: T): T {
     let gathered = 0
     try {
       for (const buf of data) {
-        if (!corked) socket.cork?.()
+        if (!corked) socket.cork()
         corked = true
-        socket.write?.(buf)
+        socket.write(buf)
         gathered += buf.byteLength
         if (gathered >= FLUSH_BYTES) {
-          socket.uncork?.()
+          socket.uncork()
           corked = false
           gathered = 0
         }
       }
     } finally {
-      if (corked) socket.uncork?.()
+      if (corked) socket.uncork()
     }
-    return { sentBytes: data.byteLength, canSendMore: socket.writableNeedDrain !== true }
+    return { sentBytes: data.byteLength, canSendMore: !socket.writableNeedDrain }
   }
   return connection
 }
