@@ -7,7 +7,7 @@
 import { FormatError } from '../../nix/errors.js'
 import { shortPeer, silentLogger } from '../../log.js'
 import { describe } from '../wire/describe.js'
-import { deadline } from '../wire/deadline.js'
+import { deadline, timeLimit } from '../wire/deadline.js'
 import { encodeFrame } from '../wire/frame.js'
 import { nextRequest } from '../wire/keep-alive.js'
 import { send } from '../wire/send.js'
@@ -112,7 +112,7 @@ export class NarService implements Startable, NarServiceInterface {
     } catch (err) {
       return { status: 'error', message: describe(err) }
     }
-    const { signal, explain } = deadline(this.#timeout, options.signal)
+    const { signal, explain, clear } = deadline(this.#timeout, options.signal)
     const acceptZstd = options.acceptZstd === true
     const request = encodeFrame(NarRequest.encode({ ...query, offset: BigInt(query.offset), acceptZstd }))
     try {
@@ -130,6 +130,8 @@ export class NarService implements Startable, NarServiceInterface {
       }, { signal })
     } catch (err) {
       return { status: 'error', message: explain(err) }
+    } finally {
+      clear()
     }
   }
 
@@ -213,12 +215,12 @@ export class NarService implements Startable, NarServiceInterface {
 
   /** The request, or undefined when the stream was cut off or answered ERROR for it. */
   async #readRequest (stream: Stream, reader: StreamReader, peer: string): Promise<NarAsk | undefined> {
-    const timer = AbortSignal.timeout(this.#requestTimeout)
+    const timer = timeLimit(this.#requestTimeout)
     try {
-      const request = NarRequest.decode(await reader.readFrame(MAX_REQUEST_BYTES, { signal: timer }))
+      const request = NarRequest.decode(await reader.readFrame(MAX_REQUEST_BYTES, { signal: timer.signal }))
       return { ...checkNarQuery(request.hashPart, request.narHash, request.offset), acceptZstd: request.acceptZstd }
     } catch (err) {
-      if (timer.aborted) {
+      if (timer.expired) {
         this.#log.debug(`nar: no request from ${shortPeer(peer)} within ${this.#requestTimeout} ms`)
         stream.abort(new Error(`no request within ${this.#requestTimeout} ms`))
         return undefined
@@ -228,6 +230,8 @@ export class NarService implements Startable, NarServiceInterface {
       if (stream.writeStatus === 'writable') stream.send(encodeFrame(NarResponse.encode({ status: Status.ERROR, message })))
       stream.abort(new Error(message))
       return undefined
+    } finally {
+      timer.clear()
     }
   }
 

@@ -8,7 +8,7 @@ import { formatNarInfo, MAX_NARINFO_BYTES } from '../../nix/narinfo.js'
 import { parseHashPart } from '../../nix/store-path.js'
 import { shortPeer, silentLogger } from '../../log.js'
 import { describe } from '../wire/describe.js'
-import { deadline } from '../wire/deadline.js'
+import { deadline, timeLimit } from '../wire/deadline.js'
 import { encodeFrame } from '../wire/frame.js'
 import { nextRequest } from '../wire/keep-alive.js'
 import { send } from '../wire/send.js'
@@ -82,7 +82,7 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
     } catch (err) {
       return { status: 'error', message: describe(err) }
     }
-    const { signal, explain } = deadline(this.#timeout, options.signal)
+    const { signal, explain, clear } = deadline(this.#timeout, options.signal)
     const request = encodeFrame(NarinfoRequest.encode({ hashPart }))
     try {
       return await this.#pool.exchange(peer, request, async (pooled) => {
@@ -92,6 +92,8 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
       }, { signal })
     } catch (err) {
       return { status: 'error', message: explain(err) }
+    } finally {
+      clear()
     }
   }
 
@@ -115,12 +117,12 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
 
   /** The requested hash part, or undefined when the stream was cut off or answered ERROR for it. */
   async #readRequest (stream: Stream, reader: StreamReader, peer: string): Promise<string | undefined> {
-    const timer = AbortSignal.timeout(this.#requestTimeout)
+    const timer = timeLimit(this.#requestTimeout)
     try {
-      const request = NarinfoRequest.decode(await reader.readFrame(MAX_REQUEST_BYTES, { signal: timer }))
+      const request = NarinfoRequest.decode(await reader.readFrame(MAX_REQUEST_BYTES, { signal: timer.signal }))
       return parseHashPart(request.hashPart)
     } catch (err) {
-      if (timer.aborted) {
+      if (timer.expired) {
         this.#log.debug(`narinfo: no request from ${shortPeer(peer)} within ${this.#requestTimeout} ms`)
         stream.abort(new Error(`no request within ${this.#requestTimeout} ms`))
         return undefined
@@ -130,6 +132,8 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
       if (stream.writeStatus === 'writable') stream.send(encodeFrame(NarinfoResponse.encode({ status: Status.ERROR, message })))
       stream.abort(new Error(message))
       return undefined
+    } finally {
+      timer.clear()
     }
   }
 

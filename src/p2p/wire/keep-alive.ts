@@ -1,4 +1,5 @@
 /** A responder's wait between two exchanges on one stream. */
+import { timeLimit } from './deadline.js'
 import type { StreamReader } from './stream-reader.js'
 
 /**
@@ -7,11 +8,13 @@ import type { StreamReader } from './stream-reader.js'
  * Throws when the stream is reset.
  */
 export async function nextRequest (reader: StreamReader, keepAlive: number): Promise<boolean> {
-  const timer = AbortSignal.timeout(keepAlive)
+  const timer = timeLimit(keepAlive)
   try {
-    return await reader.hasMore({ signal: timer })
+    return await reader.hasMore({ signal: timer.signal })
   } catch (err) {
-    if (timer.aborted) return false
+    if (timer.expired) return false
     throw err
+  } finally {
+    timer.clear()
   }
 }
