@@ -55,9 +55,10 @@ async function handle (opts: ShimOptions, req: IncomingMessage, res: ServerRespo
       timer?.(status)
     })
   }
-  // A client that goes away stops the lookup or download it started.
+  // A client that goes away stops the lookup or download it started. A response that was
+  // sent in full has nothing left to stop: no abort (and no Error with its stack) per request.
   const gone = new AbortController()
-  res.on('close', () => { gone.abort(new Error('the HTTP client went away')) })
+  res.on('close', () => { if (!res.writableFinished) gone.abort(new Error('the HTTP client went away')) })
   try {
     switch (target.endpoint) {
       case 'cache-info':

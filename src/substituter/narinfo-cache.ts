@@ -53,6 +53,11 @@ export class NarInfoCache {
     }
   }
 
+  /** Whether an answer for `hashPart` is kept (fresh or not) or being looked up. */
+  has (hashPart: string): boolean {
+    return this.entries.has(hashPart) || this.pending.has(hashPart)
+  }
+
   private start (hashPart: string, lookup: (signal: AbortSignal) => Promise<NarInfo | undefined>): Pending {
     const controller = new AbortController()
     const result = lookup(controller.signal).then((info) => {
