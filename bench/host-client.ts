@@ -76,7 +76,7 @@ export class BenchHost {
   async pullNar (daemon: number, peer: string, hashPart: string, narHash: string): Promise<Transfer> { return await this.call({ op: 'pull-nar', daemon, peer, hashPart, narHash }) }
   async tcpListen (): Promise<number> { return await this.call({ op: 'tcp-listen' }) }
   async pullTcp (port: number, bytes: number): Promise<Transfer> { return await this.call({ op: 'pull-tcp', port, bytes }) }
-  async narinfoLatencies (baseUrl: string, hashes: string[], rounds = 1, missesOnly = false): Promise<Latencies> { return await this.call({ op: 'narinfo-latencies', baseUrl, hashes, rounds, missesOnly }) }
+  async narinfoLatencies (baseUrl: string, hashes: string[], rounds = 1, missesOnly = false, missUrl?: string): Promise<Latencies> { return await this.call({ op: 'narinfo-latencies', baseUrl, hashes, rounds, missesOnly, missUrl }) }
   async absentHttp (): Promise<string> { return await this.call({ op: 'absent-http' }) }
 
   /** Waits until daemon #daemon is connected to at least `count` peers. */

@@ -16,7 +16,7 @@ export type HostRequest = { id: number } & (
   | { op: 'tcp-listen' }
   | { op: 'pull-tcp', port: number, bytes: number }
   /** Times a narinfo hit (each of `hashes`) and a miss in turn, `rounds` times over, at `baseUrl`. */
-  | { op: 'narinfo-latencies', baseUrl: string, hashes: string[], rounds: number, missesOnly: boolean }
+  | { op: 'narinfo-latencies', baseUrl: string, hashes: string[], rounds: number, missesOnly: boolean, missUrl?: string }
   /** Listens on loopback HTTP, answering 404 to everything; the value is the base URL. */
   | { op: 'absent-http' }
 )

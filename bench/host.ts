@@ -72,7 +72,7 @@ async function answer (req: HostRequest): Promise<unknown> {
     case 'pull-tcp':
       return await pullTcp(req.port, req.bytes)
     case 'narinfo-latencies':
-      return await narinfoLatencies(req.baseUrl, req.hashes, req.rounds, req.missesOnly)
+      return await narinfoLatencies(req.baseUrl, req.hashes, req.rounds, req.missesOnly, req.missUrl)
     case 'absent-http': {
       const server = await listenAbsentServer()
       tcpServers.push(server)

@@ -42,6 +42,7 @@ const WARM_UP = 100
 const WARM_UP_RUN_ROUNDS = 5
 const SETTLE_MS = 1000
 const ABSENT_ROW = 'floor: a Node HTTP server that answers 404 at once (in the shim\'s process)'
+const absentAfterHitsRow = (peers: number): string => `floor, each miss right after a hit on a ${peers}-peer shim (the shim rows' pattern)`
 /** The daemon as it runs by default (peer index on), and asking every peer every time. */
 const SHIM_VARIANTS = [{ name: 'index', flags: [] }, { name: 'no-index', flags: ['--no-index'] }]
 
@@ -101,21 +102,26 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
     const record = (name: string, l: Latencies): void => { results.set(name, [...(results.get(name) ?? []), l]) }
     /** Per shim row and run: the percentage of its misses the shim itself answered within 1 ms. */
     const inShim = new Map<string, number[]>()
+    /** A fresh shim daemon with `n` peers, settled and warmed up with the warm-up paths. */
+    const startShim = async (name: string, n: number, flags: string[], warmUpRounds: number): Promise<StartedDaemon> => {
+      const state = join(nix.dir, `state-shim-${name}`)
+      await mkdir(state)
+      const shim = await shimHost.startDaemon([
+        '--state-dir', state, '--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns',
+        '--store-root', shimRoot, '--trusted-public-keys', key.publicKey, ...flags,
+        ...peers.slice(0, n).flatMap(p => ['--peer', p.addrs[0]])
+      ])
+      await shimHost.waitForPeers(shim.index, n)
+      // let the daemons finish what they do on connect (identify, summaries of their stores)
+      await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
+      await client.narinfoLatencies(shim.url, warmHashes, warmUpRounds)
+      return shim
+    }
     for (let run = opts.warmUpRun ? -1 : 0; run < opts.runs; run++) {
       const keep = run >= 0
       for (const n of opts.peerCounts) {
         for (const variant of SHIM_VARIANTS) {
-          const state = join(nix.dir, `state-shim-${run}-${n}-${variant.name}`)
-          await mkdir(state)
-          const shim = await shimHost.startDaemon([
-            '--state-dir', state, '--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns',
-            '--store-root', shimRoot, '--trusted-public-keys', key.publicKey, ...variant.flags,
-            ...peers.slice(0, n).flatMap(p => ['--peer', p.addrs[0]])
-          ])
-          await shimHost.waitForPeers(shim.index, n)
-          // let the daemons finish what they do on connect (identify, summaries of their stores)
-          await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
-          await client.narinfoLatencies(shim.url, warmHashes, keep ? 1 : WARM_UP_RUN_ROUNDS)
+          const shim = await startShim(`${run}-${n}-${variant.name}`, n, variant.flags, keep ? 1 : WARM_UP_RUN_ROUNDS)
           opts.progress(`narinfo: ${keep ? `run ${run + 1}/${opts.runs}` : 'warm-up run'}, ${n} peer(s), ${variant.name}`)
           if (keep) {
             const name = `peerix shim${variant.flags.map(f => ` ${f}`).join('')}, ${n} peer${n === 1 ? '' : 's'}`
@@ -129,6 +135,14 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
       }
       await client.narinfoLatencies(absentUrl, warmHashes, keep ? 1 : WARM_UP_RUN_ROUNDS, true)
       if (keep) record(ABSENT_ROW, await client.narinfoLatencies(absentUrl, hitHashes, 1, true))
+      // The shim rows ask each miss right after a hit; the floor server asked that way too.
+      const hitsShim = await startShim(`${run}-floor-after-hits`, maxPeers, [], keep ? 1 : WARM_UP_RUN_ROUNDS)
+      if (keep) {
+        // the hits are the shim's, measured in its own rows: only the floor's misses are shown
+        const l = await client.narinfoLatencies(hitsShim.url, hitHashes, 1, false, absentUrl)
+        record(absentAfterHitsRow(maxPeers), { ...l, hits: [] })
+      }
+      await shimHost.stopDaemon(hitsShim.index)
       await client.narinfoLatencies(cache.url, warmHashes, keep ? 1 : WARM_UP_RUN_ROUNDS)
       if (keep) record('static file:// cache, python3 -m http.server', await client.narinfoLatencies(cache.url, hitHashes))
     }
@@ -156,7 +170,8 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
         'The original Peerix waits its full 50 ms UDP timeout on every miss (its design), so that row is a reference figure, not a measurement.',
         'errors: hits not answered 200 or misses not answered 404.',
         'misses ≤ 1 ms inside the shim: the share of the measured misses the shim answered within 1 ms by its own clock, from request to response sent (its /metrics histogram peerix_narinfo_duration_seconds); the rest of what the client measures is the two processes\' sockets and schedulers.',
-        'floor: the same client asking a Node HTTP server in the shim\'s host process that answers every request with a 404 at once: what any miss answered by a Node daemon costs on this machine.'
+        'floor: the same client asking a Node HTTP server in the shim\'s host process that answers every request with a 404 at once: what any miss answered by a Node daemon costs on this machine.',
+        `floor after hits: the same floor server, each miss asked right after a hit on a fresh ${maxPeers}-peer shim (over a connection of its own), as the shim rows alternate them: what a miss costs in that pattern when the server does nothing.`
       ]
     }
   } finally {

@@ -18,11 +18,14 @@ function randomHashPart (): string {
 
 /**
  * Alternates a hit and a miss, `rounds` times over; a hit must be 200 and a miss 404, else it
- * counts as an error. With `missesOnly`, asks only the misses (one per hash).
+ * counts as an error. With `missesOnly`, asks only the misses (one per hash). With `missUrl`,
+ * the misses go to that server instead (over a connection of their own), each right after a
+ * hit on `baseUrl`: the miss pattern of the shim rows, for a server that does nothing.
  */
-export async function narinfoLatencies (baseUrl: string, hitHashes: string[], rounds = 1, missesOnly = false): Promise<Latencies> {
+export async function narinfoLatencies (baseUrl: string, hitHashes: string[], rounds = 1, missesOnly = false, missUrl = baseUrl): Promise<Latencies> {
   const out: Latencies = { hits: [], misses: [], errors: 0 }
   const client = new HttpClient()
+  const missClient = missUrl === baseUrl ? client : new HttpClient()
   try {
     for (let round = 0; round < rounds; round++) {
       for (const hit of hitHashes) {
@@ -31,13 +34,14 @@ export async function narinfoLatencies (baseUrl: string, hitHashes: string[], ro
           if (h.status === 200) out.hits.push(h.ms)
           else out.errors++
         }
-        const m = await client.get(`${baseUrl}/${randomHashPart()}.narinfo`)
+        const m = await missClient.get(`${missUrl}/${randomHashPart()}.narinfo`)
         if (m.status === 404) out.misses.push(m.ms)
         else out.errors++
       }
     }
   } finally {
     client.close()
+    missClient.close()
   }
   return out
 }
