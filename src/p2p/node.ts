@@ -25,6 +25,7 @@ import { peerixPeers, type PeerixPeers } from './peerix-peers.js'
 import { staticPeers, type StaticPeers } from './static-peers.js'
 import { batchYamuxWindowUpdates } from './yamux-window.js'
 import { corkedSends } from './corked-sends.js'
+import { noiseWithoutCopies } from './noise-copies.js'
 import type { PathSource } from '../store/source.js'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Registry } from 'prom-client'
@@ -91,7 +92,7 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
     nodeInfo: { name: 'peerix', version: VERSION, userAgent: AGENT_VERSION },
     addresses: { listen: listen.map(String) },
     transports: [tcp()],
-    connectionEncrypters: [corkedSends(noise())],
+    connectionEncrypters: [noiseWithoutCopies(corkedSends(noise()))],
     // Nix asks for many narinfos at once right after a peer connects: yamux resets the whole
     // connection past 10 streams opened before the other side set it up (its default).
     streamMuxers: [yamux({ maxEarlyStreams: 256 })],

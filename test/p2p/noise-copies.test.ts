@@ -1,0 +1,92 @@
+import '../../src/polyfill.js'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { formatSha256Nix32 } from '../../src/nix/hash.js'
+import { toNix32 } from '../../src/nix/nix32.js'
+import { loopbackNode, MemorySource, Nodes } from './node-helpers.js'
+import type { Libp2p } from '@libp2p/interface'
+
+const MiB = 1024 * 1024
+const PROTOCOL = '/peerix-test/sink/1'
+
+/**
+ * Counts the gathering copies of this process: Uint8ArrayList.subarray over more than one
+ * piece, of at least 32 KiB (half a Noise message), each a new buffer the bytes are copied into.
+ */
+class GatheringCopies {
+  count = 0
+  readonly #subarray = Uint8ArrayList.prototype.subarray
+
+  start (): void {
+    const counts = this
+    const subarray = this.#subarray
+    Uint8ArrayList.prototype.subarray = function (this: Uint8ArrayList, ...args: [number?, number?]) {
+      const result = subarray.apply(this, args)
+      if (result.byteLength >= 32 * 1024 && (this as unknown as { bufs: unknown[] }).bufs.length > 1) counts.count++
+      return result
+    }
+  }
+
+  stop (): void {
+    Uint8ArrayList.prototype.subarray = this.#subarray
+  }
+}
+
+describe('Noise messages without gathering copies', function () {
+  this.timeout(30_000)
+  const nodes = new Nodes()
+  const plain: Libp2p[] = []
+  let copies: GatheringCopies
+
+  beforeEach(() => { copies = new GatheringCopies() })
+  afterEach(async () => {
+    copies.stop()
+    await nodes.stopAll()
+    await Promise.all(plain.splice(0).map(async n => { await n.stop() }))
+  })
+
+  it('deliver a NAR between peerix nodes byte for byte, without gathering its messages into new buffers', async () => {
+    // not a multiple of Noise's 65,519-byte plaintext: the last message is short
+    const bytes = randomBytes(4 * MiB + 12_345)
+    const hashPart = toNix32(createHash('sha256').update('no-copies').digest().subarray(0, 20))
+    const narHash = formatSha256Nix32(createHash('sha256').update(bytes).digest())
+    const source = new MemorySource()
+    source.nars.set(hashPart, bytes)
+    source.infos.set(hashPart, { storePath: `/nix/store/${hashPart}-no-copies`, url: '', compression: 'none', narHash, narSize: bytes.byteLength, references: [], sigs: [] })
+    const server = await nodes.peerix({ source })
+    const client = await nodes.peerix()
+    await client.dial(server.getMultiaddrs()[0])
+
+    copies.start()
+    const answer = await client.services.nar.fetch(server.peerId, hashPart, narHash, 0)
+    assert.equal(answer.status, 'found', JSON.stringify(answer))
+    const chunks: Uint8Array[] = []
+    for await (const chunk of (answer as { value: AsyncIterable<Uint8Array> }).value) chunks.push(chunk)
+    copies.stop()
+
+    assert.ok(Buffer.concat(chunks).equals(bytes), 'the NAR arrives intact')
+    // 4 MiB is 65 Noise messages; socket reads cut most of them in two
+    assert.ok(copies.count <= 2, `saw ${copies.count} gathering copies`)
+    // small messages (under the 1,200 bytes where Noise switches ciphers) too: a narinfo exchange
+    const absent = toNix32(createHash('sha256').update('absent').digest().subarray(0, 20))
+    const small = await client.services.narinfo.query(server.peerId, absent)
+    assert.equal(small.status, 'absent', JSON.stringify(small))
+  })
+
+  it('are what makes the difference: stock libp2p gathers most messages of a transfer', async () => {
+    const receiver = await loopbackNode()
+    const sender = await loopbackNode()
+    plain.push(receiver, sender)
+    let received = 0
+    await receiver.handle(PROTOCOL, async (stream) => { for await (const chunk of stream) received += chunk.byteLength })
+    const stream = await sender.dialProtocol(receiver.getMultiaddrs()[0], PROTOCOL)
+    copies.start()
+    const piece = new Uint8Array(256 * 1024)
+    for (let i = 0; i < 16; i++) if (!stream.send(piece)) await stream.onDrain()
+    await stream.close()
+    while (received < 16 * piece.byteLength) await new Promise(resolve => setTimeout(resolve, 10))
+    copies.stop()
+    assert.ok(copies.count >= 16, `expected the stock stack to gather messages, saw ${copies.count}`)
+  })
+})
