@@ -14,6 +14,9 @@ const PROTOCOL = '/peerix-test/sink/1'
 
 /** Counts the socket writes of this process: single buffers (`_write`) and gathered ones (`_writev`). */
 class SocketWrites {
+  /** Writes (single or gathered) on sockets whose local port is this one, when set. */
+  port?: number
+  onPort = 0
   singles = 0
   /** Single writes of a 2-byte buffer: a Noise length on its own. */
   lengthsAlone = 0
@@ -27,11 +30,13 @@ class SocketWrites {
     const writev = Socket.prototype._writev
     Socket.prototype._write = function (this: Socket, chunk: Buffer, ...rest: unknown[]) {
       counts.singles++
+      if (this.localPort === counts.port) counts.onPort++
       if (chunk.byteLength === 2) counts.lengthsAlone++
       return (write as (...args: unknown[]) => void).call(this, chunk, ...rest)
     }
     Socket.prototype._writev = function (this: Socket, ...args: unknown[]) {
       counts.gathered++
+      if (this.localPort === counts.port) counts.onPort++
       return (writev as (...args: unknown[]) => void).call(this, ...args)
     }
   }
@@ -78,6 +83,31 @@ describe('corked sends on peer connections', function () {
     // 4 MiB is 64 Noise messages, each a length and a ciphertext: 128 buffers, one writev each pair
     assert.ok(writes.gathered >= 64, `the NAR went out in gathered writes, saw ${writes.gathered}`)
     assert.ok(writes.singles + writes.gathered < 128, `fewer socket writes than buffers, saw ${writes.singles} + ${writes.gathered}`)
+  })
+
+  it('send a small NAR\'s header and body in one socket write', async () => {
+    const bytes = randomBytes(1024)
+    const hashPart = toNix32(createHash('sha256').update('small').digest().subarray(0, 20))
+    const narHash = formatSha256Nix32(createHash('sha256').update(bytes).digest())
+    const source = new MemorySource()
+    source.nars.set(hashPart, bytes)
+    source.infos.set(hashPart, { storePath: `/nix/store/${hashPart}-small`, url: '', compression: 'none', narHash, narSize: bytes.byteLength, references: [], sigs: [] })
+    const server = await nodes.peerix({ source })
+    const client = await nodes.peerix()
+    await client.dial(server.getMultiaddrs()[0])
+    const fetchAll = async (): Promise<Buffer> => {
+      const answer = await client.services.nar.fetch(server.peerId, hashPart, narHash, 0)
+      assert.equal(answer.status, 'found', JSON.stringify(answer))
+      const chunks: Uint8Array[] = []
+      for await (const chunk of (answer as { value: AsyncIterable<Uint8Array> }).value) chunks.push(chunk)
+      return Buffer.concat(chunks)
+    }
+    await fetchAll() // opens the stream the next fetches reuse
+    writes.port = Number(/\/tcp\/(\d+)/.exec(server.getMultiaddrs()[0].toString())?.[1])
+    writes.start()
+    for (let i = 0; i < 5; i++) assert.ok((await fetchAll()).equals(bytes), 'the NAR arrives intact')
+    writes.stop()
+    assert.equal(writes.onPort, 5, 'one socket write from the server per NAR')
   })
 
   it('are what makes the difference: stock libp2p writes each Noise length on its own', async () => {
