@@ -1,11 +1,9 @@
 import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { Socket } from 'node:net'
-import { formatSha256Nix32 } from '../../src/nix/hash.js'
-import { toNix32 } from '../../src/nix/nix32.js'
 import { corkSends } from '../../src/p2p/corked-sends.js'
-import { loopbackNode, MemorySource, Nodes } from './node-helpers.js'
+import { loopbackNode, MemorySource, Nodes, portOf } from './node-helpers.js'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -62,11 +60,8 @@ describe('corked sends on peer connections', function () {
 
   it('send a NAR with each Noise length and ciphertext in one write, and deliver every byte', async () => {
     const bytes = randomBytes(4 * MiB)
-    const hashPart = toNix32(createHash('sha256').update('corked').digest().subarray(0, 20))
-    const narHash = formatSha256Nix32(createHash('sha256').update(bytes).digest())
     const source = new MemorySource()
-    source.nars.set(hashPart, bytes)
-    source.infos.set(hashPart, { storePath: `/nix/store/${hashPart}-corked`, url: '', compression: 'none', narHash, narSize: bytes.byteLength, references: [], sigs: [] })
+    const { hashPart, narHash } = source.add('corked', bytes)
     const server = await nodes.peerix({ source })
     const client = await nodes.peerix()
     await client.dial(server.getMultiaddrs()[0])
@@ -87,11 +82,8 @@ describe('corked sends on peer connections', function () {
 
   it('send a small NAR\'s header and body in one socket write', async () => {
     const bytes = randomBytes(1024)
-    const hashPart = toNix32(createHash('sha256').update('small').digest().subarray(0, 20))
-    const narHash = formatSha256Nix32(createHash('sha256').update(bytes).digest())
     const source = new MemorySource()
-    source.nars.set(hashPart, bytes)
-    source.infos.set(hashPart, { storePath: `/nix/store/${hashPart}-small`, url: '', compression: 'none', narHash, narSize: bytes.byteLength, references: [], sigs: [] })
+    const { hashPart, narHash } = source.add('small', bytes)
     const server = await nodes.peerix({ source })
     const client = await nodes.peerix()
     await client.dial(server.getMultiaddrs()[0])
@@ -103,7 +95,7 @@ describe('corked sends on peer connections', function () {
       return Buffer.concat(chunks)
     }
     await fetchAll() // opens the stream the next fetches reuse
-    writes.port = Number(/\/tcp\/(\d+)/.exec(server.getMultiaddrs()[0].toString())?.[1])
+    writes.port = portOf(server)
     writes.start()
     for (let i = 0; i < 5; i++) assert.ok((await fetchAll()).equals(bytes), 'the NAR arrives intact')
     writes.stop()

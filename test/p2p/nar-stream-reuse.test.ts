@@ -1,14 +1,12 @@
 import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { formatSha256Nix32 } from '../../src/nix/hash.js'
-import { toNix32 } from '../../src/nix/nix32.js'
 import { nar, NAR_PROTOCOL } from '../../src/p2p/nar/index.js'
 import { NarRequest, NarResponse } from '../../src/p2p/nar/pb/message.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
 import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
-import { ending, eventually, loopbackNode, MemorySource, streamsOf } from './node-helpers.js'
+import { ending, eventually, hashPartOf, loopbackNode, MemorySource, narHashOf, streamsOf } from './node-helpers.js'
 import type { NarService, NarServiceInit, NarStream } from '../../src/p2p/nar/index.js'
 import type { Answer } from '../../src/p2p/peer-client.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -16,23 +14,6 @@ import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 type Node = Libp2p<{ nar: NarService }>
 
 const MiB = 1024 * 1024
-
-function hashPartOf (label: string): string {
-  return toNix32(createHash('sha256').update(label).digest().subarray(0, 20))
-}
-
-function narHashOf (bytes: Uint8Array): string {
-  return formatSha256Nix32(createHash('sha256').update(bytes).digest())
-}
-
-/** A NAR of `bytes` in `source`, as a fetch names it. */
-function add (source: MemorySource, label: string, bytes: Uint8Array): { hashPart: string, narHash: string } {
-  const hashPart = hashPartOf(label)
-  const narHash = narHashOf(bytes)
-  source.nars.set(hashPart, bytes)
-  source.infos.set(hashPart, { storePath: `/nix/store/${hashPart}-${label}`, url: '', compression: 'none', narHash, narSize: bytes.byteLength, references: [], sigs: [] })
-  return { hashPart, narHash }
-}
 
 function found (answer: Answer<NarStream>): NarStream {
   assert.equal(answer.status, 'found', JSON.stringify(answer))
@@ -100,7 +81,7 @@ describe('/peerix/nar/1 r1: several NARs per stream', function () {
 
   it('fetches NARs one after another over one stream, byte for byte', async () => {
     const nars = [randomBytes(3 * MiB + 17), randomBytes(1000), new Uint8Array(0), randomBytes(5 * MiB)]
-    const ids = nars.map((bytes, i) => add(source, `p${i}`, bytes))
+    const ids = nars.map((bytes, i) => source.add(`p${i}`, bytes))
     const seen = new Set<string>()
     for (const [i, { hashPart, narHash }] of ids.entries()) {
       const body = found(await client.services.nar.fetch(server.peerId, hashPart, narHash, 0))
@@ -114,7 +95,7 @@ describe('/peerix/nar/1 r1: several NARs per stream', function () {
 
   it('reuses the stream when the consumer stops right after the last byte, as the substituter does', async () => {
     const nars = [randomBytes(2 * MiB + 5), randomBytes(300_000), randomBytes(1000)]
-    const ids = nars.map((bytes, i) => add(source, `q${i}`, bytes))
+    const ids = nars.map((bytes, i) => source.add(`q${i}`, bytes))
     const seen = new Set<string>()
     for (const [i, { hashPart, narHash }] of ids.entries()) {
       const body = found(await client.services.nar.fetch(server.peerId, hashPart, narHash, 0))
@@ -133,8 +114,8 @@ describe('/peerix/nar/1 r1: several NARs per stream', function () {
   })
 
   it('resets a stream whose body was abandoned half way, and fetches the next NAR on a fresh one', async () => {
-    const big = add(source, 'big', randomBytes(8 * MiB))
-    const small = add(source, 'small', randomBytes(1000))
+    const big = source.add('big', randomBytes(8 * MiB))
+    const small = source.add('small', randomBytes(1000))
     const body = found(await client.services.nar.fetch(server.peerId, big.hashPart, big.narHash, 0))
     const [abandoned] = narStreams(client, server.peerId)
     for await (const chunk of body) { assert.ok(chunk.byteLength > 0); break }
@@ -175,7 +156,7 @@ describe('/peerix/nar/1 r1: several NARs per stream', function () {
   })
 
   it('serves an r0 requester (one request, then close write) and closes the stream cleanly after the body', async () => {
-    const { hashPart, narHash } = add(source, 'one', randomBytes(70_000))
+    const { hashPart, narHash } = source.add('one', randomBytes(70_000))
     const stream = await client.dialProtocol(server.peerId, NAR_PROTOCOL)
     const reader = new StreamReader(stream)
     try {
@@ -195,7 +176,7 @@ describe('/peerix/nar/1 r1: several NARs per stream', function () {
   it('has the responder close an idle stream cleanly after its keep-alive', async () => {
     const brief = await started({ source, keepAlive: 300 })
     await client.dial(brief.getMultiaddrs()[0])
-    const { hashPart, narHash } = add(source, 'k', randomBytes(100))
+    const { hashPart, narHash } = source.add('k', randomBytes(100))
     assert.equal((await collect(found(await client.services.nar.fetch(brief.peerId, hashPart, narHash, 0)))).byteLength, 100)
     const [pooled] = narStreams(client, brief.peerId)
     assert.equal(await ending(pooled, 5_000), 'closed')

@@ -1,4 +1,5 @@
 /** What the peerix node tests share: a fixture store, nodes on loopback that are stopped after each test, polling. */
+import { createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -6,6 +7,8 @@ import { identify, type Identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type ServiceFactoryMap } from 'libp2p'
 import { createLogger, type Logger } from '../../src/log.js'
+import { formatSha256Nix32 } from '../../src/nix/hash.js'
+import { toNix32 } from '../../src/nix/nix32.js'
 import { createPeerixNode, type PeerixNode, type PeerixNodeOptions } from '../../src/p2p/node.js'
 import type { NarInfo } from '../../src/nix/narinfo.js'
 import type { NarBytes, PathSource, Served } from '../../src/store/source.js'
@@ -15,6 +18,15 @@ import type { Libp2p, PeerId, PrivateKey, ServiceMap, Stream } from '@libp2p/int
 export class MemorySource implements PathSource {
   readonly infos = new Map<string, NarInfo>()
   readonly nars = new Map<string, Uint8Array>()
+
+  /** Adds a NAR of `bytes` under a hash part made from `label`; returns what a fetch names it by. */
+  add (label: string, bytes: Uint8Array): { hashPart: string, narHash: string } {
+    const hashPart = hashPartOf(label)
+    const narHash = narHashOf(bytes)
+    this.nars.set(hashPart, bytes)
+    this.infos.set(hashPart, { storePath: `/nix/store/${hashPart}-${label}`, url: '', compression: 'none', narHash, narSize: bytes.byteLength, references: [], sigs: [] })
+    return { hashPart, narHash }
+  }
 
   async narInfo (hashPart: string): Promise<Served<NarInfo>> {
     const info = this.infos.get(hashPart)
@@ -110,4 +122,14 @@ export async function eventually (what: string, check: () => boolean, timeoutMs 
 /** The TCP port a node listens on (its first address). */
 export function portOf (node: Libp2p): number {
   return Number(node.getMultiaddrs()[0].getComponents().find(c => c.name === 'tcp')?.value)
+}
+
+/** A store hash part made from `label`. */
+export function hashPartOf (label: string): string {
+  return toNix32(createHash('sha256').update(label).digest().subarray(0, 20))
+}
+
+/** The NarHash of `bytes` as a narinfo writes it. */
+export function narHashOf (bytes: Uint8Array): string {
+  return formatSha256Nix32(createHash('sha256').update(bytes).digest())
 }

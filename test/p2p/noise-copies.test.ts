@@ -1,10 +1,8 @@
 import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { formatSha256Nix32 } from '../../src/nix/hash.js'
-import { toNix32 } from '../../src/nix/nix32.js'
-import { loopbackNode, MemorySource, Nodes } from './node-helpers.js'
+import { hashPartOf, loopbackNode, MemorySource, Nodes } from './node-helpers.js'
 import type { Libp2p } from '@libp2p/interface'
 
 const MiB = 1024 * 1024
@@ -49,11 +47,8 @@ describe('Noise messages without gathering copies', function () {
   it('deliver a NAR between peerix nodes byte for byte, without gathering its messages into new buffers', async () => {
     // not a multiple of Noise's 65,519-byte plaintext: the last message is short
     const bytes = randomBytes(4 * MiB + 12_345)
-    const hashPart = toNix32(createHash('sha256').update('no-copies').digest().subarray(0, 20))
-    const narHash = formatSha256Nix32(createHash('sha256').update(bytes).digest())
     const source = new MemorySource()
-    source.nars.set(hashPart, bytes)
-    source.infos.set(hashPart, { storePath: `/nix/store/${hashPart}-no-copies`, url: '', compression: 'none', narHash, narSize: bytes.byteLength, references: [], sigs: [] })
+    const { hashPart, narHash } = source.add('no-copies', bytes)
     const server = await nodes.peerix({ source })
     const client = await nodes.peerix()
     await client.dial(server.getMultiaddrs()[0])
@@ -69,8 +64,7 @@ describe('Noise messages without gathering copies', function () {
     // 4 MiB is 65 Noise messages; socket reads cut most of them in two
     assert.ok(copies.count <= 2, `saw ${copies.count} gathering copies`)
     // small messages (under the 1,200 bytes where Noise switches ciphers) too: a narinfo exchange
-    const absent = toNix32(createHash('sha256').update('absent').digest().subarray(0, 20))
-    const small = await client.services.narinfo.query(server.peerId, absent)
+    const small = await client.services.narinfo.query(server.peerId, hashPartOf('absent'))
     assert.equal(small.status, 'absent', JSON.stringify(small))
   })
 
