@@ -3,9 +3,8 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Socket } from 'node:net'
 import { corkSends } from '../../src/p2p/corked-sends.js'
-import { loopbackNode, MemorySource, Nodes, portOf } from './node-helpers.js'
+import { Nodes, portOf, servedNar } from './node-helpers.js'
 import { Uint8ArrayList } from 'uint8arraylist'
-import type { Libp2p } from '@libp2p/interface'
 
 const MiB = 1024 * 1024
 const PROTOCOL = '/peerix-test/sink/1'
@@ -48,32 +47,22 @@ class SocketWrites {
 describe('corked sends on peer connections', function () {
   this.timeout(30_000)
   const nodes = new Nodes()
-  const plain: Libp2p[] = []
   let writes: SocketWrites
 
   beforeEach(() => { writes = new SocketWrites() })
   afterEach(async () => {
     writes.stop()
     await nodes.stopAll()
-    await Promise.all(plain.splice(0).map(async n => { await n.stop() }))
   })
 
   it('send a NAR with each Noise length and ciphertext in one write, and deliver every byte', async () => {
     const bytes = randomBytes(4 * MiB)
-    const source = new MemorySource()
-    const { hashPart, narHash } = source.add('corked', bytes)
-    const server = await nodes.peerix({ source })
-    const client = await nodes.peerix()
-    await client.dial(server.getMultiaddrs()[0])
-
+    const { fetchAll } = await servedNar(nodes, 'corked', bytes)
     writes.start()
-    const answer = await client.services.nar.fetch(server.peerId, hashPart, narHash, 0)
-    assert.equal(answer.status, 'found', JSON.stringify(answer))
-    const chunks: Uint8Array[] = []
-    for await (const chunk of (answer as { value: AsyncIterable<Uint8Array> }).value) chunks.push(chunk)
+    const received = await fetchAll()
     writes.stop()
 
-    assert.ok(Buffer.concat(chunks).equals(bytes), 'the NAR arrives intact')
+    assert.ok(received.equals(bytes), 'the NAR arrives intact')
     assert.equal(writes.lengthsAlone, 0, 'no Noise length went out as a socket write of its own')
     // 4 MiB is 64 Noise messages, each a length and a ciphertext: 128 buffers, one writev each pair
     assert.ok(writes.gathered >= 64, `the NAR went out in gathered writes, saw ${writes.gathered}`)
@@ -82,18 +71,7 @@ describe('corked sends on peer connections', function () {
 
   it('send a small NAR\'s header and body in one socket write', async () => {
     const bytes = randomBytes(1024)
-    const source = new MemorySource()
-    const { hashPart, narHash } = source.add('small', bytes)
-    const server = await nodes.peerix({ source })
-    const client = await nodes.peerix()
-    await client.dial(server.getMultiaddrs()[0])
-    const fetchAll = async (): Promise<Buffer> => {
-      const answer = await client.services.nar.fetch(server.peerId, hashPart, narHash, 0)
-      assert.equal(answer.status, 'found', JSON.stringify(answer))
-      const chunks: Uint8Array[] = []
-      for await (const chunk of (answer as { value: AsyncIterable<Uint8Array> }).value) chunks.push(chunk)
-      return Buffer.concat(chunks)
-    }
+    const { server, fetchAll } = await servedNar(nodes, 'small', bytes)
     await fetchAll() // opens the stream the next fetches reuse
     writes.port = portOf(server)
     writes.start()
@@ -103,9 +81,8 @@ describe('corked sends on peer connections', function () {
   })
 
   it('are what makes the difference: stock libp2p writes each Noise length on its own', async () => {
-    const receiver = await loopbackNode()
-    const sender = await loopbackNode()
-    plain.push(receiver, sender)
+    const receiver = await nodes.plain()
+    const sender = await nodes.plain()
     await receiver.handle(PROTOCOL, async (stream) => { for await (const _ of stream) { /* discard */ } })
     const stream = await sender.dialProtocol(receiver.getMultiaddrs()[0], PROTOCOL)
     writes.start()

@@ -133,3 +133,20 @@ export function hashPartOf (label: string): string {
 export function narHashOf (bytes: Uint8Array): string {
   return formatSha256Nix32(createHash('sha256').update(bytes).digest())
 }
+
+/** Two connected peerix nodes, the server holding a NAR of `bytes`; `fetchAll` pulls all of it. */
+export async function servedNar (nodes: Nodes, label: string, bytes: Uint8Array): Promise<{ server: PeerixNode, client: PeerixNode, hashPart: string, narHash: string, fetchAll: () => Promise<Buffer> }> {
+  const source = new MemorySource()
+  const { hashPart, narHash } = source.add(label, bytes)
+  const server = await nodes.peerix({ source })
+  const client = await nodes.peerix()
+  await client.dial(server.getMultiaddrs()[0])
+  const fetchAll = async (): Promise<Buffer> => {
+    const answer = await client.services.nar.fetch(server.peerId, hashPart, narHash, 0)
+    if (answer.status !== 'found') throw new Error(`expected the NAR, got ${JSON.stringify(answer)}`)
+    const chunks: Uint8Array[] = []
+    for await (const chunk of answer.value) chunks.push(chunk)
+    return Buffer.concat(chunks)
+  }
+  return { server, client, hashPart, narHash, fetchAll }
+}

@@ -2,8 +2,7 @@ import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { hashPartOf, loopbackNode, MemorySource, Nodes } from './node-helpers.js'
-import type { Libp2p } from '@libp2p/interface'
+import { hashPartOf, Nodes, servedNar } from './node-helpers.js'
 
 const MiB = 1024 * 1024
 const PROTOCOL = '/peerix-test/sink/1'
@@ -34,33 +33,23 @@ class GatheringCopies {
 describe('Noise messages without gathering copies', function () {
   this.timeout(30_000)
   const nodes = new Nodes()
-  const plain: Libp2p[] = []
   let copies: GatheringCopies
 
   beforeEach(() => { copies = new GatheringCopies() })
   afterEach(async () => {
     copies.stop()
     await nodes.stopAll()
-    await Promise.all(plain.splice(0).map(async n => { await n.stop() }))
   })
 
   it('deliver a NAR between peerix nodes byte for byte, without gathering its messages into new buffers', async () => {
     // not a multiple of Noise's 65,519-byte plaintext: the last message is short
     const bytes = randomBytes(4 * MiB + 12_345)
-    const source = new MemorySource()
-    const { hashPart, narHash } = source.add('no-copies', bytes)
-    const server = await nodes.peerix({ source })
-    const client = await nodes.peerix()
-    await client.dial(server.getMultiaddrs()[0])
-
+    const { server, client, fetchAll } = await servedNar(nodes, 'no-copies', bytes)
     copies.start()
-    const answer = await client.services.nar.fetch(server.peerId, hashPart, narHash, 0)
-    assert.equal(answer.status, 'found', JSON.stringify(answer))
-    const chunks: Uint8Array[] = []
-    for await (const chunk of (answer as { value: AsyncIterable<Uint8Array> }).value) chunks.push(chunk)
+    const received = await fetchAll()
     copies.stop()
 
-    assert.ok(Buffer.concat(chunks).equals(bytes), 'the NAR arrives intact')
+    assert.ok(received.equals(bytes), 'the NAR arrives intact')
     // 4 MiB is 65 Noise messages; socket reads cut most of them in two
     assert.ok(copies.count <= 2, `saw ${copies.count} gathering copies`)
     // small messages (under the 1,200 bytes where Noise switches ciphers) too: a narinfo exchange
@@ -69,9 +58,8 @@ describe('Noise messages without gathering copies', function () {
   })
 
   it('are what makes the difference: stock libp2p gathers most messages of a transfer', async () => {
-    const receiver = await loopbackNode()
-    const sender = await loopbackNode()
-    plain.push(receiver, sender)
+    const receiver = await nodes.plain()
+    const sender = await nodes.plain()
     let received = 0
     await receiver.handle(PROTOCOL, async (stream) => { for await (const chunk of stream) received += chunk.byteLength })
     const stream = await sender.dialProtocol(receiver.getMultiaddrs()[0], PROTOCOL)
