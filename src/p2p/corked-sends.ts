@@ -10,11 +10,12 @@
  * runs each, alternating, a temporary switch); against plain writes the difference stayed
  * inside this machine's noise (bare stream 280–465 against 277–433 MiB/s).
  *
- * The connection encrypter is the first to hold the raw connection, so it is wrapped: the
- * connection's `sendData` (what its message stream calls for every send) is replaced on the
- * instance before Noise sees it. A connection without a socket to cork is left alone.
+ * The connection encrypter is the first to hold the raw connection, so it is wrapped
+ * (`wrap-encrypter.ts`): the connection's `sendData` (what its message stream calls for every
+ * send) is replaced on the instance before Noise sees it. A connection without a socket to cork is left alone.
  */
-import type { ConnectionEncrypter, MessageStream, SecureConnectionOptions, SecuredConnection } from '@libp2p/interface'
+import { wrapEncrypter } from './wrap-encrypter.js'
+import type { ConnectionEncrypter } from '@libp2p/interface'
 
 /** The parts of @libp2p/tcp's socket used here. */
 interface CorkableSocket {
@@ -36,19 +37,7 @@ function corkable (socket: Partial<CorkableSocket> | undefined): socket is Corka
 
 /** `encrypter`, securing connections whose sends were made single socket writes. */
 export function corkedSends<C, E> (encrypter: (components: C) => ConnectionEncrypter<E>): (components: C) => ConnectionEncrypter<E> {
-  return (components) => {
-    const inner = encrypter(components)
-    return {
-      protocol: inner.protocol,
-      [Symbol.toStringTag]: String((inner as { [Symbol.toStringTag]?: string })[Symbol.toStringTag] ?? inner.protocol),
-      secureInbound: async (connection: MessageStream, options?: SecureConnectionOptions): Promise<SecuredConnection<E>> => {
-        return await inner.secureInbound(corkSends(connection), options)
-      },
-      secureOutbound: async (connection: MessageStream, options?: SecureConnectionOptions): Promise<SecuredConnection<E>> => {
-        return await inner.secureOutbound(corkSends(connection), options)
-      }
-    }
-  }
+  return wrapEncrypter(encrypter, { raw: corkSends })
 }
 
 /** Bytes gathered before they go to the socket: one Noise message (a length and up to 64 KiB). */

@@ -16,7 +16,8 @@
  * library version) is left alone.
  */
 import { Uint8ArrayList } from 'uint8arraylist'
-import type { ConnectionEncrypter, MessageStream, SecureConnectionOptions, SecuredConnection } from '@libp2p/interface'
+import { wrapEncrypter } from './wrap-encrypter.js'
+import type { ConnectionEncrypter } from '@libp2p/interface'
 
 /** Noise's largest message, and the part of it that is plaintext (the rest is the tag). */
 const MAX_MESSAGE = 65535
@@ -38,19 +39,7 @@ interface NoiseMessageStream {
 
 /** `encrypter`, whose secured connections encrypt and decrypt without gathering copies. */
 export function noiseWithoutCopies<C, E> (encrypter: (components: C) => ConnectionEncrypter<E>): (components: C) => ConnectionEncrypter<E> {
-  return (components) => {
-    const inner = encrypter(components)
-    const patched = (secured: SecuredConnection<E>): SecuredConnection<E> => {
-      withoutCopies(secured.connection)
-      return secured
-    }
-    return {
-      protocol: inner.protocol,
-      [Symbol.toStringTag]: String((inner as { [Symbol.toStringTag]?: string })[Symbol.toStringTag] ?? inner.protocol),
-      secureInbound: async (connection: MessageStream, options?: SecureConnectionOptions) => patched(await inner.secureInbound(connection, options)),
-      secureOutbound: async (connection: MessageStream, options?: SecureConnectionOptions) => patched(await inner.secureOutbound(connection, options))
-    }
-  }
+  return wrapEncrypter(encrypter, { secured: withoutCopies })
 }
 
 /** Replaces the stream's encrypt and decrypt; exported for the tests. */
