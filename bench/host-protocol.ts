@@ -17,6 +17,8 @@ export type HostRequest = { id: number } & (
   | { op: 'pull-tcp', port: number, bytes: number }
   /** Times a narinfo hit (each of `hashes`) and a miss in turn, `rounds` times over, at `baseUrl`. */
   | { op: 'narinfo-latencies', baseUrl: string, hashes: string[], rounds: number, missesOnly: boolean, missUrl?: string }
+  /** Listens on loopback HTTP, relaying the bare stream from `peer` (bench/bare-relay.ts); the value is the base URL. */
+  | { op: 'bare-relay', daemon: number, peer: string }
   /** Listens on loopback HTTP, answering 404 to everything; the value is the base URL. */
   | { op: 'absent-http' }
 )

@@ -12,6 +12,7 @@ import { startDaemon, type Daemon } from '../src/daemon/index.js'
 import { createLogger } from '../src/log.js'
 import { handleBenchProtocols, pullBytes, pullNarChunks } from './p2p-transfers.js'
 import { listenTcpSource, pullTcp } from './tcp-transfer.js'
+import { listenBareRelay } from './bare-relay.js'
 import { listenAbsentServer, narinfoLatencies } from './narinfo-requests.js'
 import type { HostReply, HostRequest } from './host-protocol.js'
 
@@ -73,6 +74,11 @@ async function answer (req: HostRequest): Promise<unknown> {
       return await pullTcp(req.port, req.bytes)
     case 'narinfo-latencies':
       return await narinfoLatencies(req.baseUrl, req.hashes, req.rounds, req.missesOnly, req.missUrl)
+    case 'bare-relay': {
+      const server = await listenBareRelay(daemonAt(req.daemon).node, peerIdFromString(req.peer))
+      tcpServers.push(server)
+      return server.url
+    }
     case 'absent-http': {
       const server = await listenAbsentServer()
       tcpServers.push(server)

@@ -81,6 +81,18 @@ async function sendFrame (stream: Stream, value: unknown): Promise<void> {
 /** Sends the request, reads the announced length and then the body to the end; times it all. */
 async function pull (node: PeerixNode, peer: PeerId, protocol: string, request: unknown): Promise<Transfer> {
   const t0 = process.hrtime.bigint()
+  let bytes = 0
+  for await (const chunk of pullBody(node, peer, protocol, request)) bytes += chunk.byteLength
+  return { bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }
+}
+
+/** The bare stream's bytes as B reads them: for a relay that does something with each chunk. */
+export function bytesBody (node: PeerixNode, peer: PeerId, bytes: number, sendChunk: number): AsyncGenerator<Uint8Array> {
+  return pullBody(node, peer, BYTES_PROTOCOL, { bytes, sendChunk } satisfies BytesRequest)
+}
+
+/** Sends the request, reads the announced length, then yields the body's chunks to the end. */
+async function * pullBody (node: PeerixNode, peer: PeerId, protocol: string, request: unknown): AsyncGenerator<Uint8Array> {
   const stream = await node.dialProtocol(peer, protocol)
   stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, READ_BUFFER_LIMIT)
   const reader = new StreamReader(stream, { highWaterMark: READ_HIGH_WATER_MARK })
@@ -88,9 +100,7 @@ async function pull (node: PeerixNode, peer: PeerId, protocol: string, request: 
     await sendFrame(stream, request)
     await stream.close()
     const { length } = JSON.parse(new TextDecoder().decode(await reader.readFrame(MAX_REQUEST))) as { length: number }
-    let bytes = 0
-    for await (const chunk of reader.readBody(length, { idleTimeout: IDLE_TIMEOUT })) bytes += chunk.byteLength
-    return { bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }
+    yield * reader.readBody(length, { idleTimeout: IDLE_TIMEOUT })
   } finally {
     reader.dispose()
   }
