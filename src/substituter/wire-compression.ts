@@ -5,8 +5,8 @@
  * measure the link: a compressed one runs at the link's pace or the compressor's, and which
  * of the two cannot be told from its rate. So a peer that gets asked for zstd still sends one
  * large NAR in PROBE_EVERY uncompressed, which notices a link that got faster. The rate is the
- * download's, its consumer included: behind a slow consumer a fast link looks slow, and
- * compression then costs CPU time that was idle anyway.
+ * link's as the download sees it: bytes over the time spent waiting for them, not the time Nix
+ * took to read them (a busy or slow consumer says nothing about the link).
  */
 
 export const WIRE_COMPRESSION_MODES = ['auto', 'zstd', 'off'] as const
