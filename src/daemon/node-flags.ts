@@ -25,8 +25,18 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1']
  * helper threads, and 2.2–2.4 with this flag; the copy took 5.1–5.7 s and 3.5–4.2 s (two
  * copies each, a temporary switch in the same checkout; `npm run bench -- --only closure`
  * shows the daemons' CPU per copy).
+ *
+ * `--heap-growing-percent=100`: after a full GC V8 lets the old generation grow to twice what
+ * survived before starting the next one; its own choice for this small heap left ~2 MB of room
+ * (`--trace-incremental-marking`: 11 MB live, limit 13 MB). A serving daemon promotes some of
+ * every NAR it sends, so it ran a full GC every ~10 NARs: in a `nix copy` of the 301-path
+ * closure of `npm run bench` through the shim, A's daemon did 19–35 full GCs costing 273–569 ms
+ * per copy (nine copies), and 0–3 costing 0–44 ms with this flag (four copies; `--trace-gc`,
+ * a temporary switch). Peak RSS while 512 MiB NARs streamed through the shim stayed the same
+ * (`npx tsx bench/nar-memory.ts 512 3`, twice each way: A 101–106 against 100–103 MB, B 96–109
+ * against 96–103). At 50 the full GCs stayed (20 and 29 in two copies).
  */
-export const DAEMON_RUNTIME_V8_FLAGS: readonly string[] = ['--no-concurrent-array-buffer-sweeping']
+export const DAEMON_RUNTIME_V8_FLAGS: readonly string[] = ['--no-concurrent-array-buffer-sweeping', '--heap-growing-percent=100']
 
 /** Sets DAEMON_RUNTIME_V8_FLAGS in this process. */
 export function applyRuntimeV8Flags (): void {
