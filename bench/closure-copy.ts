@@ -5,6 +5,7 @@
  * from A's chroot store (the floor). Each copy goes into a fresh store; the three are
  * interleaved within each run.
  */
+import { availableParallelism } from 'node:os'
 import { closureSources } from './closure-sources.js'
 import { childrenCpuSeconds, processCpuSeconds, TIMED_COMMAND } from './cpu.js'
 import { MiB, range, type Table } from './report.js'
@@ -44,20 +45,22 @@ export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
         await nix.run('sh', ['-c', 'chmod -R u+w "$0" && rm -rf "$0"', to])
       }
     }
+    const cores = availableParallelism()
     const floor = Math.min(...(copiesOf.get(sources[0][0])?.seconds ?? []))
     const staticBest = Math.min(...(copiesOf.get(sources[1][0])?.seconds ?? []))
     return {
       title: `nix copy of a ${closure.length}-path closure, ${(dataBytes / MiB).toFixed(0)} MiB, into an empty store (s)`,
-      columns: ['from', 'seconds', '× floor (best)', '× static cache (best)', 'CPU s: nix', 'CPU s: server'],
+      columns: ['from', 'seconds', '× floor (best)', '× static cache (best)', 'CPU s: nix', 'CPU s: server', `all CPU s ÷ ${cores} cores`],
       rows: sources.map(([name, , servers]) => {
         const { seconds: s, nixCpu, serverCpu } = copiesOf.get(name) ?? { seconds: [], nixCpu: [], serverCpu: [] }
         const server = servers.length === 0 ? '—' : range(serverCpu, 2)
-        return [name, range(s, 2), (Math.min(...s) / floor).toFixed(2), (Math.min(...s) / staticBest).toFixed(2), range(nixCpu, 2), server]
+        const spread = nixCpu.map((n, i) => (n + (serverCpu[i] ?? 0)) / cores)
+        return [name, range(s, 2), (Math.min(...s) / floor).toFixed(2), (Math.min(...s) / staticBest).toFixed(2), range(nixCpu, 2), server, range(spread, 2)]
       }),
       notes: [
         `${opts.leaves} leaves of random data (${(opts.minLeafBytes / 1e6).toFixed(1)}–${(opts.maxLeafBytes / 1e6).toFixed(1)} MB), ${opts.mids} mids, one top, built offline with nix-build; ${opts.runs} run(s) of each source, interleaved; ranges over runs.`,
         'Private NIX_CONF_DIR with narinfo-cache-negative-ttl = 0 and positive-ttl = 0; the same trusted-public-keys for every source.',
-        'CPU: user + system seconds during each copy, of `nix copy` and of the processes serving it (python; A\'s and B\'s daemons); the machine has 2 cores.'
+        `CPU: user + system seconds during each copy, of \`nix copy\` and of the processes serving it (python; A's and B's daemons). Their sum over the machine's ${cores} cores is the least wall time the copy could take with every core busy all along.`
       ]
     }
   } finally {
