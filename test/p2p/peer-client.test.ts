@@ -64,6 +64,20 @@ describe('Libp2pPeerClient', () => {
     assert.ok(Buffer.from(nar.subarray(123_456)).equals(rest))
   })
 
+  it('asks a peer by a PeerId string it never listed, and again by the same string', async () => {
+    const source = new MemorySource()
+    const info = addPath(source, 'unlisted', new Uint8Array(randomBytes(1000)))
+    const hashPart = info.storePath.slice('/nix/store/'.length, '/nix/store/'.length + 32)
+    const a = await nodes.peerix({ source })
+    const b = await nodes.peerix()
+    await b.dial(a.getMultiaddrs()[0])
+    const client = new Libp2pPeerClient(b)
+    for (let i = 0; i < 2; i++) {
+      const found = await client.narInfo(a.peerId.toString(), hashPart, AbortSignal.timeout(5000))
+      assert.equal(found.status, 'found', `ask #${i + 1}`)
+    }
+  })
+
   it('answers an error, not a throw, for a peer string that is not a PeerId', async () => {
     const client = new Libp2pPeerClient(await nodes.peerix())
     for (const answer of [
