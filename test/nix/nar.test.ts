@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { appendFile, chmod, mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { narSize, narStream, NarError } from '../../src/nix/nar.js'
+import { narSize, narStream, NarError, SYNC_READ_BYTES } from '../../src/nix/nar.js'
 import { hashing, hashNar, NarHasher } from '../../src/nix/nar-hash.js'
 import { formatSha256Nix32, toNarHash } from '../../src/nix/hash.js'
 import { NixEnv, sampleClosureExpr } from '../helpers/nix.js'
@@ -133,11 +133,8 @@ describe('NAR writer and hasher', () => {
     assert.ok(dump.equals(await collect(narStream(tree))))
   })
 
-  it('lets the event loop turn while it walks a tree that needs no reads (symlinks, empty files)', async () => {
-    const tree = join(dir, 'many-links')
-    await mkdir(tree)
-    for (let i = 0; i < 2000; i++) await symlink(`target-${i}`, join(tree, `link-${i}`))
-    for (let i = 0; i < 500; i++) await writeFile(join(tree, `empty-${i}`), '')
+  /** The NAR of `tree` and how often the event loop turned while it was written. */
+  async function turnsWhileWriting (tree: string): Promise<{ nar: Buffer, turns: number }> {
     // setImmediate callbacks run only when the event loop turns, never between microtasks
     let turns = 0
     let walking = true
@@ -145,7 +142,26 @@ describe('NAR writer and hasher', () => {
     setImmediate(count)
     const nar = await collect(narStream(tree))
     walking = false
+    return { nar, turns }
+  }
+
+  it('lets the event loop turn while it walks a tree that needs no reads (symlinks, empty files)', async () => {
+    const tree = join(dir, 'many-links')
+    await mkdir(tree)
+    for (let i = 0; i < 2000; i++) await symlink(`target-${i}`, join(tree, `link-${i}`))
+    for (let i = 0; i < 500; i++) await writeFile(join(tree, `empty-${i}`), '')
+    const { nar, turns } = await turnsWhileWriting(tree)
     assert.ok(turns >= 20, `the event loop turned ${turns} times during a walk of 2,501 nodes`)
+    assert.ok(nar.equals(await nixDump(nix, tree)), 'NAR differs from nix-store --dump')
+  })
+
+  it('writes a tree of small files (read synchronously) as nix-store --dump, letting the event loop turn', async () => {
+    const tree = join(dir, 'small-files')
+    await mkdir(tree)
+    for (let i = 0; i < 1500; i++) await writeFile(join(tree, `f-${i}`), randomBytes(1 + (i * 37) % SYNC_READ_BYTES))
+    await writeFile(join(tree, 'just-above'), randomBytes(SYNC_READ_BYTES + 1))
+    const { nar, turns } = await turnsWhileWriting(tree)
+    assert.ok(turns >= 20, `the event loop turned ${turns} times while 1,501 files were read`)
     assert.ok(nar.equals(await nixDump(nix, tree)), 'NAR differs from nix-store --dump')
   })
 
