@@ -2,7 +2,8 @@
  * `npm run bench`: every benchmark with its baseline in the same run, printed as Markdown
  * tables. Flags: `--quick` (tiny sizes, seconds: what the smoke test runs), `--runs N`
  * (repeat each measurement; ranges are printed), `--only narinfo,nar,closure`, `--tsx` (run
- * the daemons under tsx instead of compiling them first; `--quick` implies it).
+ * the daemons under tsx instead of compiling them first; `--quick` implies it),
+ * `--leaf-bytes MIN-MAX` (the closure's leaf sizes, default 1200000-12000000).
  */
 import { execFileSync } from 'node:child_process'
 import { rm } from 'node:fs/promises'
@@ -20,7 +21,8 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     runs: { type: 'string' },
     only: { type: 'string' },
-    tsx: { type: 'boolean', default: false }
+    tsx: { type: 'boolean', default: false },
+    'leaf-bytes': { type: 'string' }
   }
 })
 
@@ -28,7 +30,7 @@ const only = (values.only ?? BENCH_NAMES.join(',')).split(',')
 for (const name of only) {
   if (!(BENCH_NAMES as readonly string[]).includes(name)) throw new Error(`--only ${JSON.stringify(name)}: expected some of ${BENCH_NAMES.join(', ')}`)
 }
-const sizes = benchSizes(values.quick, values.runs)
+const sizes = benchSizes(values.quick, values.runs, values['leaf-bytes'])
 const progress = (line: string): void => { process.stderr.write(`… ${line}\n`) }
 const load = (): string => loadavg().map(l => l.toFixed(1)).join(' ')
 

@@ -12,7 +12,11 @@ export interface BenchSizes {
   closure: ClosureShape
 }
 
-export function benchSizes (quick: boolean, runs?: string): BenchSizes {
+/**
+ * The sizes for this run: the issue's, or tiny ones; `runs` and `leafBytes` (`MIN-MAX` bytes of
+ * each closure leaf, e.g. `4000-64000` for a closure of small paths) as given on the command line.
+ */
+export function benchSizes (quick: boolean, runs?: string, leafBytes?: string): BenchSizes {
   const sizes: BenchSizes = quick
     ? {
         runs: 1,
@@ -29,6 +33,11 @@ export function benchSizes (quick: boolean, runs?: string): BenchSizes {
   if (runs !== undefined) {
     if (!/^[1-9]\d*$/.test(runs)) throw new Error(`--runs ${JSON.stringify(runs)}: expected a positive whole number`)
     sizes.runs = Number(runs)
+  }
+  if (leafBytes !== undefined) {
+    const m = /^([1-9]\d*)-([1-9]\d*)$/.exec(leafBytes)
+    if (m === null || Number(m[1]) > Number(m[2])) throw new Error(`--leaf-bytes ${JSON.stringify(leafBytes)}: expected MIN-MAX, two positive whole numbers of bytes, MIN ≤ MAX`)
+    sizes.closure = { ...sizes.closure, minLeafBytes: Number(m[1]), maxLeafBytes: Number(m[2]) }
   }
   return sizes
 }
