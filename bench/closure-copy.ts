@@ -58,7 +58,7 @@ export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
         return [name, range(s, 2), (Math.min(...s) / floor).toFixed(2), (Math.min(...s) / staticBest).toFixed(2), range(nixCpu, 2), server, range(spread, 2)]
       }),
       notes: [
-        `${opts.leaves} leaves of random data (${(opts.minLeafBytes / 1e6).toFixed(1)}–${(opts.maxLeafBytes / 1e6).toFixed(1)} MB), ${opts.mids} mids, one top, built offline with nix-build; ${opts.runs} run(s) of each source, interleaved; ranges over runs.`,
+        `${opts.leaves} leaves of random data (${decimalBytes(opts.minLeafBytes)}–${decimalBytes(opts.maxLeafBytes)}), ${opts.mids} mids, one top, built offline with nix-build; ${opts.runs} run(s) of each source, interleaved; ranges over runs.`,
         'Private NIX_CONF_DIR with narinfo-cache-negative-ttl = 0 and positive-ttl = 0; the same trusted-public-keys for every source.',
         `CPU: user + system seconds during each copy, of \`nix copy\` and of the processes serving it (python; A's and B's daemons). Their sum over the machine's ${cores} cores is the least wall time the copy could take with every core busy all along.`
       ]
@@ -66,4 +66,10 @@ export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
   } finally {
     await stop()
   }
+}
+
+/** `1.2 MB`, `64 kB` or `512 B`: a leaf size as the notes print it. */
+function decimalBytes (n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`
+  return n >= 1e3 ? `${(n / 1e3).toFixed(0)} kB` : `${n} B`
 }
