@@ -3,13 +3,14 @@
  * source times each request Nix sends (to the response headers, then to the last byte), for
  * the static cache and for peerix's shim, each twice (the second peerix copy finds the
  * narinfos in the shim's cache). Prints per source the sums for narinfos and NARs; with
- * `--each` every request. Run: `npx tsx bench/closure-timeline.ts [leaves] [--each]`
- * (default 30 leaves of 1.2–12 MB).
+ * `--each` every request. Run: `npx tsx bench/closure-timeline.ts [leaves] [--each]
+ * [--leaf-bytes MIN-MAX]` (default 30 leaves of 1.2–12 MB).
  */
 import { createServer, request, type Server } from 'node:http'
 import { rm } from 'node:fs/promises'
 import { closureSources } from './closure-sources.js'
 import { compileHost } from './compile-host.js'
+import { benchSizes } from './sizes.js'
 
 interface Timed { kind: 'narinfo' | 'nar' | 'other', toHeaders: number, toEnd: number, line: string }
 
@@ -34,9 +35,11 @@ function loggingProxy (target: string, log: Timed[]): Server {
 
 const leaves = Number(process.argv.slice(2).find(a => /^\d+$/.test(a)) ?? 30)
 const each = process.argv.includes('--each')
+const leafFlag = process.argv.indexOf('--leaf-bytes')
+const { closure: shape } = benchSizes(false, undefined, leafFlag >= 0 ? process.argv[leafFlag + 1] ?? '' : undefined)
 const compiled = await compileHost()
 process.env.PEERIX_BENCH_HOST_JS = compiled.hostJs
-const { nix, key, top, staticUrl, shimUrl, stop } = await closureSources('peerix-bench-timeline-', { leaves, mids: 4, minLeafBytes: 1_200_000, maxLeafBytes: 12_000_000 })
+const { nix, key, top, staticUrl, shimUrl, stop } = await closureSources('peerix-bench-timeline-', { leaves, mids: 4, minLeafBytes: shape.minLeafBytes, maxLeafBytes: shape.maxLeafBytes })
 try {
   let copies = 0
   for (const [name, target] of [['static cache', staticUrl], ['peerix', shimUrl], ['static cache', staticUrl], ['peerix', shimUrl]]) {
