@@ -56,6 +56,8 @@ export interface DaemonConfig {
   index: boolean
   indexIntervalMs: number
   indexResyncMs: number
+  /** Fetch small NARs with their narinfo, before Nix asks (src/substituter/nar-prefetch.ts). */
+  narPrefetch: boolean
   /** zstd on /peerix/nar/1: `auto` asks slow peers only, `zstd` every peer, `off` neither asks nor compresses. */
   wireCompression: WireCompression
   logLevel: LogLevel

@@ -27,6 +27,7 @@ interface DaemonFlags {
   index: boolean
   indexInterval: string
   indexResync: string
+  narPrefetch: boolean
   wireCompression: string
   logLevel: string
 }
@@ -53,6 +54,7 @@ export function configFromFlags (flags: DaemonFlags): DaemonConfig {
     index: flags.index,
     indexIntervalMs: parseIntegerFlag('--index-interval', flags.indexInterval, 10, 3_600_000),
     indexResyncMs: parseIntegerFlag('--index-resync', flags.indexResync, 1000, 86_400_000),
+    narPrefetch: flags.narPrefetch,
     wireCompression: parseWireCompression(flags.wireCompression),
     logLevel: parseLogLevel(flags.logLevel)
   }
@@ -78,6 +80,7 @@ export function daemonCommand (): Command {
     .option('--no-index', 'neither send peers a summary of this store nor use theirs: every peer is asked for every path')
     .option('--index-interval <ms>', 'how often the summary sent to peers picks up paths Nix added', String(DEFAULT_INDEX_INTERVAL_MS))
     .option('--index-resync <ms>', 'how often the summary re-reads the whole store (drops collected paths, sees new signatures)', String(DEFAULT_INDEX_RESYNC_MS))
+    .option('--no-nar-prefetch', 'fetch a small NAR only when Nix asks for it, not as soon as its narinfo was answered')
     .option('--wire-compression <mode>', '"auto": ask peers whose NARs came in slowly for zstd-compressed ones; "zstd": ask every peer; "off": neither ask nor compress for peers', 'auto')
     .addOption(new Option('--log-level <level>', 'error, warn, info or debug').default('info'))
     .action(async (flags: DaemonFlags) => {

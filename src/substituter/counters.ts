@@ -38,6 +38,8 @@ export class SubstituterCounters {
   narFailovers = 0
   /** NAR bytes received from peers and passed on. */
   narBytesIn = 0
+  /** NARs Nix asked for that had been prefetched with their narinfo (nar-prefetch.ts). */
+  narPrefetchHits = 0
 
   private readonly peers = new Map<string, PeerCounters>()
 

@@ -12,6 +12,7 @@ import type { SubstituterContext } from './context.js'
 import { SubstituterCounters } from './counters.js'
 import { LogOnce } from '../log-once.js'
 import { downloadNar, type Transfer } from './nar-download.js'
+import { NarPrefetcher, type PrefetchLimits } from './nar-prefetch.js'
 import { lookupNarInfo } from './narinfo-race.js'
 import { PeerMemory, type NarOffer } from './peer-memory.js'
 import { servedNarInfo } from './verify.js'
@@ -55,6 +56,8 @@ export interface SubstituterOptions {
   wireCompression?: WireCompression | WireCompressionPolicy
   /** How long a verified narinfo answers repeated requests (Nix asks several times per path). */
   narInfoCacheMs?: number
+  /** Which NARs to fetch with their narinfo (nar-prefetch.ts); `false`: none. */
+  prefetch?: Partial<PrefetchLimits> | false
 }
 
 export interface NarDownload {
@@ -74,6 +77,7 @@ export class Substituter {
   private readonly index?: PeerIndexView
   private readonly cache: NarInfoCache
   private readonly graceEnds: number
+  private readonly prefetcher?: NarPrefetcher
 
   constructor (opts: SubstituterOptions) {
     const log = opts.log ?? (() => {})
@@ -92,6 +96,12 @@ export class Substituter {
       timeoutMs: opts.timeoutMs,
       stallMs: opts.stallMs ?? DEFAULT_STALL_MS
     }
+    if (opts.prefetch !== false) this.prefetcher = new NarPrefetcher(async (hashPart, narHash, narSize, signal) => await this.wholeNar(hashPart, narHash, narSize, signal), opts.prefetch)
+  }
+
+  /** Stops the prefetches running and drops what they fetched. */
+  stop (): void {
+    this.prefetcher?.stop()
   }
 
   /**
@@ -122,6 +132,7 @@ export class Substituter {
       return undefined
     }
     this.counters.narInfoHits += 1
+    this.prefetcher?.offer(hashPart, info.narHash, info.narSize)
     return servedNarInfo(info)
   }
 
@@ -133,6 +144,8 @@ export class Substituter {
   async nar (hashPart: string, narHash: string, signal?: AbortSignal): Promise<NarDownload | undefined> {
     parseHashPart(hashPart)
     const hash = toNarHash(narHash)
+    const prefetched = this.prefetcher?.narSize(hashPart, hash)
+    if (prefetched !== undefined) return { narSize: prefetched, stream: this.track({ hashPart, narHash: hash, narSize: prefetched, received: 0 }, signal) }
     await this.firstPeer(signal)
     let offer = this.connectedOffer(hashPart, hash)
     if (offer === undefined) {
@@ -176,13 +189,32 @@ export class Substituter {
     return offer?.peers.some(peer => connected.has(peer)) === true ? offer : undefined
   }
 
+  /**
+   * The NAR for Nix: from memory when it was prefetched (taken only now, so that a HEAD
+   * request leaves it for the GET), else downloaded from the peers.
+   */
   private async * track (transfer: Transfer, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
     this.active.add(transfer)
     try {
+      const prefetched = await this.prefetcher?.take(transfer.hashPart, transfer.narHash)
+      if (prefetched !== undefined) {
+        this.counters.narPrefetchHits += 1
+        transfer.received = prefetched.byteLength
+        yield prefetched
+        return
+      }
       yield * downloadNar(this.ctx, { ...transfer, signal, transfer })
     } finally {
       this.active.delete(transfer)
     }
+  }
+
+  /** A whole NAR, verified, from the peers that offered it (for the prefetcher). */
+  private async wholeNar (hashPart: string, narHash: string, narSize: number, signal: AbortSignal): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = []
+    const transfer: Transfer = { hashPart, narHash, narSize, received: 0 }
+    for await (const chunk of downloadNar(this.ctx, { hashPart, narHash, narSize, signal, transfer })) chunks.push(chunk)
+    return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
   }
 }
 

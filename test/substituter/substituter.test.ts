@@ -45,7 +45,8 @@ const found = (value: string) => ({ status: 'found' as const, value })
 function substituter (peers: Record<string, FixturePeer>, opts: { timeoutMs?: number, stallMs?: number, narInfoCacheMs?: number } = {}): { sub: Substituter, client: FixturePeerClient, log: string[] } {
   const client = new FixturePeerClient(new Map(Object.entries(peers)))
   const log: string[] = []
-  const sub = new Substituter({ client, trusted, timeoutMs: opts.timeoutMs ?? 2000, stallMs: opts.stallMs ?? 2000, narInfoCacheMs: opts.narInfoCacheMs, log: line => log.push(line) })
+  // No prefetching: these tests count what each NAR request asks of the peers (nar-prefetch.test.ts has it).
+  const sub = new Substituter({ client, trusted, timeoutMs: opts.timeoutMs ?? 2000, stallMs: opts.stallMs ?? 2000, narInfoCacheMs: opts.narInfoCacheMs, prefetch: false, log: line => log.push(line) })
   return { sub, client, log }
 }
 
