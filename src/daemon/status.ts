@@ -65,6 +65,8 @@ export interface StatusReport {
     narCompleted: number
     narFailed: number
     narFailovers: number
+    /** NARs Nix got from what was fetched with their narinfo. */
+    narPrefetchHits: number
     narBytesIn: number
     narBytesOut: number
     narInfosServed: number
@@ -124,6 +126,7 @@ export async function statusReport (src: StatusSources): Promise<StatusReport> {
       narCompleted: fetched.narCompleted,
       narFailed: fetched.narFailed,
       narFailovers: fetched.narFailovers,
+      narPrefetchHits: fetched.narPrefetchHits,
       narBytesIn: fetched.narBytesIn,
       narBytesOut: served.narBytesOut,
       narInfosServed: served.narInfosServed,
