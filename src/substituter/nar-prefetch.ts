@@ -94,6 +94,17 @@ export class NarPrefetcher {
     return this.#entries.get(`${hashPart}-${narHash}`)?.narSize
   }
 
+  /**
+   * The size of this NAR once its bytes are held, waiting for a prefetch still running;
+   * undefined when there are none (never prefetched, taken, or the prefetch failed).
+   */
+  async ready (hashPart: string, narHash: string): Promise<number | undefined> {
+    const key = `${hashPart}-${narHash}`
+    const entry = this.#entries.get(key)
+    if (entry === undefined || await entry.bytes === undefined) return undefined
+    return this.#entries.get(key) === entry ? entry.narSize : undefined
+  }
+
   /** Bytes held or being fetched. */
   get heldBytes (): number {
     return this.#heldBytes

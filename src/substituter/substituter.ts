@@ -144,7 +144,8 @@ export class Substituter {
   async nar (hashPart: string, narHash: string, signal?: AbortSignal): Promise<NarDownload | undefined> {
     parseHashPart(hashPart)
     const hash = toNarHash(narHash)
-    const prefetched = this.prefetcher?.narSize(hashPart, hash)
+    // A prefetch that fails leaves Nix's request to the peers, which may answer 404 as usual.
+    const prefetched = await this.prefetcher?.ready(hashPart, hash)
     if (prefetched !== undefined) return { narSize: prefetched, stream: this.track({ hashPart, narHash: hash, narSize: prefetched, received: 0 }, signal) }
     await this.firstPeer(signal)
     let offer = this.connectedOffer(hashPart, hash)

@@ -36,10 +36,16 @@ describe('NarPrefetcher', () => {
     assert.deepEqual(manual.asked.map(a => a.hashPart), [H1])
     assert.equal(prefetcher.narSize(H1, NAR_HASH), 1000)
     assert.equal(prefetcher.narSize(H2, NAR_HASH), undefined)
-    const taken = prefetcher.take(H1, NAR_HASH) // before the fetch is done: waits for it
+    const ready = prefetcher.ready(H1, NAR_HASH) // before the fetch is done: waits for it
     manual.asked[0].resolve(Uint8Array.of(1, 2, 3))
-    assert.deepEqual(await taken, Uint8Array.of(1, 2, 3))
+    assert.equal(await ready, 1000)
+    assert.deepEqual(await prefetcher.take(H1, NAR_HASH), Uint8Array.of(1, 2, 3))
+    assert.equal(await prefetcher.ready(H1, NAR_HASH), undefined, 'taken')
     assert.equal(await prefetcher.take(H1, NAR_HASH), undefined)
+    prefetcher.offer(H3, NAR_HASH, 10)
+    const taken = prefetcher.take(H3, NAR_HASH) // taken while it is fetched: waits for it
+    manual.asked[1].resolve(Uint8Array.of(4))
+    assert.deepEqual(await taken, Uint8Array.of(4))
     assert.equal(prefetcher.heldBytes, 0)
   })
 
@@ -69,7 +75,8 @@ describe('NarPrefetcher', () => {
     const prefetcher = new NarPrefetcher(manual.fetch)
     prefetcher.offer(H1, NAR_HASH, 100)
     manual.asked[0].reject(new Error('the peer left'))
-    await eventually('the failure noted', () => prefetcher.narSize(H1, NAR_HASH) === undefined)
+    assert.equal(await prefetcher.ready(H1, NAR_HASH), undefined)
+    assert.equal(prefetcher.narSize(H1, NAR_HASH), undefined)
     assert.equal(await prefetcher.take(H1, NAR_HASH), undefined)
     assert.equal(prefetcher.heldBytes, 0)
   })
