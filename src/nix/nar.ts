@@ -41,7 +41,9 @@ export interface NarOptions {
 /**
  * Files up to this size are read synchronously, like the metadata calls: one read of a
  * cached small file takes microseconds, while an async read waits for a thread of libuv's pool
- * and a turn of the event loop. Most files of a store path are this small. `npx tsx
+ * and a turn of the event loop. Most files of a store path are this small. (On a cold disk a
+ * read waits for the disk as the lstat before it does; the walk's turn every NODES_PER_TURN
+ * nodes bounds both.) `npx tsx
  * bench/nar-writer.ts` (a tree of 3,000 files of 0.5–32 KiB, best of 5, alternating twice):
  * 262–264 ms with async reads, 107–108 ms with these, `nix-store --dump` 99–111 ms.
  */
