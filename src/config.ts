@@ -58,6 +58,8 @@ export interface DaemonConfig {
   indexResyncMs: number
   /** Fetch small NARs with their narinfo, before Nix asks (src/substituter/nar-prefetch.ts). */
   narPrefetch: boolean
+  /** Look up the narinfos of answered paths' references before Nix asks (src/substituter/narinfo-read-ahead.ts). */
+  narInfoReadAhead: boolean
   /** zstd on /peerix/nar/1: `auto` asks slow peers only, `zstd` every peer, `off` neither asks nor compresses. */
   wireCompression: WireCompression
   logLevel: LogLevel

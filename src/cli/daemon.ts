@@ -28,6 +28,7 @@ interface DaemonFlags {
   indexInterval: string
   indexResync: string
   narPrefetch: boolean
+  narinfoReadAhead: boolean
   wireCompression: string
   logLevel: string
 }
@@ -55,6 +56,7 @@ export function configFromFlags (flags: DaemonFlags): DaemonConfig {
     indexIntervalMs: parseIntegerFlag('--index-interval', flags.indexInterval, 10, 3_600_000),
     indexResyncMs: parseIntegerFlag('--index-resync', flags.indexResync, 1000, 86_400_000),
     narPrefetch: flags.narPrefetch,
+    narInfoReadAhead: flags.narinfoReadAhead,
     wireCompression: parseWireCompression(flags.wireCompression),
     logLevel: parseLogLevel(flags.logLevel)
   }
@@ -81,6 +83,7 @@ export function daemonCommand (): Command {
     .option('--index-interval <ms>', 'how often the summary sent to peers picks up paths Nix added', String(DEFAULT_INDEX_INTERVAL_MS))
     .option('--index-resync <ms>', 'how often the summary re-reads the whole store (drops collected paths, sees new signatures)', String(DEFAULT_INDEX_RESYNC_MS))
     .option('--no-nar-prefetch', 'fetch a small NAR only when Nix asks for it, not as soon as its narinfo was answered')
+    .option('--no-narinfo-read-ahead', 'look up a narinfo only when Nix asks for it, not as soon as a path referring to it was answered')
     .option('--wire-compression <mode>', '"auto": ask peers whose NARs came in slowly for zstd-compressed ones; "zstd": ask every peer; "off": neither ask nor compress for peers', 'auto')
     .addOption(new Option('--log-level <level>', 'error, warn, info or debug').default('info'))
     .action(async (flags: DaemonFlags) => {

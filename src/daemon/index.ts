@@ -88,7 +88,7 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
     })
     cleanups.push(async () => { await node.stop() })
 
-    const substituter = new Substituter({ client: new Libp2pPeerClient(node), index: config.index ? node.services.index : undefined, trusted, timeoutMs: config.timeoutMs, startupGraceMs: STARTUP_GRACE_MS, wireCompression: config.wireCompression, prefetch: config.narPrefetch ? undefined : false, log: (line) => { log.info(line) } })
+    const substituter = new Substituter({ client: new Libp2pPeerClient(node), index: config.index ? node.services.index : undefined, trusted, timeoutMs: config.timeoutMs, startupGraceMs: STARTUP_GRACE_MS, wireCompression: config.wireCompression, prefetch: config.narPrefetch ? undefined : false, readAhead: config.narInfoReadAhead ? undefined : false, isLocal: hashPart => store.info(hashPart) !== undefined, log: (line) => { log.info(line) } })
     cleanups.push(() => { substituter.stop() })
     let httpUrl = ''
     const introspection = daemonIntrospection({

@@ -67,6 +67,10 @@ export interface StatusReport {
     narFailovers: number
     /** NARs Nix got from what was fetched with their narinfo. */
     narPrefetchHits: number
+    /** Narinfos of references looked up before Nix asked for them. */
+    narInfoReadAheads: number
+    /** Nix's narinfo requests for a path read ahead. */
+    narInfoReadAheadHits: number
     narBytesIn: number
     narBytesOut: number
     narInfosServed: number
@@ -127,6 +131,8 @@ export async function statusReport (src: StatusSources): Promise<StatusReport> {
       narFailed: fetched.narFailed,
       narFailovers: fetched.narFailovers,
       narPrefetchHits: fetched.narPrefetchHits,
+      narInfoReadAheads: fetched.narInfoReadAheads,
+      narInfoReadAheadHits: fetched.narInfoReadAheadHits,
       narBytesIn: fetched.narBytesIn,
       narBytesOut: served.narBytesOut,
       narInfosServed: served.narInfosServed,

@@ -40,6 +40,10 @@ export class SubstituterCounters {
   narBytesIn = 0
   /** NARs Nix asked for that had been prefetched with their narinfo (nar-prefetch.ts). */
   narPrefetchHits = 0
+  /** Narinfos of references looked up before Nix asked (narinfo-read-ahead.ts). */
+  narInfoReadAheads = 0
+  /** Narinfo requests from Nix for a path read ahead (answered from the cache or joining the lookup). */
+  narInfoReadAheadHits = 0
 
   private readonly peers = new Map<string, PeerCounters>()
 

@@ -53,6 +53,11 @@ export class NarInfoCache {
     }
   }
 
+  /** Whether a fresh answer for `hashPart` is kept or being looked up. */
+  covers (hashPart: string): boolean {
+    return (this.entries.get(hashPart)?.expires ?? 0) > Date.now() || this.pending.has(hashPart)
+  }
+
   /** Whether an answer for `hashPart` is kept (fresh or not) or being looked up. */
   has (hashPart: string): boolean {
     return this.entries.has(hashPart) || this.pending.has(hashPart)

@@ -88,6 +88,10 @@ describe('introspection of two daemons after a real fetch (/status, /metrics, /w
     assert.equal(s.counters.narCompleted, pair.closure.length)
     // the closure's NARs are small: Nix got some of them from what came with their narinfo
     assert.ok(s.counters.narPrefetchHits >= 1 && s.counters.narPrefetchHits <= pair.closure.length, JSON.stringify(s.counters))
+    // Nix walks the closure one narinfo at a time: the references of each path answered were
+    // looked up before Nix asked for them
+    assert.ok(s.counters.narInfoReadAheads >= 1 && s.counters.narInfoReadAheads < pair.closure.length, JSON.stringify(s.counters))
+    assert.ok(s.counters.narInfoReadAheadHits >= 1 && s.counters.narInfoReadAheadHits <= s.counters.narInfoReadAheads, JSON.stringify(s.counters))
     assert.equal(s.counters.narBytesIn, narBytes)
     assert.equal(s.counters.narBytesOut, 0)
     assert.equal(s.counters.verificationFailures, 0)
