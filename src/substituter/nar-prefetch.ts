@@ -13,13 +13,23 @@
 export const PREFETCH_MAX_NAR_BYTES = 64 * 1024
 /** Prefetched NARs held at once, in bytes (taken or expired ones make room). */
 export const PREFETCH_BUDGET_BYTES = 8 * 1024 * 1024
-/** Prefetches running at once; a narinfo answered while this many run prefetches nothing. */
+/** Prefetches running at once; NARs offered meanwhile wait their turn. */
 export const PREFETCH_CONCURRENCY = 4
+/** NARs waiting for a prefetch slot or for room in the budget; more offers are dropped. */
+export const PREFETCH_MAX_QUEUED = 4096
 /** A prefetched NAR Nix has not asked for within this long is dropped. */
 export const PREFETCH_TTL_MS = 120_000
 
 /** Fetches a whole NAR, verified; throws when it cannot. */
 export type FetchNar = (hashPart: string, narHash: string, narSize: number, signal: AbortSignal) => Promise<Uint8Array>
+
+interface Offer {
+  hashPart: string
+  narHash: string
+  narSize: number
+  /** Past this, Nix has not asked for it in time: it is not fetched. */
+  expires: number
+}
 
 interface Entry {
   narSize: number
@@ -33,12 +43,15 @@ export interface PrefetchLimits {
   maxNarBytes: number
   budgetBytes: number
   concurrency: number
+  maxQueued: number
   ttlMs: number
 }
 
 export class NarPrefetcher {
   /** By `<hashPart>-<narHash>`, oldest first. */
   readonly #entries = new Map<string, Entry>()
+  /** Offers waiting for a slot or for room, by the same key, oldest first. */
+  readonly #queue = new Map<string, Offer>()
   readonly #fetch: FetchNar
   readonly #limits: PrefetchLimits
   readonly #stop = new AbortController()
@@ -51,16 +64,39 @@ export class NarPrefetcher {
       maxNarBytes: limits.maxNarBytes ?? PREFETCH_MAX_NAR_BYTES,
       budgetBytes: limits.budgetBytes ?? PREFETCH_BUDGET_BYTES,
       concurrency: limits.concurrency ?? PREFETCH_CONCURRENCY,
+      maxQueued: limits.maxQueued ?? PREFETCH_MAX_QUEUED,
       ttlMs: limits.ttlMs ?? PREFETCH_TTL_MS
     }
   }
 
-  /** A narinfo for this NAR was given to Nix: fetch the NAR now if it is small and there is room. */
+  /**
+   * A narinfo for this NAR was given to Nix: fetch the NAR if it is small, now if there is a
+   * slot and room, else once there are (a closure's narinfos come faster than its NARs).
+   */
   offer (hashPart: string, narHash: string, narSize: number): void {
     this.#dropExpired()
     const key = `${hashPart}-${narHash}`
-    if (this.#stop.signal.aborted || narSize > this.#limits.maxNarBytes || this.#entries.has(key)) return
-    if (this.#running >= this.#limits.concurrency || this.#heldBytes + narSize > this.#limits.budgetBytes) return
+    if (this.#stop.signal.aborted || narSize > this.#limits.maxNarBytes || this.#entries.has(key) || this.#queue.has(key)) return
+    if (this.#queue.size >= this.#limits.maxQueued) return
+    this.#queue.set(key, { hashPart, narHash, narSize, expires: Date.now() + this.#limits.ttlMs })
+    this.#pump()
+  }
+
+  /** Starts queued offers while there are slots and room, in the order they came. */
+  #pump (): void {
+    const now = Date.now()
+    for (const [key, offer] of this.#queue) {
+      if (offer.expires <= now) {
+        this.#queue.delete(key)
+        continue
+      }
+      if (this.#stop.signal.aborted || this.#running >= this.#limits.concurrency || this.#heldBytes + offer.narSize > this.#limits.budgetBytes) return
+      this.#queue.delete(key)
+      this.#start(key, offer)
+    }
+  }
+
+  #start (key: string, { hashPart, narHash, narSize }: Offer): void {
     this.#running += 1
     this.#heldBytes += narSize
     const entry: Entry = { narSize, settled: false, expires: Date.now() + this.#limits.ttlMs, bytes: Promise.resolve(undefined) }
@@ -73,6 +109,7 @@ export class NarPrefetcher {
       .finally(() => {
         this.#running -= 1
         entry.settled = true
+        this.#pump()
       })
     this.#entries.set(key, entry)
   }
@@ -83,9 +120,11 @@ export class NarPrefetcher {
    */
   async take (hashPart: string, narHash: string): Promise<Uint8Array | undefined> {
     const key = `${hashPart}-${narHash}`
+    this.#queue.delete(key)
     const entry = this.#entries.get(key)
     if (entry === undefined) return undefined
     this.#forget(key, entry)
+    this.#pump()
     return await entry.bytes
   }
 
@@ -100,6 +139,8 @@ export class NarPrefetcher {
    */
   async ready (hashPart: string, narHash: string): Promise<number | undefined> {
     const key = `${hashPart}-${narHash}`
+    // Nix asks before its turn came: its request fetches it, not a prefetch later.
+    this.#queue.delete(key)
     const entry = this.#entries.get(key)
     if (entry === undefined || await entry.bytes === undefined) return undefined
     return this.#entries.get(key) === entry ? entry.narSize : undefined
@@ -113,6 +154,7 @@ export class NarPrefetcher {
   /** Stops every prefetch and drops what was fetched. */
   stop (): void {
     this.#stop.abort(new Error('the substituter stopped'))
+    this.#queue.clear()
     for (const [key, entry] of this.#entries) this.#forget(key, entry)
   }
 

@@ -16,6 +16,7 @@ import { MemorySource, Nodes, eventually } from '../p2p/node-helpers.js'
 const H1 = '11111111111111111111111111111111'
 const H2 = '22222222222222222222222222222222'
 const H3 = '33333333333333333333333333333333'
+const H4 = '44444444444444444444444444444444'
 const NAR_HASH = 'sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s'
 
 /** A fetch the test resolves or fails by hand, remembering what was asked. */
@@ -49,25 +50,47 @@ describe('NarPrefetcher', () => {
     assert.equal(prefetcher.heldBytes, 0)
   })
 
-  it('keeps within its byte budget and its concurrency; taking makes room', async () => {
+  it('keeps within its byte budget and its concurrency, queueing the rest in order; taking makes room', async () => {
     const manual = new ManualFetch()
     const prefetcher = new NarPrefetcher(manual.fetch, { maxNarBytes: 600, budgetBytes: 1000, concurrency: 2 })
     prefetcher.offer(H1, NAR_HASH, 600)
-    prefetcher.offer(H2, NAR_HASH, 500) // over the budget
-    assert.equal(manual.asked.length, 1)
-    prefetcher.offer(H2, NAR_HASH, 400)
-    assert.equal(manual.asked.length, 2)
-    assert.equal(prefetcher.heldBytes, 1000)
+    prefetcher.offer(H2, NAR_HASH, 500) // over the budget: waits
+    prefetcher.offer(H3, NAR_HASH, 300) // would fit, but came after H2
+    assert.deepEqual(manual.asked.map(a => a.hashPart), [H1])
+    assert.equal(prefetcher.heldBytes, 600)
     manual.asked[0].resolve(new Uint8Array(600))
     assert.equal((await prefetcher.take(H1, NAR_HASH))?.byteLength, 600)
-    const small = new NarPrefetcher(manual.fetch, { concurrency: 1 })
-    small.offer(H1, NAR_HASH, 10)
-    small.offer(H3, NAR_HASH, 10) // one is running
-    assert.equal(manual.asked.length, 3)
+    assert.deepEqual(manual.asked.map(a => a.hashPart), [H1, H2, H3])
+    assert.equal(prefetcher.heldBytes, 800)
+
+    const one = new NarPrefetcher(manual.fetch, { concurrency: 1 })
+    one.offer(H1, NAR_HASH, 10)
+    one.offer(H3, NAR_HASH, 10) // one is running: H3 waits for it
+    assert.equal(manual.asked.length, 4)
+    manual.asked[3].resolve(new Uint8Array(10))
+    assert.equal(await one.ready(H1, NAR_HASH), 10)
+    assert.deepEqual(manual.asked.map(a => a.hashPart), [H1, H2, H3, H1, H3])
+  })
+
+  it('leaves a waiting NAR to Nix when Nix asks first, bounds its queue, and drops offers Nix did not ask for in time', async () => {
+    const manual = new ManualFetch()
+    const prefetcher = new NarPrefetcher(manual.fetch, { concurrency: 1, maxQueued: 2 })
+    prefetcher.offer(H1, NAR_HASH, 10)
+    prefetcher.offer(H2, NAR_HASH, 10)
+    prefetcher.offer(H3, NAR_HASH, 10)
+    prefetcher.offer(H4, NAR_HASH, 10) // the queue holds two
+    assert.equal(await prefetcher.ready(H2, NAR_HASH), undefined, 'waiting, not fetched: Nix\'s request fetches it')
+    manual.asked[0].resolve(new Uint8Array(10))
+    assert.equal(await prefetcher.ready(H1, NAR_HASH), 10)
+    assert.deepEqual(manual.asked.map(a => a.hashPart), [H1, H3], 'not H2 (Nix asked for it) nor H4 (no room in the queue)')
+
+    const slow = new NarPrefetcher(manual.fetch, { concurrency: 1, ttlMs: 30 })
+    slow.offer(H1, NAR_HASH, 10)
+    slow.offer(H2, NAR_HASH, 10)
+    await new Promise(resolve => setTimeout(resolve, 50)) // H2's offer is past its time
     manual.asked[2].resolve(new Uint8Array(10))
-    await small.take(H1, NAR_HASH)
-    small.offer(H3, NAR_HASH, 10)
-    assert.deepEqual(manual.asked.map(a => a.hashPart), [H1, H2, H1, H3])
+    assert.equal(await slow.ready(H1, NAR_HASH), 10)
+    assert.equal(manual.asked.length, 3, 'H2 was not fetched')
   })
 
   it('lets go of a NAR whose fetch failed: Nix\'s request goes to the peers as usual', async () => {
