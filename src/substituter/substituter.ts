@@ -109,7 +109,8 @@ export class Substituter {
           this.counters.narInfoReadAheads += 1
           return await this.cachedNarInfo(hashPart)
         },
-        hashPart => !this.cache.covers(hashPart) && !isLocal(hashPart) && this.anyPeerMayHave(hashPart),
+        // the store lookup last: it is a database query, the others are in memory
+        hashPart => !this.cache.covers(hashPart) && this.anyPeerMayHave(hashPart) && !isLocal(hashPart),
         opts.readAhead
       )
     }
