@@ -43,6 +43,7 @@ const WARM_UP_RUN_ROUNDS = 5
 const SETTLE_MS = 1000
 const ABSENT_ROW = 'floor: a Node HTTP server that answers 404 at once (in the shim\'s process)'
 const absentAfterHitsRow = (peers: number): string => `floor, each miss right after a hit on a ${peers}-peer shim (the shim rows' pattern)`
+const missesOnlyRow = (peers: number): string => `peerix shim, ${peers} peers, misses only, back to back (the first floor row's pattern)`
 /** The daemon as it runs by default (peer index on), and asking every peer every time. */
 const SHIM_VARIANTS = [{ name: 'index', flags: [] }, { name: 'no-index', flags: ['--no-index'] }]
 
@@ -125,10 +126,15 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
           opts.progress(`narinfo: ${keep ? `run ${run + 1}/${opts.runs}` : 'warm-up run'}, ${n} peer(s), ${variant.name}`)
           if (keep) {
             const name = `peerix shim${variant.flags.map(f => ` ${f}`).join('')}, ${n} peer${n === 1 ? '' : 's'}`
-            const before = await missTimes(shim.url)
-            record(name, await client.narinfoLatencies(shim.url, hitHashes))
-            const after = await missTimes(shim.url)
-            inShim.set(name, [...(inShim.get(name) ?? []), 100 * (after.withinMs - before.withinMs) / (after.count - before.count)])
+            const measure = async (row: string, missesOnly: boolean): Promise<void> => {
+              const before = await missTimes(shim.url)
+              record(row, await client.narinfoLatencies(shim.url, hitHashes, 1, missesOnly))
+              const after = await missTimes(shim.url)
+              inShim.set(row, [...(inShim.get(row) ?? []), 100 * (after.withinMs - before.withinMs) / (after.count - before.count)])
+            }
+            await measure(name, false)
+            // a build none of whose paths a peer has: Nix's questions are misses one after another
+            if (variant.flags.length === 0 && n === maxPeers) await measure(missesOnlyRow(n), true)
           }
           await shimHost.stopDaemon(shim.index)
         }
@@ -171,6 +177,7 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
         'errors: hits not answered 200 or misses not answered 404.',
         'misses ≤ 1 ms inside the shim: the share of the measured misses the shim answered within 1 ms by its own clock, from request to response sent (its /metrics histogram peerix_narinfo_duration_seconds); the rest of what the client measures is the two processes\' sockets and schedulers.',
         'floor: the same client asking a Node HTTP server in the shim\'s host process that answers every request with a 404 at once: what any miss answered by a Node daemon costs on this machine.',
+        `misses only: the ${maxPeers}-peer shim of its row above, asked its misses one after another with no hit between them, as Nix asks when no peer has any path of a build; the first floor row is asked the same way.`,
         `floor after hits: the same floor server, each miss asked right after a hit on a fresh ${maxPeers}-peer shim (over a connection of its own), as the shim rows alternate them: what a miss costs in that pattern when the server does nothing.`
       ]
     }
