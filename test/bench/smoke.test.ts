@@ -40,15 +40,18 @@ describe('bench --quick', function () {
     const rows = tableRows(await bench('narinfo'), /narinfo latency/)
     const measured = rows.filter(r => !r[0].startsWith('original Peerix'))
     assert.deepEqual(measured.map(r => r[0]), [
-      'peerix shim, 1 peer', 'peerix shim --no-index, 1 peer', 'peerix shim, 4 peers', 'peerix shim --no-index, 4 peers',
+      'peerix shim, 1 peer', 'peerix shim --no-index, 1 peer', 'peerix shim, 4 peers',
+      'peerix shim, 4 peers, misses only, back to back (the first floor row\'s pattern)', 'peerix shim --no-index, 4 peers',
       'floor: a Node HTTP server that answers 404 at once (in the shim\'s process)',
       'floor, each miss right after a hit on a 4-peer shim (the shim rows\' pattern)',
       'static file:// cache, python3 -m http.server'
     ])
     for (const r of measured) {
       const shim = r[0].startsWith('peerix shim')
-      // the floor server answers only misses (after hits: the shim's hits are not its row's)
-      for (const cell of r.slice(r[0].startsWith('floor') ? 3 : 1, 5)) assert.match(cell, NUMBER_OR_RANGE, `row ${r[0]}`)
+      // the floor server and the misses-only row answer only misses (after hits: the shim's hits are not its row's)
+      const missesOnly = r[0].startsWith('floor') || r[0].includes('misses only')
+      for (const cell of r.slice(missesOnly ? 3 : 1, 5)) assert.match(cell, NUMBER_OR_RANGE, `row ${r[0]}`)
+      if (missesOnly) assert.deepEqual(r.slice(1, 3), ['—', '—'], `no hits in row ${r[0]}`)
       // the shims' own clock (/metrics): a share of their misses; other servers have none
       if (shim) assert.match(r[5], /^\d+\.\d(–\d+\.\d)? %$/, `row ${r[0]}`)
       else assert.equal(r[5], '—', `row ${r[0]}`)
