@@ -3,13 +3,17 @@
  * through peerix (`nix copy --from <B's shim>`, B fetching everything from peer A), from a
  * static `file://` cache (no compression) served by `python3 -m http.server`, and straight
  * from A's chroot store (the floor). Each copy goes into a fresh store; the three are
- * interleaved within each run.
+ * interleaved within each run, after a round that is not recorded: the daemons' first copy
+ * also measured V8 compiling their code, which a daemon running for a while has long done.
+ * Each recorded peerix copy starts once the shim's narinfo cache of the copy before has
+ * expired, so it looks every path up from peer A, as for a closure it has never seen.
  */
 import { availableParallelism } from 'node:os'
 import { closureSources } from './closure-sources.js'
 import { childrenCpuSeconds, processCpuSeconds, TIMED_COMMAND } from './cpu.js'
 import { MiB, range, type Table } from './report.js'
 import { leafBytes, type ClosureShape } from './stores.js'
+import { NARINFO_CACHE_MS } from '../src/substituter/narinfo-cache.js'
 
 export interface ClosureCopyOptions extends ClosureShape {
   runs: number
@@ -29,15 +33,20 @@ export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
     const copiesOf = new Map(sources.map(([name]) => [name, { seconds: [] as number[], nixCpu: [] as number[], serverCpu: [] as number[] }]))
     const serversCpu = async (servers: number[]): Promise<number> => (await Promise.all(servers.map(processCpuSeconds))).reduce((s, x) => s + x, 0)
     let copies = 0
-    for (let run = 0; run < opts.runs; run++) {
+    let shimCacheExpires = 0
+    for (let run = -1; run < opts.runs; run++) {
+      const keep = run >= 0
       for (const [name, from, servers] of sources) {
-        opts.progress(`closure: run ${run + 1}/${opts.runs}: ${name}`)
+        opts.progress(`closure: ${keep ? `run ${run + 1}/${opts.runs}` : 'warm-up round'}: ${name}`)
+        if (from === shimUrl) await new Promise(resolve => setTimeout(resolve, Math.max(0, shimCacheExpires - Date.now())))
         const to = nix.storeRoot(`client-${copies++}`)
         const cpuBefore = await serversCpu(servers)
         const t0 = process.hrtime.bigint()
         const copy = await nix.run('bash', ['-c', TIMED_COMMAND, 'nix-copy', 'nix', 'copy', '--from', from, '--to', to, top, '--option', 'trusted-public-keys', key.publicKey])
-        const measured = copiesOf.get(name)
-        measured?.seconds.push(Number(process.hrtime.bigint() - t0) / 1e9)
+        const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+        if (from === shimUrl) shimCacheExpires = Date.now() + NARINFO_CACHE_MS + 1000
+        const measured = keep ? copiesOf.get(name) : undefined
+        measured?.seconds.push(seconds)
         measured?.nixCpu.push(childrenCpuSeconds(copy.stdout))
         measured?.serverCpu.push(await serversCpu(servers) - cpuBefore)
         const copied = await nix.closure(to, top)
@@ -58,7 +67,8 @@ export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
         return [name, range(s, 2), (Math.min(...s) / floor).toFixed(2), (Math.min(...s) / staticBest).toFixed(2), range(nixCpu, 2), server, range(spread, 2)]
       }),
       notes: [
-        `${opts.leaves} leaves of random data (${decimalBytes(opts.minLeafBytes)}–${decimalBytes(opts.maxLeafBytes)}), ${opts.mids} mids, one top, built offline with nix-build; ${opts.runs} run(s) of each source, interleaved; ranges over runs.`,
+        `${opts.leaves} leaves of random data (${decimalBytes(opts.minLeafBytes)}–${decimalBytes(opts.maxLeafBytes)}), ${opts.mids} mids, one top, built offline with nix-build; ${opts.runs} run(s) of each source, interleaved, after a round not recorded; ranges over runs.`,
+        `Each recorded peerix copy starts after the shim's narinfo cache (${NARINFO_CACHE_MS / 1000} s) of the copy before has expired.`,
         'Private NIX_CONF_DIR with narinfo-cache-negative-ttl = 0 and positive-ttl = 0; the same trusted-public-keys for every source.',
         `CPU: user + system seconds during each copy, of \`nix copy\` and of the processes serving it (python; A's and B's daemons). Their sum over the machine's ${cores} cores is the least wall time the copy could take with every core busy all along.`
       ]
