@@ -1,8 +1,10 @@
 /**
- * Benchmark 3: the real Nix client copying a whole closure into an empty store, three ways:
+ * Benchmark 3: the real Nix client copying a whole closure into an empty store, four ways:
  * through peerix (`nix copy --from <B's shim>`, B fetching everything from peer A), from a
- * static `file://` cache (no compression) served by `python3 -m http.server`, and straight
- * from A's chroot store (the floor). Each copy goes into a fresh store; the three are
+ * static `file://` cache (no compression) served by `python3 -m http.server`, straight
+ * from A's chroot store (the floor), and from the floor of any peer-to-peer shim: the static
+ * cache's narinfos from B's disk and its NARs relayed from A over the daemons' libp2p
+ * connection and hashed (bench/file-relay.ts). Each copy goes into a fresh store; the four are
  * interleaved within each run, after a round that is not recorded: the daemons' first copy
  * also measured V8 compiling their code, which a daemon running for a while has long done.
  * Each recorded peerix copy starts once the shim's narinfo cache of the copy before has
@@ -21,12 +23,13 @@ export interface ClosureCopyOptions extends ClosureShape {
 }
 
 export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
-  const { nix, key, rootA, top, closure, staticUrl, shimUrl, pids, stop } = await closureSources('peerix-bench-closure-', opts, opts.progress)
+  const { nix, key, rootA, top, closure, staticUrl, shimUrl, relayUrl, pids, stop } = await closureSources('peerix-bench-closure-', opts, opts.progress)
   try {
     const dataBytes = Array.from({ length: opts.leaves }, (_, i) => leafBytes(opts, i)).reduce((s, x) => s + x, 0)
     const sources: Array<[string, string, number[]]> = [
       ['straight from A\'s chroot store (floor)', rootA, []],
       ['static file:// cache, python3 -m http.server', staticUrl, pids.static],
+      ['floor for a p2p shim: the static cache\'s NARs relayed from A over the bare libp2p stream, hashed in B', relayUrl, pids.peerix],
       ['peerix: B\'s shim, fetching from peer A', shimUrl, pids.peerix]
     ]
     /** Per source and copy: wall seconds, nix's CPU seconds, the serving processes' CPU seconds. */
@@ -70,7 +73,8 @@ export async function closureCopy (opts: ClosureCopyOptions): Promise<Table> {
         `${opts.leaves} leaves of random data (${decimalBytes(opts.minLeafBytes)}–${decimalBytes(opts.maxLeafBytes)}), ${opts.mids} mids, one top, built offline with nix-build; ${opts.runs} run(s) of each source, interleaved, after a round not recorded; ranges over runs.`,
         `Each recorded peerix copy starts after the shim's narinfo cache (${NARINFO_CACHE_MS / 1000} s) of the copy before has expired.`,
         'Private NIX_CONF_DIR with narinfo-cache-negative-ttl = 0 and positive-ttl = 0; the same trusted-public-keys for every source.',
-        `CPU: user + system seconds during each copy, of \`nix copy\` and of the processes serving it (python; A's and B's daemons). Their sum over the machine's ${cores} cores is the least wall time the copy could take with every core busy all along.`
+        'The p2p floor: B\'s host answers narinfos from the static cache\'s directory without asking A, and pulls each NAR file from A\'s host over one libp2p connection (TCP, Noise, yamux; streams kept open), SHA-256 over every byte, to Nix with the shim\'s batched writer: no signatures, database, NAR writer or index.',
+        `CPU: user + system seconds during each copy, of \`nix copy\` and of the processes serving it (python; A's and B's hosts for peerix and the p2p floor). Their sum over the machine's ${cores} cores is the least wall time the copy could take with every core busy all along.`
       ]
     }
   } finally {

@@ -1,7 +1,8 @@
 /**
  * What the closure benchmarks copy from: a closure built and signed in A's chroot store, and
- * two servers of it, a static cache (`python3 -m http.server`) and B's shim with A as its only
- * peer (each daemon in a host process of its own).
+ * three servers of it: a static cache (`python3 -m http.server`), B's shim with A as its only
+ * peer (each daemon in a host process of its own), and in B's host the floor of a
+ * peer-to-peer shim, the static cache's files relayed from A (bench/file-relay.ts).
  */
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -18,10 +19,11 @@ export interface ClosureSources {
   /** The closure's top path, and the whole closure. */
   top: string
   closure: string[]
-  /** The static cache's URL and B's shim URL. */
+  /** The static cache's URL, B's shim URL, and the URL of the relay in B's host over the static cache's files (bench/file-relay.ts). */
   staticUrl: string
   shimUrl: string
-  /** The processes serving each: python's, and A's and B's hosts. */
+  relayUrl: string
+  /** The processes serving each: python's, and A's and B's hosts (the shim's and the relay's). */
   pids: { static: number[], peerix: number[] }
   /** Stops the servers and removes every file. */
   stop: () => Promise<void>
@@ -58,7 +60,8 @@ export async function closureSources (prefix: string, shape: ClosureShape, progr
     hosts.push(hostB)
     const b = await hostB.startDaemon([...common, '--state-dir', join(nix.dir, 'state-b'), '--store-root', await nix.initStore('hostB'), '--peer', a.addrs[0]])
     await hostB.waitForPeers(b.index, 1)
-    return { nix, key, rootA, top, closure, staticUrl: cache.url, shimUrl: b.url, pids: { static: [cache.pid], peerix: [hostA.pid, hostB.pid] }, stop }
+    const relayUrl = await hostB.fileRelay(b.index, a.peerId, cacheDir)
+    return { nix, key, rootA, top, closure, staticUrl: cache.url, shimUrl: b.url, relayUrl, pids: { static: [cache.pid], peerix: [hostA.pid, hostB.pid] }, stop }
   } catch (err) {
     await stop()
     throw err

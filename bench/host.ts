@@ -13,6 +13,7 @@ import { createLogger } from '../src/log.js'
 import { handleBenchProtocols, pullBytes, pullNarChunks } from './p2p-transfers.js'
 import { listenTcpSource, pullTcp } from './tcp-transfer.js'
 import { listenBareRelay } from './bare-relay.js'
+import { handleFileProtocol, listenFileRelay } from './file-relay.js'
 import { listenAbsentServer, narinfoLatencies } from './narinfo-requests.js'
 import type { HostReply, HostRequest } from './host-protocol.js'
 
@@ -30,6 +31,7 @@ async function start (args: string[]): Promise<Daemon> {
   if (started === undefined) throw new Error(`peerix daemon ${args.join(' ')}: did not start`)
   const daemon = await started
   await handleBenchProtocols(daemon.node)
+  await handleFileProtocol(daemon.node)
   daemons.push(daemon)
   return daemon
 }
@@ -76,6 +78,11 @@ async function answer (req: HostRequest): Promise<unknown> {
       return await narinfoLatencies(req.baseUrl, req.hashes, req.rounds, req.missesOnly, req.missUrl)
     case 'bare-relay': {
       const server = await listenBareRelay(daemonAt(req.daemon).node, peerIdFromString(req.peer))
+      tcpServers.push(server)
+      return server.url
+    }
+    case 'file-relay': {
+      const server = await listenFileRelay(daemonAt(req.daemon).node, peerIdFromString(req.peer), req.dir)
       tcpServers.push(server)
       return server.url
     }

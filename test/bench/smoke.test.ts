@@ -70,9 +70,9 @@ describe('bench --quick', function () {
     }
   })
 
-  it('closure: nix copy from all three sources', async () => {
+  it('closure: nix copy from all four sources, the p2p floor among them', async () => {
     const rows = tableRows(await bench('closure'), /nix copy of a \d+-path closure/)
-    assert.equal(rows.length, 3)
+    assert.equal(rows.length, 4)
     for (const r of rows) {
       assert.match(r[1], NUMBER_OR_RANGE, `row ${r[0]}`)
       assert.match(r[6], NUMBER_OR_RANGE, `row ${r[0]}: CPU over the cores`)

@@ -1,0 +1,181 @@
+/**
+ * The floor for a peer-to-peer copy of a closure: the least work any shim that fetches NARs
+ * from a peer and checks them can do, for the closure benchmark to be read against.
+ *
+ * A's host serves files over a bench-only protocol, `/peerix-bench/file/1`, on the daemons'
+ * own connection (TCP, Noise, yamux): one request after another on a stream kept open, each
+ * answered with the file's length and its bytes read from disk. B's host runs an HTTP server
+ * for Nix over the static cache's directory: `nix-cache-info` and narinfos come from the local
+ * disk (as if B knew every answer without asking), and each NAR is pulled from A over that
+ * protocol, SHA-256 over every byte as it passes, written to Nix with the shim's own batched
+ * writer. No signatures, no database, no NAR writer, no index, no failover: per NAR one round
+ * trip and per byte Noise both ways, a hash and the loopback HTTP hop.
+ *
+ * For benchmark hosts on loopback only: A serves any file it is asked for.
+ */
+import { createHash } from 'node:crypto'
+import { open, readFile, stat } from 'node:fs/promises'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join, normalize } from 'node:path'
+import { BatchedWriter } from '../src/http/batched-writer.js'
+import { READ_BUFFER_LIMIT, READ_HIGH_WATER_MARK, SEND_CHUNK_BYTES, SEND_STALL_TIMEOUT } from '../src/p2p/nar/constants.js'
+import { encodeFrame } from '../src/p2p/wire/frame.js'
+import { send } from '../src/p2p/wire/send.js'
+import { StreamReader } from '../src/p2p/wire/stream-reader.js'
+import type { PeerixNode } from '../src/p2p/node.js'
+import type { PeerId, Stream } from '@libp2p/interface'
+
+export const FILE_PROTOCOL = '/peerix-bench/file/1'
+const MAX_FRAME = 4096
+const IDLE_TIMEOUT = 30_000
+
+interface FileRequest { file: string }
+/** The file's length in bytes, -1 when it cannot be opened; its bytes follow. */
+interface FileAnswer { length: number }
+
+/** A's side: answers each request on a stream with the file's length and bytes, until the stream ends. */
+export async function handleFileProtocol (node: PeerixNode): Promise<void> {
+  await node.handle(FILE_PROTOCOL, async (stream) => {
+    const reader = new StreamReader(stream)
+    try {
+      while (await reader.hasMore()) {
+        const { file } = JSON.parse(new TextDecoder().decode(await reader.readFrame(MAX_FRAME))) as FileRequest
+        await sendFile(stream, file)
+      }
+      await stream.close()
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } finally {
+      reader.dispose()
+    }
+  })
+}
+
+async function sendFile (stream: Stream, file: string): Promise<void> {
+  const handle = await open(file).catch(() => undefined)
+  if (handle === undefined) {
+    await sendFrame(stream, { length: -1 } satisfies FileAnswer)
+    return
+  }
+  try {
+    const { size } = await handle.stat()
+    await sendFrame(stream, { length: size } satisfies FileAnswer)
+    for (let offset = 0; offset < size;) {
+      const buf = Buffer.allocUnsafe(Math.min(SEND_CHUNK_BYTES, size - offset))
+      const { bytesRead } = await handle.read(buf, 0, buf.byteLength, offset)
+      if (bytesRead === 0) throw new Error(`${file} shrank while it was sent`)
+      await send(stream, buf.subarray(0, bytesRead), SEND_STALL_TIMEOUT)
+      offset += bytesRead
+    }
+  } finally {
+    await handle.close()
+  }
+}
+
+async function sendFrame (stream: Stream, value: unknown): Promise<void> {
+  await send(stream, encodeFrame(new TextEncoder().encode(JSON.stringify(value))), SEND_STALL_TIMEOUT)
+}
+
+interface OpenStream { stream: Stream, reader: StreamReader }
+
+/** B's side: files pulled from one peer over streams kept open, one request at a time on each. */
+class FilePuller {
+  private readonly idle: OpenStream[] = []
+
+  constructor (private readonly node: PeerixNode, private readonly peer: PeerId) {}
+
+  /** The file's length and bytes, or undefined when the peer cannot open it. */
+  async pull (file: string): Promise<{ length: number, body: AsyncGenerator<Uint8Array> } | undefined> {
+    const open = this.idle.pop() ?? await this.open()
+    try {
+      await sendFrame(open.stream, { file } satisfies FileRequest)
+      const { length } = JSON.parse(new TextDecoder().decode(await open.reader.readFrame(MAX_FRAME, { idleTimeout: IDLE_TIMEOUT }))) as FileAnswer
+      if (length < 0) {
+        this.idle.push(open)
+        return undefined
+      }
+      return { length, body: this.body(open, length) }
+    } catch (err) {
+      this.discard(open, err)
+      throw err
+    }
+  }
+
+  private async * body (open: OpenStream, length: number): AsyncGenerator<Uint8Array> {
+    let done = false
+    try {
+      yield * open.reader.readBody(length, { idleTimeout: IDLE_TIMEOUT })
+      done = true
+    } finally {
+      if (done) this.idle.push(open)
+      else this.discard(open, new Error('the body was not read to its end'))
+    }
+  }
+
+  private async open (): Promise<OpenStream> {
+    const stream = await this.node.dialProtocol(this.peer, FILE_PROTOCOL)
+    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, READ_BUFFER_LIMIT)
+    return { stream, reader: new StreamReader(stream, { highWaterMark: READ_HIGH_WATER_MARK }) }
+  }
+
+  private discard (open: OpenStream, err: unknown): void {
+    open.reader.dispose()
+    open.stream.abort(err instanceof Error ? err : new Error(String(err)))
+  }
+
+  close (): void {
+    for (const open of this.idle.splice(0)) {
+      open.reader.dispose()
+      open.stream.abort(new Error('relay closed'))
+    }
+  }
+}
+
+/** B's HTTP server over `dir` (the static cache's directory on A's side; the same machine here). */
+export async function listenFileRelay (node: PeerixNode, peer: PeerId, dir: string): Promise<{ url: string, close: () => void }> {
+  const puller = new FilePuller(node, peer)
+  const server = createServer((req, res) => {
+    answer(puller, dir, req, res).catch(() => { res.destroy() })
+  })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => { puller.close(); server.close() }
+  }
+}
+
+async function answer (puller: FilePuller, dir: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://relay').pathname))
+  const file = join(dir, path)
+  const head = req.method === 'HEAD'
+  if (!path.startsWith('/nar/')) {
+    const text = await readFile(file).catch(() => undefined)
+    if (text === undefined) return notFound(res)
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': text.byteLength })
+    res.end(head ? undefined : text)
+    return
+  }
+  if (head) {
+    const size = await stat(file).then(s => s.size, () => undefined)
+    if (size === undefined) return notFound(res)
+    res.writeHead(200, { 'Content-Type': 'application/x-nix-nar', 'Content-Length': size }).end()
+    return
+  }
+  const pulled = await puller.pull(file)
+  if (pulled === undefined) return notFound(res)
+  res.writeHead(200, { 'Content-Type': 'application/x-nix-nar', 'Content-Length': pulled.length })
+  const hash = createHash('sha256')
+  const out = new BatchedWriter(res)
+  for await (const chunk of pulled.body) {
+    hash.update(chunk)
+    await out.write(chunk)
+  }
+  hash.digest()
+  out.flush()
+  res.end()
+}
+
+function notFound (res: ServerResponse): void {
+  res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not here\n')
+}
