@@ -28,10 +28,15 @@ export async function listenBareRelay (node: PeerixNode, peer: PeerId): Promise<
 }
 
 async function relay (node: PeerixNode, peer: PeerId, bytes: number, res: ServerResponse): Promise<void> {
+  await relayHashed(bytesBody(node, peer, bytes, SEND_CHUNK_BYTES), bytes, res)
+}
+
+/** Writes `body` (`length` bytes) to the client as a 200 with SHA-256 over every byte as it passes. */
+export async function relayHashed (body: AsyncIterable<Uint8Array>, length: number, res: ServerResponse, contentType = 'application/octet-stream'): Promise<void> {
   const hash = createHash('sha256')
-  res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': bytes })
+  res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': length })
   const out = new BatchedWriter(res)
-  for await (const chunk of bytesBody(node, peer, bytes, SEND_CHUNK_BYTES)) {
+  for await (const chunk of body) {
     hash.update(chunk)
     await out.write(chunk)
   }

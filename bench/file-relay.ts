@@ -13,16 +13,15 @@
  *
  * For benchmark hosts on loopback only: A serves any file it is asked for.
  */
-import { createHash } from 'node:crypto'
 import { open, readFile, stat } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join, normalize } from 'node:path'
-import { BatchedWriter } from '../src/http/batched-writer.js'
 import { READ_BUFFER_LIMIT, READ_HIGH_WATER_MARK, SEND_CHUNK_BYTES, SEND_STALL_TIMEOUT } from '../src/p2p/nar/constants.js'
 import { encodeFrame } from '../src/p2p/wire/frame.js'
 import { send } from '../src/p2p/wire/send.js'
 import { StreamReader } from '../src/p2p/wire/stream-reader.js'
+import { relayHashed } from './bare-relay.js'
 import type { PeerixNode } from '../src/p2p/node.js'
 import type { PeerId, Stream } from '@libp2p/interface'
 
@@ -164,16 +163,7 @@ async function answer (puller: FilePuller, dir: string, req: IncomingMessage, re
   }
   const pulled = await puller.pull(file)
   if (pulled === undefined) return notFound(res)
-  res.writeHead(200, { 'Content-Type': 'application/x-nix-nar', 'Content-Length': pulled.length })
-  const hash = createHash('sha256')
-  const out = new BatchedWriter(res)
-  for await (const chunk of pulled.body) {
-    hash.update(chunk)
-    await out.write(chunk)
-  }
-  hash.digest()
-  out.flush()
-  res.end()
+  await relayHashed(pulled.body, pulled.length, res, 'application/x-nix-nar')
 }
 
 function notFound (res: ServerResponse): void {
