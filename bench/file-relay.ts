@@ -13,7 +13,8 @@
  *
  * For benchmark hosts on loopback only: A serves any file it is asked for.
  */
-import { open, readFile, stat } from 'node:fs/promises'
+import { closeSync, fstatSync, openSync, read, readFileSync } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join, normalize } from 'node:path'
@@ -28,6 +29,7 @@ import type { PeerId, Stream } from '@libp2p/interface'
 export const FILE_PROTOCOL = '/peerix-bench/file/1'
 const MAX_FRAME = 4096
 const IDLE_TIMEOUT = 30_000
+const SMALL_FILE_BYTES = 64 * 1024
 
 interface FileRequest { file: string }
 /** The file's length in bytes, -1 when it cannot be opened; its bytes follow. */
@@ -52,23 +54,32 @@ export async function handleFileProtocol (node: PeerixNode): Promise<void> {
 }
 
 async function sendFile (stream: Stream, file: string): Promise<void> {
-  const handle = await open(file).catch(() => undefined)
-  if (handle === undefined) {
+  let fd: number
+  try {
+    fd = openSync(file, 'r')
+  } catch {
     await sendFrame(stream, { length: -1 } satisfies FileAnswer)
     return
   }
   try {
-    const { size } = await handle.stat()
+    const { size } = fstatSync(fd)
+    // a small file (a narinfo) is read at once: no thread-pool round trips in a hit's floor
+    if (size <= SMALL_FILE_BYTES) {
+      const bytes = readFileSync(fd)
+      await sendFrame(stream, { length: bytes.byteLength } satisfies FileAnswer)
+      await send(stream, bytes, SEND_STALL_TIMEOUT)
+      return
+    }
     await sendFrame(stream, { length: size } satisfies FileAnswer)
     for (let offset = 0; offset < size;) {
       const buf = Buffer.allocUnsafe(Math.min(SEND_CHUNK_BYTES, size - offset))
-      const { bytesRead } = await handle.read(buf, 0, buf.byteLength, offset)
+      const bytesRead = await new Promise<number>((resolve, reject) => { read(fd, buf, 0, buf.byteLength, offset, (err, n) => { if (err != null) reject(err); else resolve(n) }) })
       if (bytesRead === 0) throw new Error(`${file} shrank while it was sent`)
       await send(stream, buf.subarray(0, bytesRead), SEND_STALL_TIMEOUT)
       offset += bytesRead
     }
   } finally {
-    await handle.close()
+    closeSync(fd)
   }
 }
 
@@ -131,11 +142,15 @@ class FilePuller {
   }
 }
 
-/** B's HTTP server over `dir` (the static cache's directory on A's side; the same machine here). */
-export async function listenFileRelay (node: PeerixNode, peer: PeerId, dir: string): Promise<{ url: string, close: () => void }> {
+/**
+ * B's HTTP server over `dir` (the static cache's directory on A's side; the same machine here).
+ * NARs are pulled from the peer, everything else read from the local disk; with `pullAll`,
+ * every file is pulled from the peer (a narinfo hit's floor: one round trip, nothing else).
+ */
+export async function listenFileRelay (node: PeerixNode, peer: PeerId, dir: string, pullAll = false): Promise<{ url: string, close: () => void }> {
   const puller = new FilePuller(node, peer)
   const server = createServer((req, res) => {
-    answer(puller, dir, req, res).catch(() => { res.destroy() })
+    answer(puller, dir, pullAll, req, res).catch(() => { res.destroy() })
   })
   await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
   return {
@@ -144,11 +159,12 @@ export async function listenFileRelay (node: PeerixNode, peer: PeerId, dir: stri
   }
 }
 
-async function answer (puller: FilePuller, dir: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function answer (puller: FilePuller, dir: string, pullAll: boolean, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://relay').pathname))
   const file = join(dir, path)
   const head = req.method === 'HEAD'
-  if (!path.startsWith('/nar/')) {
+  const nar = path.startsWith('/nar/')
+  if (!nar && !pullAll) {
     const text = await readFile(file).catch(() => undefined)
     if (text === undefined) return notFound(res)
     res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': text.byteLength })
@@ -163,7 +179,7 @@ async function answer (puller: FilePuller, dir: string, req: IncomingMessage, re
   }
   const pulled = await puller.pull(file)
   if (pulled === undefined) return notFound(res)
-  await relayHashed(pulled.body, pulled.length, res, 'application/x-nix-nar')
+  await relayHashed(pulled.body, pulled.length, res, nar ? 'application/x-nix-nar' : 'text/plain')
 }
 
 function notFound (res: ServerResponse): void {

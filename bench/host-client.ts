@@ -78,7 +78,7 @@ export class BenchHost {
   async pullTcp (port: number, bytes: number): Promise<Transfer> { return await this.call({ op: 'pull-tcp', port, bytes }) }
   async narinfoLatencies (baseUrl: string, hashes: string[], rounds = 1, missesOnly = false, missUrl?: string): Promise<Latencies> { return await this.call({ op: 'narinfo-latencies', baseUrl, hashes, rounds, missesOnly, missUrl }) }
   async bareRelay (daemon: number, peer: string): Promise<string> { return await this.call({ op: 'bare-relay', daemon, peer }) }
-  async fileRelay (daemon: number, peer: string, dir: string): Promise<string> { return await this.call({ op: 'file-relay', daemon, peer, dir }) }
+  async fileRelay (daemon: number, peer: string, dir: string, pullAll = false): Promise<string> { return await this.call({ op: 'file-relay', daemon, peer, dir, pullAll }) }
   async absentHttp (): Promise<string> { return await this.call({ op: 'absent-http' }) }
 
   /** Waits until daemon #daemon is connected to at least `count` peers. */

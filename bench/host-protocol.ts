@@ -19,8 +19,8 @@ export type HostRequest = { id: number } & (
   | { op: 'narinfo-latencies', baseUrl: string, hashes: string[], rounds: number, missesOnly: boolean, missUrl?: string }
   /** Listens on loopback HTTP, relaying the bare stream from `peer` (bench/bare-relay.ts); the value is the base URL. */
   | { op: 'bare-relay', daemon: number, peer: string }
-  /** Listens on loopback HTTP over the cache directory `dir`, NARs pulled from `peer` (bench/file-relay.ts); the value is the base URL. */
-  | { op: 'file-relay', daemon: number, peer: string, dir: string }
+  /** Listens on loopback HTTP over the cache directory `dir`, NARs (with `pullAll` every file) pulled from `peer` (bench/file-relay.ts); the value is the base URL. */
+  | { op: 'file-relay', daemon: number, peer: string, dir: string, pullAll: boolean }
   /** Listens on loopback HTTP, answering 404 to everything; the value is the base URL. */
   | { op: 'absent-http' }
 )

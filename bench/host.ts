@@ -82,7 +82,7 @@ async function answer (req: HostRequest): Promise<unknown> {
       return server.url
     }
     case 'file-relay': {
-      const server = await listenFileRelay(daemonAt(req.daemon).node, peerIdFromString(req.peer), req.dir)
+      const server = await listenFileRelay(daemonAt(req.daemon).node, peerIdFromString(req.peer), req.dir, req.pullAll)
       tcpServers.push(server)
       return server.url
     }

@@ -43,6 +43,7 @@ const WARM_UP_RUN_ROUNDS = 5
 const SETTLE_MS = 1000
 const ABSENT_ROW = 'floor: a Node HTTP server that answers 404 at once (in the shim\'s process)'
 const absentAfterHitsRow = (peers: number): string => `floor, each miss right after a hit on a ${peers}-peer shim (the shim rows' pattern)`
+const HIT_FLOOR_ROW = 'floor for a hit: a Node HTTP server in the shim\'s process that pulls each narinfo file from peer #0 over libp2p'
 const missesOnlyRow = (peers: number): string => `peerix shim, ${peers} peers, misses only, back to back (the first floor row's pattern)`
 /** The daemon as it runs by default (peer index on), and asking every peer every time. */
 const SHIM_VARIANTS = [{ name: 'index', flags: [] }, { name: 'no-index', flags: ['--no-index'] }]
@@ -149,18 +150,24 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
         record(absentAfterHitsRow(maxPeers), { ...l, hits: [] })
       }
       await shimHost.stopDaemon(hitsShim.index)
+      // A hit is one round trip to a peer: the same round trip with nothing else done on it.
+      const relayShim = await startShim(`${run}-hit-floor`, 1, [], 1)
+      const relayUrl = await shimHost.fileRelay(relayShim.index, peers[0].peerId, cacheDir, true)
+      await client.narinfoLatencies(relayUrl, warmHashes, keep ? 1 : WARM_UP_RUN_ROUNDS, false, absentUrl)
+      if (keep) record(HIT_FLOOR_ROW, { ...await client.narinfoLatencies(relayUrl, hitHashes, 1, false, absentUrl), misses: [] })
+      await shimHost.stopDaemon(relayShim.index)
       await client.narinfoLatencies(cache.url, warmHashes, keep ? 1 : WARM_UP_RUN_ROUNDS)
       if (keep) record('static file:// cache, python3 -m http.server', await client.narinfoLatencies(cache.url, hitHashes))
     }
 
-    // the floor server is asked only misses
-    const hitsOf = (runs: Latencies[], p: number): string => runs.every(r => r.hits.length === 0) ? '—' : range(runs.map(r => percentile(r.hits, p)), 2)
+    // the floor servers' rows show only misses, the hit floor's only hits
+    const of = (samples: number[][], p: number): string => samples.every(s => s.length === 0) ? '—' : range(samples.map(s => percentile(s, p)), 2)
     const rows = [...results].map(([name, runs]) => [
       name,
-      hitsOf(runs, 50),
-      hitsOf(runs, 99),
-      range(runs.map(r => percentile(r.misses, 50)), 2),
-      range(runs.map(r => percentile(r.misses, 99)), 2),
+      of(runs.map(r => r.hits), 50),
+      of(runs.map(r => r.hits), 99),
+      of(runs.map(r => r.misses), 50),
+      of(runs.map(r => r.misses), 99),
       inShim.has(name) ? `${range(inShim.get(name) ?? [], 1)} %` : '—',
       String(runs.reduce((s, r) => s + r.errors, 0))
     ])
@@ -178,6 +185,7 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
         'misses ≤ 1 ms inside the shim: the share of the measured misses the shim answered within 1 ms by its own clock, from request to response sent (its /metrics histogram peerix_narinfo_duration_seconds); the rest of what the client measures is the two processes\' sockets and schedulers.',
         'floor: the same client asking a Node HTTP server in the shim\'s host process that answers every request with a 404 at once: what any miss answered by a Node daemon costs on this machine.',
         `misses only: the ${maxPeers}-peer shim of its row above, asked its misses one after another with no hit between them, as Nix asks when no peer has any path of a build; the first floor row is asked the same way.`,
+        `floor for a hit: in the shim's host, an HTTP server that answers each narinfo request with the static cache's narinfo file, pulled from peer #0's host over the daemons' libp2p connection on a stream kept open (TCP, Noise, yamux; bench/file-relay.ts): one round trip to a peer, and no lookup, signature check or cache. Its misses go to the first floor server and are not shown.`,
         `floor after hits: the same floor server, each miss asked right after a hit on a fresh ${maxPeers}-peer shim (over a connection of its own), as the shim rows alternate them: what a miss costs in that pattern when the server does nothing.`
       ]
     }
