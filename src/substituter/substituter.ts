@@ -146,14 +146,8 @@ export class Substituter {
       return undefined
     }
     this.counters.narInfoHits += 1
-    // After this answer is on its way to Nix: started here, the NAR fetch's and the read-ahead's
-    // requests would go to the peer first, and the answer would wait for them (with them
-    // started one event-loop turn later, `bench/narinfo-hit-cost.ts` had the hit p50 lower in 7
-    // of 9 rounds, alternating).
-    setImmediate(() => {
-      this.prefetcher?.offer(hashPart, info.narHash, info.narSize)
-      this.readAhead?.follow(info)
-    })
+    this.prefetcher?.offer(hashPart, info.narHash, info.narSize)
+    this.readAhead?.follow(info)
     return servedNarInfo(info)
   }
 

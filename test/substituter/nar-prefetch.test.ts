@@ -12,8 +12,6 @@ import { Libp2pPeerClient } from '../../src/p2p/libp2p-peer-client.js'
 import { NarPrefetcher, PREFETCH_MAX_NAR_BYTES } from '../../src/substituter/nar-prefetch.js'
 import { Substituter } from '../../src/substituter/substituter.js'
 import { MemorySource, Nodes, eventually } from '../p2p/node-helpers.js'
-import { formatNarInfo } from '../../src/nix/narinfo.js'
-import { FixturePeerClient } from './fixture-peers.js'
 
 const H1 = '11111111111111111111111111111111'
 const H2 = '22222222222222222222222222222222'
@@ -126,31 +124,6 @@ describe('NarPrefetcher', () => {
     assert.equal(prefetcher.heldBytes, 0)
     prefetcher.offer(H2, NAR_HASH, 100)
     assert.equal(manual.asked.length, 1)
-  })
-})
-
-describe('substituter prefetching: when', () => {
-  it('asks the peer for a hit\'s NAR and for its references\' narinfos only after the answer is given', async () => {
-    const key = generateSecretKey('prefetch-order-1')
-    const text = formatNarInfo(signNarInfo({
-      storePath: `/nix/store/${H1}-small`, url: `nar/${H1}.nar`, compression: 'none', narHash: NAR_HASH, narSize: 1000,
-      references: [`${H2}-dep`], sigs: []
-    }, key))
-    const client = new FixturePeerClient(new Map([['peer', {
-      narInfo: async (hashPart: string) => hashPart === H1 ? { status: 'found' as const, value: text } : { status: 'absent' as const }
-    }]]))
-    const sub = new Substituter({ client, trusted: new TrustedKeys([publicKeyOf(key)]), timeoutMs: 2000 })
-    try {
-      assert.ok(await sub.narInfo(H1) !== undefined)
-      // the answer is back in Nix's hands before the peer is asked anything more
-      assert.deepEqual(client.narInfoCalls.map(c => c.hashPart), [H1])
-      assert.equal(client.narCalls.length, 0)
-      await eventually('the NAR fetched and the reference looked up', () => client.narCalls.length === 1 && client.narInfoCalls.length === 2)
-      assert.equal(client.narCalls[0].hashPart, H1)
-      assert.equal(client.narInfoCalls[1].hashPart, H2)
-    } finally {
-      sub.stop()
-    }
   })
 })
 
