@@ -19,10 +19,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { join, normalize } from 'node:path'
 import { READ_BUFFER_LIMIT, READ_HIGH_WATER_MARK, SEND_CHUNK_BYTES, SEND_STALL_TIMEOUT } from '../src/p2p/nar/constants.js'
-import { encodeFrame } from '../src/p2p/wire/frame.js'
 import { send } from '../src/p2p/wire/send.js'
 import { StreamReader } from '../src/p2p/wire/stream-reader.js'
 import { relayHashed } from './bare-relay.js'
+import { sendFrame, serve } from './p2p-transfers.js'
 import type { PeerixNode } from '../src/p2p/node.js'
 import type { PeerId, Stream } from '@libp2p/interface'
 
@@ -38,18 +38,7 @@ interface FileAnswer { length: number }
 /** A's side: answers each request on a stream with the file's length and bytes, until the stream ends. */
 export async function handleFileProtocol (node: PeerixNode): Promise<void> {
   await node.handle(FILE_PROTOCOL, async (stream) => {
-    const reader = new StreamReader(stream)
-    try {
-      while (await reader.hasMore()) {
-        const { file } = JSON.parse(new TextDecoder().decode(await reader.readFrame(MAX_FRAME))) as FileRequest
-        await sendFile(stream, file)
-      }
-      await stream.close()
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
-    } finally {
-      reader.dispose()
-    }
+    await serve(stream, async ({ file }: FileRequest) => { await sendFile(stream, file) }, true)
   })
 }
 
@@ -81,10 +70,6 @@ async function sendFile (stream: Stream, file: string): Promise<void> {
   } finally {
     closeSync(fd)
   }
-}
-
-async function sendFrame (stream: Stream, value: unknown): Promise<void> {
-  await send(stream, encodeFrame(new TextEncoder().encode(JSON.stringify(value))), SEND_STALL_TIMEOUT)
 }
 
 interface OpenStream { stream: Stream, reader: StreamReader }

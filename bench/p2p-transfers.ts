@@ -60,12 +60,17 @@ export async function pullNarChunks (node: PeerixNode, peer: PeerId, file: strin
   return await pull(node, peer, NAR_CHUNKS_PROTOCOL, { file, writerChunk, sendChunk } satisfies NarChunksRequest)
 }
 
-/** Reads the request, runs `body`, closes; any failure resets the stream. */
-async function serve<T> (stream: Stream, body: (req: T) => Promise<void>): Promise<void> {
+/**
+ * Reads a request and runs `body` on it (with `many`, again for each request that follows on the
+ * stream until the requester ends it), then closes; any failure resets the stream.
+ */
+export async function serve<T> (stream: Stream, body: (req: T) => Promise<void>, many = false): Promise<void> {
   const reader = new StreamReader(stream)
   try {
-    const req = JSON.parse(new TextDecoder().decode(await reader.readFrame(MAX_REQUEST))) as T
-    await body(req)
+    do {
+      const req = JSON.parse(new TextDecoder().decode(await reader.readFrame(MAX_REQUEST))) as T
+      await body(req)
+    } while (many && await reader.hasMore())
     await stream.close()
   } catch (err) {
     stream.abort(err instanceof Error ? err : new Error(String(err)))
@@ -74,7 +79,8 @@ async function serve<T> (stream: Stream, body: (req: T) => Promise<void>): Promi
   }
 }
 
-async function sendFrame (stream: Stream, value: unknown): Promise<void> {
+/** One length-prefixed JSON frame. */
+export async function sendFrame (stream: Stream, value: unknown): Promise<void> {
   await send(stream, encodeFrame(new TextEncoder().encode(JSON.stringify(value))), SEND_STALL_TIMEOUT)
 }
 
