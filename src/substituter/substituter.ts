@@ -36,7 +36,8 @@ export const STARTUP_GRACE_MS = 5_000
 
 /** What peers' summaries say (the /peerix/index/1 service): false rules a peer out for a path. */
 export interface PeerIndexView {
-  mayHave: (peer: string, hashPart: string) => boolean
+  /** For one hash part, whether a peer's summary may hold it (FormatError for a bad hash part). */
+  holders: (hashPart: string) => (peer: string) => boolean
 }
 
 export interface SubstituterOptions {
@@ -200,13 +201,13 @@ export class Substituter {
   private anyPeerMayHave (hashPart: string): boolean {
     const peers = this.ctx.client.peers()
     const index = this.index
-    return index === undefined ? peers.length > 0 : peers.some(peer => index.mayHave(peer, hashPart))
+    return index === undefined ? peers.length > 0 : peers.some(index.holders(hashPart))
   }
 
   /** Which peers' summaries may hold `hashPart`; undefined without an index (ask everyone). */
   private mayHave (hashPart: string): ((peer: string) => boolean) | undefined {
     const index = this.index
-    return index === undefined ? undefined : (peer) => index.mayHave(peer, hashPart)
+    return index?.holders(hashPart)
   }
 
   /** The remembered offer of this NAR, if one of the peers that made it is still connected. */

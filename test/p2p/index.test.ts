@@ -87,6 +87,11 @@ describe('/peerix/index/1 between libp2p nodes', function () {
     assert.ok(!b.services.index.mayHave(peerA, absent()), 'a miss needs no question')
     assert.equal(a.services.index.summaryOf(b.peerId.toString()), undefined, 'B serves no summary: A would ask it')
     assert.ok(a.services.index.mayHave(b.peerId.toString(), absent()))
+    // one hash part asked of every peer, as a miss does: the same answers
+    const miss = absent()
+    assert.deepEqual([peerA, 'a peer without a summary'].map(b.services.index.holders(miss)), [false, true])
+    assert.deepEqual([peerA].map(b.services.index.holders(p1)), [true])
+    assert.throws(() => b.services.index.holders('not-a-hash-part'), /hash/)
 
     const p3 = db.add('three')
     await summary.poll()

@@ -23,6 +23,11 @@ export interface PeerIndex {
    * peerix, a store too large), so it is asked as before. Throws FormatError for a bad hash part.
    */
   mayHave: (peer: string, hashPart: string) => boolean
+  /**
+   * `mayHave` for one hash part and any peer: its key is worked out once, not per peer (a miss
+   * asks this of every connected peer).
+   */
+  holders: (hashPart: string) => (peer: string) => boolean
   /** The summary `peer` sent (version and number of keys), or undefined when there is none. */
   summaryOf: (peer: string) => { version: number, keys: number } | undefined
 }

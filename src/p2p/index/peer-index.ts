@@ -88,9 +88,15 @@ export class PeerIndexService implements PeerIndex, Startable {
   }
 
   mayHave (peer: string, hashPart: string): boolean {
+    return this.holders(hashPart)(peer)
+  }
+
+  holders (hashPart: string): (peer: string) => boolean {
     const key = summaryKey(hashPart)
-    const summary = this.#summaries.get(peer)
-    return summary === undefined || keySetHas(summary.keys, key)
+    return (peer) => {
+      const summary = this.#summaries.get(peer)
+      return summary === undefined || keySetHas(summary.keys, key)
+    }
   }
 
   summaryOf (peer: string): { version: number, keys: number } | undefined {
