@@ -20,6 +20,7 @@ import type { AddressInfo } from 'node:net'
 import { join, normalize } from 'node:path'
 import { READ_BUFFER_LIMIT, READ_HIGH_WATER_MARK, SEND_CHUNK_BYTES, SEND_STALL_TIMEOUT } from '../src/p2p/nar/constants.js'
 import { send } from '../src/p2p/wire/send.js'
+import { StreamPool, type PooledStream } from '../src/p2p/wire/stream-pool.js'
 import { StreamReader } from '../src/p2p/wire/stream-reader.js'
 import { relayHashed } from './bare-relay.js'
 import { sendFrame, serve } from './p2p-transfers.js'
@@ -30,6 +31,8 @@ export const FILE_PROTOCOL = '/peerix-bench/file/1'
 const MAX_FRAME = 4096
 const IDLE_TIMEOUT = 30_000
 const SMALL_FILE_BYTES = 64 * 1024
+/** Idle streams kept to the peer; Nix copies one or two NARs at a time. */
+const IDLE_STREAMS = 16
 
 interface FileRequest { file: string }
 /** The file's length in bytes, -1 when it cannot be opened; its bytes follow. */
@@ -72,58 +75,51 @@ async function sendFile (stream: Stream, file: string): Promise<void> {
   }
 }
 
-interface OpenStream { stream: Stream, reader: StreamReader }
-
-/** B's side: files pulled from one peer over streams kept open, one request at a time on each. */
+/** B's side: files pulled from one peer over streams kept open (the daemon's StreamPool), one request at a time on each. */
 class FilePuller {
-  private readonly idle: OpenStream[] = []
+  readonly #pool: StreamPool
 
-  constructor (private readonly node: PeerixNode, private readonly peer: PeerId) {}
+  constructor (node: PeerixNode, private readonly peer: PeerId) {
+    this.#pool = new StreamPool({ openStream: async (peer, protocol, options) => await node.dialProtocol(peer, protocol, { signal: options?.signal }) }, {
+      protocol: FILE_PROTOCOL,
+      maxIdlePerPeer: IDLE_STREAMS,
+      idleTimeout: IDLE_TIMEOUT,
+      createReader: (stream) => {
+        stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, READ_BUFFER_LIMIT)
+        return new StreamReader(stream, { highWaterMark: READ_HIGH_WATER_MARK })
+      }
+    })
+  }
 
   /** The file's length and bytes, or undefined when the peer cannot open it. */
   async pull (file: string): Promise<{ length: number, body: AsyncGenerator<Uint8Array> } | undefined> {
-    const open = this.idle.pop() ?? await this.open()
+    const pooled = await this.#pool.acquire(this.peer)
     try {
-      await sendFrame(open.stream, { file } satisfies FileRequest)
-      const { length } = JSON.parse(new TextDecoder().decode(await open.reader.readFrame(MAX_FRAME, { idleTimeout: IDLE_TIMEOUT }))) as FileAnswer
+      await sendFrame(pooled.stream, { file } satisfies FileRequest)
+      const { length } = JSON.parse(new TextDecoder().decode(await pooled.reader.readFrame(MAX_FRAME, { idleTimeout: IDLE_TIMEOUT }))) as FileAnswer
       if (length < 0) {
-        this.idle.push(open)
+        this.#pool.release(pooled, true)
         return undefined
       }
-      return { length, body: this.body(open, length) }
+      return { length, body: this.body(pooled, length) }
     } catch (err) {
-      this.discard(open, err)
+      this.#pool.release(pooled, false)
       throw err
     }
   }
 
-  private async * body (open: OpenStream, length: number): AsyncGenerator<Uint8Array> {
+  private async * body (pooled: PooledStream, length: number): AsyncGenerator<Uint8Array> {
     let done = false
     try {
-      yield * open.reader.readBody(length, { idleTimeout: IDLE_TIMEOUT })
+      yield * pooled.reader.readBody(length, { idleTimeout: IDLE_TIMEOUT })
       done = true
     } finally {
-      if (done) this.idle.push(open)
-      else this.discard(open, new Error('the body was not read to its end'))
+      this.#pool.release(pooled, done)
     }
-  }
-
-  private async open (): Promise<OpenStream> {
-    const stream = await this.node.dialProtocol(this.peer, FILE_PROTOCOL)
-    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, READ_BUFFER_LIMIT)
-    return { stream, reader: new StreamReader(stream, { highWaterMark: READ_HIGH_WATER_MARK }) }
-  }
-
-  private discard (open: OpenStream, err: unknown): void {
-    open.reader.dispose()
-    open.stream.abort(err instanceof Error ? err : new Error(String(err)))
   }
 
   close (): void {
-    for (const open of this.idle.splice(0)) {
-      open.reader.dispose()
-      open.stream.abort(new Error('relay closed'))
-    }
+    this.#pool.stop()
   }
 }
 

@@ -36,12 +36,15 @@ interface Idle {
 /** How long closing an idle stream may wait for our write side to flush before it is reset. */
 const CLOSE_TIMEOUT = 5_000
 
+/** What the pool opens streams with: libp2p's connection manager, or anything with its `openStream`. */
+export type StreamOpener = Pick<ConnectionManager, 'openStream'>
+
 export class StreamPool {
-  readonly #connectionManager: ConnectionManager
+  readonly #connectionManager: StreamOpener
   readonly #init: StreamPoolInit
   readonly #idle = new Map<string, Idle[]>()
 
-  constructor (connectionManager: ConnectionManager, init: StreamPoolInit) {
+  constructor (connectionManager: StreamOpener, init: StreamPoolInit) {
     this.#connectionManager = connectionManager
     this.#init = init
   }
