@@ -8,7 +8,6 @@
 import { createHash } from 'node:crypto'
 import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { leaseThreadedSha256 } from '../src/nix/threaded-sha256.js'
 import { BatchedWriter } from '../src/http/batched-writer.js'
 import { SEND_CHUNK_BYTES } from '../src/p2p/nar/constants.js'
 import { bytesBody } from './p2p-transfers.js'
@@ -17,35 +16,31 @@ import type { PeerId } from '@libp2p/interface'
 
 export async function listenBareRelay (node: PeerixNode, peer: PeerId): Promise<{ url: string, close: () => void }> {
   const server = createServer((req, res) => {
-    const [path, query] = (req.url ?? '').split('?')
-    const bytes = Number(path.slice(1))
+    const bytes = Number(req.url?.slice(1))
     if (!Number.isSafeInteger(bytes) || bytes <= 0) {
       res.writeHead(400).end('GET /<bytes>\n')
       return
     }
-    relay(node, peer, bytes, res, query === 'thread').catch(() => { res.destroy() })
+    relay(node, peer, bytes, res).catch(() => { res.destroy() })
   })
   await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => { server.close() } }
 }
 
-async function relay (node: PeerixNode, peer: PeerId, bytes: number, res: ServerResponse, thread: boolean): Promise<void> {
-  await relayHashed(bytesBody(node, peer, bytes, SEND_CHUNK_BYTES), bytes, res, undefined, thread)
+async function relay (node: PeerixNode, peer: PeerId, bytes: number, res: ServerResponse): Promise<void> {
+  await relayHashed(bytesBody(node, peer, bytes, SEND_CHUNK_BYTES), bytes, res)
 }
 
 /** Writes `body` (`length` bytes) to the client as a 200 with SHA-256 over every byte as it passes. */
-export async function relayHashed (body: AsyncIterable<Uint8Array>, length: number, res: ServerResponse, contentType = 'application/octet-stream', thread = false): Promise<void> {
-  const threaded = thread ? leaseThreadedSha256() : undefined
+export async function relayHashed (body: AsyncIterable<Uint8Array>, length: number, res: ServerResponse, contentType = 'application/octet-stream'): Promise<void> {
   const hash = createHash('sha256')
   res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': length })
   const out = new BatchedWriter(res)
   for await (const chunk of body) {
-    if (threaded !== undefined) await threaded.update(chunk)
-    else hash.update(chunk)
+    hash.update(chunk)
     await out.write(chunk)
   }
-  if (threaded !== undefined) await threaded.digest()
-  else hash.digest()
+  hash.digest()
   out.flush()
   res.end()
 }
