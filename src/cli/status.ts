@@ -37,7 +37,7 @@ export function formatStatus (s: StatusReport): string {
     ['peers', `${s.peers.length} connected (${peerix} peerix)`],
     ['narinfo', `${c.narInfoHits} hits, ${c.narInfoMisses} misses (${hitRate}); ${c.verificationFailures} verification failures`],
     ['refusals', `${c.refusalsReceived} received from peers, ${c.refusalsGiven} given to peers`],
-    ['fetched', `${c.narCompleted} NARs, ${formatBytes(c.narBytesIn)} from peers${c.narFailed > 0 ? `; ${c.narFailed} failed` : ''}`],
+    ['fetched', `${c.narCompleted + c.narsInline} NARs${c.narsInline > 0 ? ` (${c.narsInline} with their narinfo)` : ''}, ${formatBytes(c.narBytesIn)} from peers${c.narFailed > 0 ? `; ${c.narFailed} failed` : ''}`],
     ['served', `${c.narsServed} NARs, ${formatBytes(c.narBytesOut)} to peers; ${c.narInfosServed} narinfos`],
     ['transfers', s.transfers.length === 0 ? 'none' : `${s.transfers.length} in progress`]
   ]

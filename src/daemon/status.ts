@@ -67,6 +67,8 @@ export interface StatusReport {
     narFailovers: number
     /** NARs Nix got from what was fetched with their narinfo. */
     narPrefetchHits: number
+    /** Small NARs that came in their narinfo's answer (verified), not downloaded. */
+    narsInline: number
     /** Narinfos of references looked up before Nix asked for them. */
     narInfoReadAheads: number
     /** Nix's narinfo requests for a path read ahead. */
@@ -131,6 +133,7 @@ export async function statusReport (src: StatusSources): Promise<StatusReport> {
       narFailed: fetched.narFailed,
       narFailovers: fetched.narFailovers,
       narPrefetchHits: fetched.narPrefetchHits,
+      narsInline: fetched.narsInline,
       narInfoReadAheads: fetched.narInfoReadAheads,
       narInfoReadAheadHits: fetched.narInfoReadAheadHits,
       narBytesIn: fetched.narBytesIn,

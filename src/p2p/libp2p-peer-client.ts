@@ -1,6 +1,6 @@
 /** The substituter's view of the peers (PeerClient) over a running peerix node. */
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { Answer, NarBody, PeerClient } from './peer-client.js'
+import type { Answer, NarBody, NarInfoAnswer, PeerClient } from './peer-client.js'
 import type { PeerixNode } from './node.js'
 import type { PeerId } from '@libp2p/interface'
 
@@ -25,10 +25,10 @@ export class Libp2pPeerClient implements PeerClient {
     return this.#node.services.peerixPeers.list().map(id => this.#remember(id.toString(), id))
   }
 
-  async narInfo (peer: string, hashPart: string, signal: AbortSignal): Promise<Answer<string>> {
+  async narInfo (peer: string, hashPart: string, signal: AbortSignal, options: { maxNarBytes?: number } = {}): Promise<NarInfoAnswer> {
     const peerId = this.#peerId(peer)
     if (peerId === undefined) return notAPeer(peer)
-    return await this.#node.services.narinfo.query(peerId, hashPart, { signal })
+    return await this.#node.services.narinfo.query(peerId, hashPart, { signal, maxNarBytes: options.maxNarBytes })
   }
 
   async nar (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal, options: { acceptZstd?: boolean } = {}): Promise<Answer<NarBody>> {

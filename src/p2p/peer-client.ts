@@ -10,6 +10,11 @@ export type Answer<T> =
   | { status: 'refused', reason: string }
   | { status: 'error', message: string }
 
+/** A narinfo answer; `nar`: the path's whole NAR, sent along when asked for (unverified). */
+export type NarInfoAnswer =
+  | Exclude<Answer<string>, { status: 'found' }>
+  | { status: 'found', value: string, nar?: Uint8Array }
+
 /** A peer's NAR body; where known, how it crossed the wire and how many bytes it took so far. */
 export interface NarBody extends AsyncIterable<Uint8Array> {
   readonly encoding?: 'identity' | 'zstd'
@@ -19,8 +24,11 @@ export interface NarBody extends AsyncIterable<Uint8Array> {
 export interface PeerClient {
   /** Peers worth asking now: connected and known (via identify) to speak /peerix/narinfo/1. */
   peers: () => string[]
-  /** The narinfo text a peer serves for a hash part, unverified: the caller parses and checks it. */
-  narInfo: (peer: string, hashPart: string, signal: AbortSignal) => Promise<Answer<string>>
+  /**
+   * The narinfo text a peer serves for a hash part, unverified: the caller parses and checks
+   * it. With `maxNarBytes`, the path's NAR comes along if it is that small (and the peer can).
+   */
+  narInfo: (peer: string, hashPart: string, signal: AbortSignal, options?: { maxNarBytes?: number }) => Promise<NarInfoAnswer>
   /**
    * A peer's NAR bytes for a path from `offset`, unverified. The iterable throws when the
    * stream breaks; it ends when the peer has sent everything it will send. `acceptZstd` asks

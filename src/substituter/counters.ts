@@ -36,10 +36,12 @@ export class SubstituterCounters {
   narFailed = 0
   /** Times a download moved to another peer mid-NAR. */
   narFailovers = 0
-  /** NAR bytes received from peers and passed on. */
+  /** NAR bytes received from peers and passed on (downloads and NARs sent with their narinfo). */
   narBytesIn = 0
   /** NARs Nix asked for that had been prefetched with their narinfo (nar-prefetch.ts). */
   narPrefetchHits = 0
+  /** Verified NARs that came along with their narinfo (`/peerix/narinfo/1` r2). */
+  narsInline = 0
   /** Narinfos of references looked up before Nix asked (narinfo-read-ahead.ts). */
   narInfoReadAheads = 0
   /** Narinfo requests from Nix for a path read ahead (answered from the cache or joining the lookup). */

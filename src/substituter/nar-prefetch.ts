@@ -1,5 +1,5 @@
 /**
- * Small NARs fetched as soon as their narinfo is answered, so that Nix's request for the NAR
+ * Small NARs fetched as soon as their narinfo is answered (or taken when they came with it), so that Nix's request for the NAR
  * is answered from memory. Nix asks for the narinfos of a whole closure before it asks for
  * the first NAR, and for a small path the round trip to a peer and back (two more processes
  * to wake) costs more than its bytes: through the shim a 4–64 kB NAR took 3.9–4.6 ms to its
@@ -80,6 +80,30 @@ export class NarPrefetcher {
     if (this.#queue.size >= this.#limits.maxQueued) return
     this.#queue.set(key, { hashPart, narHash, narSize, expires: Date.now() + this.#limits.ttlMs })
     this.#pump()
+  }
+
+  /**
+   * Whether a NAR up to this size may still be taken with its narinfo (hold): it is small
+   * enough to prefetch and there is room for it.
+   */
+  roomFor (): number {
+    if (this.#stop.signal.aborted) return 0
+    return Math.max(0, Math.min(this.#limits.maxNarBytes, this.#limits.budgetBytes - this.#heldBytes))
+  }
+
+  /**
+   * Keeps a verified NAR that came with its narinfo, as if it had been prefetched; false when it
+   * is too large, there is no room, or this NAR is held or being fetched already.
+   */
+  hold (hashPart: string, narHash: string, nar: Uint8Array): boolean {
+    this.#dropExpired()
+    const key = `${hashPart}-${narHash}`
+    const narSize = nar.byteLength
+    if (narSize > this.roomFor() || this.#entries.has(key)) return false
+    this.#queue.delete(key)
+    this.#heldBytes += narSize
+    this.#entries.set(key, { narSize, settled: true, expires: Date.now() + this.#limits.ttlMs, bytes: Promise.resolve(nar) })
+    return true
   }
 
   /** Starts queued offers while there are slots and room, in the order they came. */

@@ -3,10 +3,10 @@
  * that are slow or gone never hold up the answer beyond the wait budget, and "no peer has it"
  * is known as soon as the last peer has said so.
  */
-import type { Answer } from '../p2p/peer-client.js'
+import type { NarInfoAnswer } from '../p2p/peer-client.js'
 import type { NarInfo } from '../nix/narinfo.js'
 import { shortPeer, type SubstituterContext } from './context.js'
-import { checkNarInfo } from './verify.js'
+import { checkInlineNar, checkNarInfo } from './verify.js'
 
 /** Why the asks still running were stopped: the peers that had not answered are at fault. */
 class WaitBudgetExpired extends Error {
@@ -24,6 +24,21 @@ export interface LookupOptions {
   wanted?: (info: NarInfo) => boolean
   /** False for a peer whose index summary rules the path out: it is not asked. */
   mayHave?: (peer: string) => boolean
+  /** Ask for the path's NAR along with its narinfo, if it is small. */
+  inlineNar?: InlineNarOptions
+}
+
+/**
+ * Small NARs fetched in the narinfo's round trip (`/peerix/narinfo/1` r2): where a second
+ * round trip would cost more than the bytes, they come with the answer.
+ */
+export interface InlineNarOptions {
+  /** The largest NAR to take (0: none). */
+  maxBytes: number
+  /** How many of the peers asked (the first ones) are asked for it: each that has it sends it. */
+  peers: number
+  /** A NAR that came with a verified narinfo and matched its NarHash and NarSize. */
+  take: (info: NarInfo, nar: Uint8Array) => void
 }
 
 /**
@@ -54,8 +69,9 @@ export async function lookupNarInfo (ctx: SubstituterContext, hashPart: string, 
     signal?.addEventListener('abort', onCallerAbort, { once: true })
     asks.signal.addEventListener('abort', () => { finish(undefined) }, { once: true })
 
-    for (const peer of peers) {
-      void askPeer(ctx, peer, hashPart, asks.signal).then(found => {
+    peers.forEach((peer, i) => {
+      const inline = opts.inlineNar !== undefined && i < opts.inlineNar.peers ? opts.inlineNar : undefined
+      void askPeer(ctx, peer, hashPart, asks.signal, inline).then(found => {
         if (found !== undefined && (opts.wanted?.(found.info) ?? true)) finish(found)
       }).finally(() => {
         pending -= 1
@@ -64,15 +80,15 @@ export async function lookupNarInfo (ctx: SubstituterContext, hashPart: string, 
           finish(undefined)
         }
       })
-    }
+    })
   })
 }
 
 /** One peer's verified answer, or undefined; every outcome is counted, problems logged. */
-async function askPeer (ctx: SubstituterContext, peer: string, hashPart: string, signal: AbortSignal): Promise<Found | undefined> {
-  let answer: Answer<string>
+async function askPeer (ctx: SubstituterContext, peer: string, hashPart: string, signal: AbortSignal, inline?: InlineNarOptions): Promise<Found | undefined> {
+  let answer: NarInfoAnswer
   try {
-    answer = await ctx.client.narInfo(peer, hashPart, signal)
+    answer = await ctx.client.narInfo(peer, hashPart, signal, inline === undefined ? undefined : { maxNarBytes: inline.maxBytes })
   } catch (err) {
     answer = { status: 'error', message: (err as Error).message }
   }
@@ -103,9 +119,25 @@ async function askPeer (ctx: SubstituterContext, peer: string, hashPart: string,
       }
       ctx.counters.peer(peer).narInfosFound += 1
       ctx.memory.offered(hashPart, checked.info.narHash, checked.info.narSize, peer)
+      if (answer.nar !== undefined && inline !== undefined) takeInlineNar(ctx, peer, hashPart, checked.info, answer.nar, inline)
       return { peer, info: checked.info }
     }
   }
+}
+
+/** Hands a NAR sent with a verified narinfo on, if it is that narinfo's NAR; else the peer is not used for it. */
+function takeInlineNar (ctx: SubstituterContext, peer: string, hashPart: string, info: NarInfo, nar: Uint8Array, inline: InlineNarOptions): void {
+  const wrong = checkInlineNar(nar, info)
+  if (wrong !== undefined) {
+    ctx.counters.verificationFailures += 1
+    ctx.memory.bad(hashPart, info.narHash, peer)
+    ctx.logOnce.line(`peer ${shortPeer(peer)} sent a wrong NAR for ${hashPart}: ${wrong}`)
+    return
+  }
+  ctx.counters.narsInline += 1
+  ctx.counters.narBytesIn += nar.byteLength
+  ctx.counters.peer(peer).narBytes += nar.byteLength
+  inline.take(info, nar)
 }
 
 function countError (ctx: SubstituterContext, peer: string, hashPart: string, message: string): void {

@@ -6,14 +6,14 @@
 import type { PeerClient } from '../p2p/peer-client.js'
 import type { NarInfo } from '../nix/narinfo.js'
 import { toNarHash } from '../nix/hash.js'
-import { parseHashPart } from '../nix/store-path.js'
+import { parseHashPart, parseStorePath } from '../nix/store-path.js'
 import type { TrustedKeys } from '../nix/signing.js'
 import type { SubstituterContext } from './context.js'
 import { SubstituterCounters } from './counters.js'
 import { LogOnce } from '../log-once.js'
 import { downloadNar, type Transfer } from './nar-download.js'
 import { NarPrefetcher, type PrefetchLimits } from './nar-prefetch.js'
-import { lookupNarInfo } from './narinfo-race.js'
+import { lookupNarInfo, type InlineNarOptions } from './narinfo-race.js'
 import { NarInfoReadAhead, type ReadAheadLimits } from './narinfo-read-ahead.js'
 import { PeerMemory, type NarOffer } from './peer-memory.js'
 import { servedNarInfo } from './verify.js'
@@ -25,6 +25,13 @@ import { WireCompressionPolicy, type WireCompression } from './wire-compression.
  * busy peer reading a cold disk, short enough that Nix does not give up on us first.
  */
 export const DEFAULT_STALL_MS = 20_000
+
+/**
+ * Of how many of the peers a lookup asks (the first ones) a small NAR is asked along with its
+ * narinfo. Every peer that has the path sends it, so more would multiply the bytes; with two, one
+ * slow or wrong peer does not leave the NAR to a second round trip.
+ */
+export const INLINE_NAR_PEERS = 2
 
 /**
  * How long a daemon that just started waits for its first peer before it answers "absent".
@@ -60,6 +67,11 @@ export interface SubstituterOptions {
   narInfoCacheMs?: number
   /** Which NARs to fetch with their narinfo (nar-prefetch.ts); `false`: none. */
   prefetch?: Partial<PrefetchLimits> | false
+  /**
+   * Whether peers are asked to send a small NAR in their narinfo answer (default true), to be
+   * held as prefetched; else it is prefetched over /peerix/nar/1, as from peers of r1.
+   */
+  inlineNars?: boolean
   /** How to look up references' narinfos before Nix asks (narinfo-read-ahead.ts); `false`: not at all. */
   readAhead?: Partial<ReadAheadLimits> | false
   /** Whether a path (by hash part) is valid in this host's store: Nix will not ask for it. */
@@ -84,6 +96,7 @@ export class Substituter {
   private readonly cache: NarInfoCache
   private readonly graceEnds: number
   private readonly prefetcher?: NarPrefetcher
+  private readonly inlineNars: boolean
   private readonly readAhead?: NarInfoReadAhead
 
   constructor (opts: SubstituterOptions) {
@@ -115,6 +128,7 @@ export class Substituter {
         opts.readAhead
       )
     }
+    this.inlineNars = opts.inlineNars ?? true
     if (opts.prefetch !== false) this.prefetcher = new NarPrefetcher(async (hashPart, narHash, narSize, signal) => await this.wholeNar(hashPart, narHash, narSize, signal), opts.prefetch)
   }
 
@@ -158,7 +172,7 @@ export class Substituter {
       hashPart,
       // A cached answer stands while a peer that offered it is still connected.
       cached => this.connectedOffer(hashPart, cached.narHash) !== undefined,
-      async (lookupSignal) => (await lookupNarInfo(this.ctx, hashPart, { signal: lookupSignal, mayHave: this.mayHave(hashPart) }))?.info,
+      async (lookupSignal) => (await lookupNarInfo(this.ctx, hashPart, { signal: lookupSignal, mayHave: this.mayHave(hashPart), inlineNar: this.inlineNar() }))?.info,
       signal
     )
   }
@@ -195,6 +209,21 @@ export class Substituter {
   /** The NAR downloads in progress. */
   transfers (): Transfer[] {
     return [...this.active].map(t => ({ ...t }))
+  }
+
+  /**
+   * Small NARs asked for with their narinfo, kept as prefetched ones: of the first two peers
+   * asked (each that has the path sends it), while the prefetch has room.
+   */
+  private inlineNar (): InlineNarOptions | undefined {
+    const prefetcher = this.prefetcher
+    const maxBytes = prefetcher?.roomFor() ?? 0
+    if (prefetcher === undefined || maxBytes === 0 || !this.inlineNars) return undefined
+    return {
+      maxBytes,
+      peers: INLINE_NAR_PEERS,
+      take: (info, nar) => { prefetcher.hold(parseStorePath(info.storePath).hashPart, info.narHash, nar) }
+    }
   }
 
   /** Whether a lookup would ask anyone: a connected peer whose summary may hold `hashPart`. */

@@ -4,6 +4,7 @@
  * fast but untrusted or broken peer can never win a lookup.
  */
 import { formatNarUrl } from '../store/nar-url.js'
+import { NarHasher } from '../nix/nar-hash.js'
 import { parseNarInfo, type NarInfo } from '../nix/narinfo.js'
 import { verifyNarInfo } from '../nix/narinfo-signing.js'
 import { parseStorePath } from '../nix/store-path.js'
@@ -26,6 +27,15 @@ export function checkNarInfo (text: string, hashPart: string, trusted: TrustedKe
   const key = verifyNarInfo(info, trusted)
   if (key === undefined) return { ok: false, reason: `narinfo for ${info.storePath} has no valid signature by a trusted key` }
   return { ok: true, info, key }
+}
+
+/** Why a NAR sent along with a verified narinfo is not that narinfo's NAR; undefined when it is. */
+export function checkInlineNar (nar: Uint8Array, info: NarInfo): string | undefined {
+  if (nar.byteLength !== info.narSize) return `the NAR sent with the narinfo has ${nar.byteLength} bytes, not NarSize ${info.narSize}`
+  const hasher = new NarHasher()
+  hasher.update(nar)
+  const got = hasher.digest().narHash
+  return got === info.narHash ? undefined : `the NAR sent with the narinfo hashes to ${got}, not NarHash ${info.narHash}`
 }
 
 /**

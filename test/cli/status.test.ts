@@ -73,12 +73,12 @@ describe('peerix status / peers / which', function () {
       assert.equal(field('substituter'), pair.b.url)
       assert.equal(field('peers'), '1 connected (1 peerix)')
       assert.match(field('narinfo'), /^\d+ hits, 0 misses \(100 % hit rate\); 0 verification failures$/)
-      assert.match(field('fetched'), new RegExp(`^${pair.closure.length} NARs, [\\d.]+ (B|KiB) from peers$`))
+      assert.match(field('fetched'), new RegExp(`^${pair.closure.length} NARs( \\(\\d+ with their narinfo\\))?, [\\d.]+ (B|KiB) from peers$`))
       assert.equal(field('transfers'), 'none')
 
       const json = JSON.parse((await peerix(['status', '--json', '--url', pair.b.url])).stdout) as StatusReport
       assert.equal(json.peerId, pair.b.peerId)
-      assert.equal(json.counters.narCompleted, pair.closure.length)
+      assert.equal(json.counters.narCompleted + json.counters.narsInline, pair.closure.length)
     })
 
     it('peers: a table row for the peer with its agent, address and what came from it', async () => {

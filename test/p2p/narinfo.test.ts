@@ -11,7 +11,7 @@ import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
 import { loopbackNode } from './node-helpers.js'
 import type { NarinfoService, NarinfoServiceInit } from '../../src/p2p/narinfo/index.js'
 import type { NarInfo } from '../../src/nix/narinfo.js'
-import type { PathSource, Served } from '../../src/store/source.js'
+import type { NarBytes, PathSource, Served } from '../../src/store/source.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 
 type Node = Libp2p<{ narinfo: NarinfoService }>
@@ -52,8 +52,15 @@ class FixtureSource implements PathSource {
     return info === undefined ? { status: 'absent' } : { status: 'found', value: info }
   }
 
-  async nar (): Promise<Served<never>> {
-    return { status: 'absent' }
+  /** NAR bytes by hash part, for the NARs sent with a narinfo (r2). */
+  readonly nars = new Map<string, Uint8Array>()
+  readonly narAsked: Array<{ hashPart: string, narHash: string, offset: number, peer: string }> = []
+
+  async nar (hashPart: string, narHash: string, offset: number, peer: string): Promise<Served<NarBytes>> {
+    this.narAsked.push({ hashPart, narHash, offset, peer })
+    const nar = this.nars.get(hashPart)
+    if (nar === undefined) return { status: 'absent' }
+    return { status: 'found', value: { length: 1234 - offset, stream: (async function * () { yield nar.subarray(0, 600); yield nar.subarray(600) })() } }
   }
 }
 
@@ -107,6 +114,32 @@ describe('/peerix/narinfo/1', function () {
     const answer = await client.services.narinfo.query(server.peerId, hashPartOf('hello-2.12'))
     assert.deepEqual(answer, { status: 'found', value: formatNarInfo(info) })
     assert.deepEqual(source.asked, [{ hashPart: hashPartOf('hello-2.12'), peer: client.peerId.toString() }])
+  })
+
+  it('sends the NAR along when asked for it and it is no larger than asked (r2), read for the asking peer', async () => {
+    const label = 'small-1'
+    const info = infoFor(label)
+    const nar = new Uint8Array(1234).map((_, i) => i * 31)
+    source.found.set(hashPartOf(label), info)
+    source.nars.set(hashPartOf(label), nar)
+    const asked = async (maxNarBytes?: number): Promise<unknown> => await client.services.narinfo.query(server.peerId, hashPartOf(label), { maxNarBytes })
+    const answer = await asked(1234) as { status: string, value: string, nar: Uint8Array }
+    assert.deepEqual({ ...answer, nar: Uint8Array.from(answer.nar) }, { status: 'found', value: formatNarInfo(info), nar })
+    assert.deepEqual(source.narAsked, [{ hashPart: hashPartOf(label), narHash: info.narHash, offset: 0, peer: client.peerId.toString() }])
+    assert.deepEqual(await asked(1233), { status: 'found', value: formatNarInfo(info) }, 'larger than asked')
+    assert.deepEqual(await asked(), { status: 'found', value: formatNarInfo(info) }, 'not asked')
+    assert.equal(source.narAsked.length, 1, 'the store is not read for a NAR that is not sent')
+  })
+
+  it('sends no NAR larger than 64 KiB, however much is asked, and answers without one the store cannot give whole', async () => {
+    const big = { ...infoFor('big'), narSize: 64 * 1024 + 1 }
+    source.found.set(hashPartOf('big'), big)
+    source.nars.set(hashPartOf('big'), new Uint8Array(big.narSize))
+    assert.deepEqual(await client.services.narinfo.query(server.peerId, hashPartOf('big'), { maxNarBytes: 1 << 30 }), { status: 'found', value: formatNarInfo(big) })
+    // infoFor says NarSize 1234; the store's NAR is shorter.
+    source.found.set(hashPartOf('short'), infoFor('short'))
+    source.nars.set(hashPartOf('short'), new Uint8Array(1000))
+    assert.deepEqual(await client.services.narinfo.query(server.peerId, hashPartOf('short'), { maxNarBytes: 2000 }), { status: 'found', value: formatNarInfo(infoFor('short')) })
   })
 
   it('answers ABSENT for a path the store does not have', async () => {
@@ -225,20 +258,22 @@ describe('/peerix/narinfo/1', function () {
       const replies = [
         Uint8Array.from([3, 0xff, 0xff, 0xff]),
         Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f]),
-        encodeFrame(new Uint8Array(0))
+        encodeFrame(new Uint8Array(0)),
+        encodeFrame(NarinfoResponse.encode({ status: NarinfoResponse.Status.FOUND, narinfo: formatNarInfo(infoFor('x')), nar: new Uint8Array(10) }))
       ]
       await liar.handle(NARINFO_PROTOCOL, async (stream) => {
         stream.send(replies.shift() as Uint8Array)
         await stream.close()
       })
       const messages: string[] = []
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < 4; i++) {
         const answer = await client.services.narinfo.query(liar.peerId, hashPartOf('x'), { signal: AbortSignal.timeout(2_000) })
         assert.equal(answer.status, 'error')
         messages.push((answer as { message: string }).message)
       }
       assert.match(messages[1], /limit of \d+ bytes/)
       assert.equal(messages[2], 'malformed response: no status')
+      assert.equal(messages[3], 'malformed response: a NAR of 10 bytes, not asked for')
     })
   })
 })

@@ -3,14 +3,14 @@
  * misbehaviours a real peer can show (slow, silent, cut, stalled, endless, wrong bytes). The
  * real libp2p PeerClient is tested with real nodes elsewhere.
  */
-import type { Answer, PeerClient } from '../../src/p2p/peer-client.js'
+import type { Answer, NarInfoAnswer, PeerClient } from '../../src/p2p/peer-client.js'
 
 export interface FixturePeer {
-  narInfo?: (hashPart: string, signal: AbortSignal) => Promise<Answer<string>>
+  narInfo?: (hashPart: string, signal: AbortSignal, options?: { maxNarBytes?: number }) => Promise<NarInfoAnswer>
   nar?: (hashPart: string, narHash: string, offset: number, signal: AbortSignal) => Promise<Answer<AsyncIterable<Uint8Array>>>
 }
 
-export interface Call { peer: string, hashPart: string, offset?: number, signal: AbortSignal }
+export interface Call { peer: string, hashPart: string, offset?: number, maxNarBytes?: number, signal: AbortSignal }
 
 export class FixturePeerClient implements PeerClient {
   readonly narInfoCalls: Call[] = []
@@ -22,9 +22,9 @@ export class FixturePeerClient implements PeerClient {
     return [...this.fixtures.keys()]
   }
 
-  async narInfo (peer: string, hashPart: string, signal: AbortSignal): Promise<Answer<string>> {
-    this.narInfoCalls.push({ peer, hashPart, signal })
-    return await (this.fixtures.get(peer)?.narInfo?.(hashPart, signal) ?? Promise.resolve({ status: 'absent' }))
+  async narInfo (peer: string, hashPart: string, signal: AbortSignal, options?: { maxNarBytes?: number }): Promise<NarInfoAnswer> {
+    this.narInfoCalls.push({ peer, hashPart, signal, maxNarBytes: options?.maxNarBytes })
+    return await (this.fixtures.get(peer)?.narInfo?.(hashPart, signal, options) ?? Promise.resolve({ status: 'absent' }))
   }
 
   async nar (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal): Promise<Answer<AsyncIterable<Uint8Array>>> {

@@ -1,7 +1,8 @@
 /**
  * Small NARs fetched with their narinfo (src/substituter/nar-prefetch.ts): the prefetcher's
  * limits with a fetch function of the test's own, then the substituter between real libp2p
- * nodes, where a prefetched NAR reaches Nix after the peer that had it is gone.
+ * nodes, where a small NAR that came in the narinfo's answer, or was prefetched after it,
+ * reaches Nix after the peer that had it is gone.
  */
 import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
@@ -12,6 +13,7 @@ import { Libp2pPeerClient } from '../../src/p2p/libp2p-peer-client.js'
 import { NarPrefetcher, PREFETCH_MAX_NAR_BYTES } from '../../src/substituter/nar-prefetch.js'
 import { Substituter } from '../../src/substituter/substituter.js'
 import { MemorySource, Nodes, eventually } from '../p2p/node-helpers.js'
+import type { PeerixNode } from '../../src/p2p/node.js'
 
 const H1 = '11111111111111111111111111111111'
 const H2 = '22222222222222222222222222222222'
@@ -131,7 +133,8 @@ describe('substituter prefetching between peerix nodes', () => {
   const nodes = new Nodes()
   afterEach(async () => { await nodes.stopAll() })
 
-  it('hands Nix a small NAR fetched with its narinfo, after the peer that had it is gone; a large one is not prefetched', async () => {
+  /** A (serving a small and a large path) and B connected; the substituter in B, made by `options`. */
+  async function twoNodes (options: { inlineNars: boolean }): Promise<{ a: PeerixNode, b: PeerixNode, paths: Array<{ hashPart: string, narHash: string }>, small: Uint8Array, sub: Substituter }> {
     const key = generateSecretKey('prefetch-test-1')
     const source = new MemorySource()
     const small = new Uint8Array(randomBytes(PREFETCH_MAX_NAR_BYTES))
@@ -146,23 +149,45 @@ describe('substituter prefetching between peerix nodes', () => {
     const b = await nodes.peerix()
     await b.dial(a.getMultiaddrs()[0])
     await eventually('A known to speak peerix', () => b.services.peerixPeers.list().length === 1)
-    const sub = new Substituter({ client: new Libp2pPeerClient(b), trusted: new TrustedKeys([publicKeyOf(key)]), timeoutMs: 5000 })
-    try {
-      for (const { hashPart } of paths) assert.ok(await sub.narInfo(hashPart) !== undefined)
-      await eventually('the small NAR prefetched', () => sub.counters.narCompleted === 1)
-      await a.stop()
-      await eventually('A gone', () => b.services.peerixPeers.list().length === 0)
+    const sub = new Substituter({ client: new Libp2pPeerClient(b), trusted: new TrustedKeys([publicKeyOf(key)]), timeoutMs: 5000, inlineNars: options.inlineNars })
+    return { a, b, paths, small, sub }
+  }
 
-      const got = await sub.nar(paths[0].hashPart, paths[0].narHash)
-      assert.ok(got !== undefined)
-      assert.equal(got.narSize, small.byteLength)
-      const chunks: Uint8Array[] = []
-      for await (const chunk of got.stream) chunks.push(chunk)
-      assert.ok(Buffer.concat(chunks).equals(small))
-      assert.equal(sub.counters.narPrefetchHits, 1)
-      assert.equal(await sub.nar(paths[1].hashPart, paths[1].narHash), undefined, 'the large NAR was not fetched ahead')
+  /** With A gone, B still hands out the small NAR (from memory), and has no large one. */
+  async function afterAGoes ({ a, b, paths, small, sub }: Awaited<ReturnType<typeof twoNodes>>): Promise<void> {
+    await a.stop()
+    await eventually('A gone', () => b.services.peerixPeers.list().length === 0)
+    const got = await sub.nar(paths[0].hashPart, paths[0].narHash)
+    assert.ok(got !== undefined)
+    assert.equal(got.narSize, small.byteLength)
+    const chunks: Uint8Array[] = []
+    for await (const chunk of got.stream) chunks.push(chunk)
+    assert.ok(Buffer.concat(chunks).equals(small))
+    assert.equal(sub.counters.narPrefetchHits, 1)
+    assert.equal(await sub.nar(paths[1].hashPart, paths[1].narHash), undefined, 'the large NAR was not fetched ahead')
+  }
+
+  it('hands Nix a small NAR that came with its narinfo (r2), after the peer that had it is gone; no NAR stream; a large one does not come', async () => {
+    const pair = await twoNodes({ inlineNars: true })
+    try {
+      for (const { hashPart } of pair.paths) assert.ok(await pair.sub.narInfo(hashPart) !== undefined)
+      assert.equal(pair.sub.counters.narsInline, 1)
+      assert.equal(pair.sub.counters.narDownloads, 0)
+      await afterAGoes(pair)
     } finally {
-      sub.stop()
+      pair.sub.stop()
+    }
+  })
+
+  it('prefetches a small NAR over /peerix/nar/1 when it did not come with its narinfo (a peer of r1)', async () => {
+    const pair = await twoNodes({ inlineNars: false })
+    try {
+      for (const { hashPart } of pair.paths) assert.ok(await pair.sub.narInfo(hashPart) !== undefined)
+      await eventually('the small NAR prefetched', () => pair.sub.counters.narCompleted === 1)
+      assert.equal(pair.sub.counters.narsInline, 0)
+      await afterAGoes(pair)
+    } finally {
+      pair.sub.stop()
     }
   })
 })

@@ -373,3 +373,69 @@ describe('substituter NAR download', () => {
     assert.ok(client.narCalls[0].signal.aborted)
   })
 })
+
+describe('substituter small NARs sent with their narinfo', () => {
+  /** Prefetching on (the daemon's default); `answers` says what each peer sends for a request. */
+  function inlineSubstituter (answers: Record<string, (maxNarBytes: number | undefined) => ReturnType<NonNullable<FixturePeer['narInfo']>>>, nars: Record<string, FixturePeer['nar']> = {}): { sub: Substituter, client: FixturePeerClient } {
+    const peers = Object.fromEntries(Object.entries(answers).map(([peer, answer]) =>
+      [peer, { narInfo: async (_hashPart: string, _signal: AbortSignal, options?: { maxNarBytes?: number }) => await answer(options?.maxNarBytes), nar: nars[peer] }]))
+    const client = new FixturePeerClient(new Map(Object.entries(peers)))
+    return { sub: new Substituter({ client, trusted, timeoutMs: 2000, stallMs: 2000 }), client }
+  }
+
+  it('hands Nix the NAR that came with the narinfo, asking no peer for it', async () => {
+    const path = await makePath()
+    const { sub, client } = inlineSubstituter({
+      a: async (max) => ({ ...found(signedBy(path.info)), nar: max !== undefined && max >= path.nar.length ? path.nar : undefined })
+    })
+    assert.ok(await sub.narInfo(HASH))
+    assert.equal(client.narInfoCalls[0].maxNarBytes, 64 * 1024)
+    assert.equal(sub.counters.narsInline, 1)
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.deepEqual(await collect(download.stream), path.nar)
+    assert.equal(client.narCalls.length, 0)
+    assert.equal(sub.counters.narPrefetchHits, 1)
+  })
+
+  it('asks only the first two peers for the NAR', async () => {
+    const path = await makePath()
+    const answer = async (): Promise<ReturnType<typeof found>> => found(signedBy(path.info))
+    const { sub, client } = inlineSubstituter({ a: answer, b: answer, c: answer, d: answer })
+    assert.ok(await sub.narInfo(HASH))
+    assert.deepEqual(client.narInfoCalls.map(c => [c.peer, c.maxNarBytes]), [['a', 65536], ['b', 65536], ['c', undefined], ['d', undefined]])
+  })
+
+  it('drops a NAR that does not match the signed narinfo, and fetches it from another peer', async () => {
+    const path = await makePath()
+    const wrong = Uint8Array.from(path.nar)
+    wrong[77] ^= 1
+    const { sub, client } = inlineSubstituter({
+      liar: async () => ({ ...found(signedBy(path.info)), nar: wrong }),
+      honest: async () => { await new Promise(resolve => setTimeout(resolve, 30)); return found(signedBy(path.info)) }
+    }, { liar: narServer(wrong), honest: narServer(path.nar) })
+    assert.ok(await sub.narInfo(HASH))
+    assert.equal(sub.counters.narsInline, 0)
+    assert.equal(sub.counters.verificationFailures, 1)
+    await new Promise(resolve => setTimeout(resolve, 60))
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.deepEqual(await collect(download.stream), path.nar)
+    assert.deepEqual(client.narCalls.map(c => c.peer), ['honest'], 'the liar is not asked for the NAR')
+  })
+
+  it('asks for no NAR when prefetching has no room, or when told not to', async () => {
+    const path = await makePath()
+    const client = new FixturePeerClient(new Map([['a', { narInfo: async () => found(signedBy(path.info)) }]]))
+    const full = new Substituter({ client, trusted, timeoutMs: 2000, prefetch: { budgetBytes: 0 } })
+    const off = new Substituter({ client, trusted, timeoutMs: 2000, inlineNars: false })
+    try {
+      assert.ok(await full.narInfo(HASH))
+      assert.ok(await off.narInfo(HASH))
+      assert.deepEqual(client.narInfoCalls.map(c => c.maxNarBytes), [undefined, undefined])
+    } finally {
+      full.stop()
+      off.stop()
+    }
+  })
+})

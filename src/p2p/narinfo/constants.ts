@@ -6,8 +6,16 @@ export const PROTOCOL = '/peerix/narinfo/1'
 /** A request is a hash part and protobuf tags: 34 bytes. Anything past this is not a request. */
 export const MAX_REQUEST_BYTES = 256
 
-/** A response carries at most one narinfo, plus a status and a short message. */
-export const MAX_RESPONSE_BYTES = MAX_NARINFO_BYTES + 4096
+/**
+ * The largest NAR a responder puts in an answer (r2), whatever the requester would take: for a
+ * NAR this small the second round trip to fetch it costs more than its bytes.
+ */
+export const MAX_INLINE_NAR_BYTES = 64 * 1024
+
+/** A response carries at most one narinfo, plus a status and a short message, and the NAR asked for. */
+export function maxResponseBytes (maxNarBytes: number): number {
+  return MAX_NARINFO_BYTES + 4096 + Math.min(maxNarBytes, MAX_INLINE_NAR_BYTES)
+}
 
 /** How long a responder waits for the request frame after the stream opened. */
 export const REQUEST_TIMEOUT = 10_000

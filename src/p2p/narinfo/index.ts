@@ -10,7 +10,7 @@
  * ```
  */
 import { NarinfoService as NarinfoServiceClass } from './narinfo.js'
-import type { Answer } from '../peer-client.js'
+import type { NarInfoAnswer } from '../peer-client.js'
 import type { PathSource } from '../../store/source.js'
 import type { Logger } from '../../log.js'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
@@ -19,9 +19,15 @@ import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 export interface NarinfoService {
   /**
    * The narinfo text `peer` serves for `hashPart`, unverified (the caller parses and checks
-   * it). Never throws: a reset, a timeout or a malformed reply is an `error` answer.
+   * it), and with `maxNarBytes` the path's NAR if it is that small (unverified too). Never
+   * throws: a reset, a timeout or a malformed reply is an `error` answer.
    */
-  query: (peer: PeerId, hashPart: string, options?: AbortOptions) => Promise<Answer<string>>
+  query: (peer: PeerId, hashPart: string, options?: NarinfoQueryOptions) => Promise<NarInfoAnswer>
+}
+
+export interface NarinfoQueryOptions extends AbortOptions {
+  /** Take the NAR in the answer if it is at most this many bytes (capped at 64 KiB; r2). */
+  maxNarBytes?: number
 }
 
 export interface NarinfoServiceInit {

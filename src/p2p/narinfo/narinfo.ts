@@ -16,14 +16,15 @@ import { StreamPool } from '../wire/stream-pool.js'
 import { StreamReader } from '../wire/stream-reader.js'
 import {
   IDLE_STREAM_TIMEOUT, IDLE_STREAMS_PER_PEER, KEEP_ALIVE_TIMEOUT, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS,
-  MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL, QUERY_TIMEOUT, REQUEST_TIMEOUT
+  MAX_INLINE_NAR_BYTES, MAX_REQUEST_BYTES, maxResponseBytes, PROTOCOL, QUERY_TIMEOUT, REQUEST_TIMEOUT
 } from './constants.js'
 import { NarinfoRequest, NarinfoResponse } from './pb/message.js'
-import type { NarinfoService as NarinfoServiceInterface, NarinfoServiceComponents, NarinfoServiceInit } from './index.js'
-import type { Answer } from '../peer-client.js'
+import type { NarinfoQueryOptions, NarinfoService as NarinfoServiceInterface, NarinfoServiceComponents, NarinfoServiceInit } from './index.js'
+import type { NarInfoAnswer } from '../peer-client.js'
+import type { NarInfo } from '../../nix/narinfo.js'
 import type { PathSource } from '../../store/source.js'
 import type { Logger } from '../../log.js'
-import type { AbortOptions, Connection, PeerId, Startable, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 
 const Status = NarinfoResponse.Status
 
@@ -76,17 +77,18 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
   }
 
   /** Asks `peer` for the narinfo of `hashPart`. Never throws: failures are `error` answers. */
-  async query (peer: PeerId, hashPart: string, options: AbortOptions = {}): Promise<Answer<string>> {
+  async query (peer: PeerId, hashPart: string, options: NarinfoQueryOptions = {}): Promise<NarInfoAnswer> {
     try {
       parseHashPart(hashPart)
     } catch (err) {
       return { status: 'error', message: describe(err) }
     }
+    const maxNarBytes = Math.max(0, Math.min(options.maxNarBytes ?? 0, MAX_INLINE_NAR_BYTES))
     const { signal, explain, clear } = deadline(this.#timeout, options.signal)
-    const request = encodeFrame(NarinfoRequest.encode({ hashPart }))
+    const request = encodeFrame(NarinfoRequest.encode({ hashPart, maxNarBytes }))
     try {
       return await this.#pool.exchange(peer, request, async (pooled) => {
-        const answer = toAnswer(NarinfoResponse.decode(await pooled.reader.readFrame(MAX_RESPONSE_BYTES, { signal })))
+        const answer = toAnswer(NarinfoResponse.decode(await pooled.reader.readFrame(maxResponseBytes(maxNarBytes), { signal })), maxNarBytes)
         this.#pool.release(pooled, true)
         return answer
       }, { signal })
@@ -103,9 +105,9 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
     const reader = new StreamReader(stream)
     try {
       for (let first = true; first || await nextRequest(reader, this.#keepAlive); first = false) {
-        const hashPart = await this.#readRequest(stream, reader, peer)
-        if (hashPart === undefined) return
-        await send(stream, encodeFrame(NarinfoResponse.encode(await this.#answer(hashPart, peer))), this.#requestTimeout)
+        const request = await this.#readRequest(stream, reader, peer)
+        if (request === undefined) return
+        await send(stream, encodeFrame(NarinfoResponse.encode(await this.#answer(request, peer))), this.#requestTimeout)
       }
       await stream.close({ signal: AbortSignal.timeout(this.#requestTimeout) })
     } catch (err) {
@@ -115,12 +117,13 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
     }
   }
 
-  /** The requested hash part, or undefined when the stream was cut off or answered ERROR for it. */
-  async #readRequest (stream: Stream, reader: StreamReader, peer: string): Promise<string | undefined> {
+  /** The request, its hash part checked, or undefined when the stream was cut off or answered ERROR for it. */
+  async #readRequest (stream: Stream, reader: StreamReader, peer: string): Promise<NarinfoRequest | undefined> {
     const timer = timeLimit(this.#requestTimeout)
     try {
       const request = NarinfoRequest.decode(await reader.readFrame(MAX_REQUEST_BYTES, { signal: timer.signal }))
-      return parseHashPart(request.hashPart)
+      parseHashPart(request.hashPart)
+      return request
     } catch (err) {
       if (timer.expired) {
         this.#log.debug(`narinfo: no request from ${shortPeer(peer)} within ${this.#requestTimeout} ms`)
@@ -137,27 +140,56 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
     }
   }
 
-  async #answer (hashPart: string, peer: string): Promise<Partial<NarinfoResponse>> {
+  async #answer ({ hashPart, maxNarBytes }: NarinfoRequest, peer: string): Promise<Partial<NarinfoResponse>> {
     try {
       const served = await this.#source.narInfo(hashPart, peer)
       if (served.status === 'absent') return { status: Status.ABSENT }
       if (served.status === 'refused') return { status: Status.REFUSED, message: served.reason }
       const narinfo = formatNarInfo(served.value)
       if (Buffer.byteLength(narinfo) > MAX_NARINFO_BYTES) throw new Error(`the narinfo is larger than ${MAX_NARINFO_BYTES} bytes`)
-      return { status: Status.FOUND, narinfo }
+      const inline = served.value.narSize <= Math.min(maxNarBytes, MAX_INLINE_NAR_BYTES)
+      return { status: Status.FOUND, narinfo, nar: inline ? await this.#wholeNar(hashPart, served.value, peer) : undefined }
     } catch (err) {
       this.#log.warn(`narinfo: cannot answer ${hashPart} for ${shortPeer(peer)}: ${describe(err)}`)
       return { status: Status.ERROR, message: 'the store could not answer' }
     }
   }
+
+  /**
+   * The small NAR to answer with (r2), read the way /peerix/nar/1 would serve it to this
+   * peer; undefined when it cannot be had whole (the answer then goes without it).
+   */
+  async #wholeNar (hashPart: string, info: NarInfo, peer: string): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    try {
+      const served = await this.#source.nar(hashPart, info.narHash, 0, peer)
+      if (served.status !== 'found' || served.value.length !== info.narSize) return undefined
+      const nar = new Uint8Array(info.narSize)
+      let bytes = 0
+      for await (const chunk of served.value.stream) {
+        if (bytes + chunk.length > nar.length) return undefined
+        nar.set(chunk, bytes)
+        bytes += chunk.length
+      }
+      return bytes === nar.length ? nar : undefined
+    } catch (err) {
+      this.#log.debug(`narinfo: NAR of ${hashPart} not sent with its narinfo to ${shortPeer(peer)}: ${describe(err)}`)
+      return undefined
+    }
+  }
 }
 
 /** A response as the substituter sees it; throws a FormatError for one not by the spec. */
-function toAnswer (response: NarinfoResponse): Answer<string> {
+function toAnswer (response: NarinfoResponse, maxNarBytes: number): NarInfoAnswer {
   switch (response.status) {
-    case Status.FOUND:
+    case Status.FOUND: {
       if (response.narinfo === '') throw new FormatError('malformed response: FOUND without a narinfo')
-      return { status: 'found', value: response.narinfo }
+      const nar = response.nar
+      if (nar === undefined || nar.byteLength === 0) return { status: 'found', value: response.narinfo }
+      if (nar.byteLength > maxNarBytes) {
+        throw new FormatError(`malformed response: a NAR of ${nar.byteLength} bytes, ${maxNarBytes === 0 ? 'not asked for' : `more than the ${maxNarBytes} asked for`}`)
+      }
+      return { status: 'found', value: response.narinfo, nar }
+    }
     case Status.ABSENT:
       return { status: 'absent' }
     case Status.REFUSED:

@@ -1,9 +1,11 @@
 import { decodeMessage, encodeMessage, enumeration, message, streamMessage } from 'protons-runtime'
+import { alloc as uint8ArrayAlloc } from 'uint8arrays/alloc'
 import type { Codec, DecodeOptions } from 'protons-runtime'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
 export interface NarinfoRequest {
   hashPart: string
+  maxNarBytes: number
 }
 
 export namespace NarinfoRequest {
@@ -21,12 +23,18 @@ export namespace NarinfoRequest {
           w.string(obj.hashPart)
         }
 
+        if ((obj.maxNarBytes != null && obj.maxNarBytes !== 0)) {
+          w.uint32(16)
+          w.uint32(obj.maxNarBytes)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
       }, (reader, length, opts = {}) => {
         const obj: any = {
-          hashPart: ''
+          hashPart: '',
+          maxNarBytes: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -37,6 +45,10 @@ export namespace NarinfoRequest {
           switch (tag >>> 3) {
             case 1: {
               obj.hashPart = reader.string()
+              break
+            }
+            case 2: {
+              obj.maxNarBytes = reader.uint32()
               break
             }
             default: {
@@ -61,6 +73,13 @@ export namespace NarinfoRequest {
               }
               break
             }
+            case 2: {
+              yield {
+                field: `${prefix}.maxNarBytes`,
+                value: reader.uint32()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -78,6 +97,11 @@ export namespace NarinfoRequest {
     value: string
   }
 
+  export interface NarinfoRequestMaxNarBytesFieldEvent {
+    field: '$.maxNarBytes'
+    value: number
+  }
+
   export function encode (obj: Partial<NarinfoRequest>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, NarinfoRequest.codec())
   }
@@ -86,7 +110,7 @@ export namespace NarinfoRequest {
     return decodeMessage(buf, NarinfoRequest.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NarinfoRequest>): Generator<NarinfoRequestHashPartFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NarinfoRequest>): Generator<NarinfoRequestHashPartFieldEvent | NarinfoRequestMaxNarBytesFieldEvent> {
     return streamMessage(buf, NarinfoRequest.codec(), opts)
   }
 }
@@ -95,6 +119,7 @@ export interface NarinfoResponse {
   status: NarinfoResponse.Status
   narinfo: string
   message: string
+  nar: Uint8Array<ArrayBuffer>
 }
 
 export namespace NarinfoResponse {
@@ -144,6 +169,11 @@ export namespace NarinfoResponse {
           w.string(obj.message)
         }
 
+        if ((obj.nar != null && obj.nar.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.nar)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -151,7 +181,8 @@ export namespace NarinfoResponse {
         const obj: any = {
           status: Status.UNSPECIFIED,
           narinfo: '',
-          message: ''
+          message: '',
+          nar: uint8ArrayAlloc(0)
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -170,6 +201,10 @@ export namespace NarinfoResponse {
             }
             case 3: {
               obj.message = reader.string()
+              break
+            }
+            case 4: {
+              obj.nar = reader.bytes()
               break
             }
             default: {
@@ -208,6 +243,13 @@ export namespace NarinfoResponse {
               }
               break
             }
+            case 4: {
+              yield {
+                field: `${prefix}.nar`,
+                value: reader.bytes()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -235,6 +277,11 @@ export namespace NarinfoResponse {
     value: string
   }
 
+  export interface NarinfoResponseNarFieldEvent {
+    field: '$.nar'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<NarinfoResponse>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, NarinfoResponse.codec())
   }
@@ -243,7 +290,7 @@ export namespace NarinfoResponse {
     return decodeMessage(buf, NarinfoResponse.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NarinfoResponse>): Generator<NarinfoResponseStatusFieldEvent | NarinfoResponseNarinfoFieldEvent | NarinfoResponseMessageFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NarinfoResponse>): Generator<NarinfoResponseStatusFieldEvent | NarinfoResponseNarinfoFieldEvent | NarinfoResponseMessageFieldEvent | NarinfoResponseNarFieldEvent> {
     return streamMessage(buf, NarinfoResponse.codec(), opts)
   }
 }
