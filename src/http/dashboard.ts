@@ -97,7 +97,7 @@ function render (s) {
   $('hit-rate').textContent = asked === 0 ? '–' : Math.round(100 * c.narInfoHits / asked) + ' %';
   $('hits').textContent = c.narInfoHits + ' hits, ' + c.narInfoMisses + ' misses';
   $('bytes-in').textContent = bytes(c.narBytesIn);
-  $('nars-in').textContent = c.narCompleted + ' NARs fetched' + (c.narFailed > 0 ? ', ' + c.narFailed + ' failed' : '');
+  $('nars-in').textContent = (c.narCompleted + (c.narsInline || 0)) + ' NARs fetched' + (c.narFailed > 0 ? ', ' + c.narFailed + ' failed' : '');
   $('bytes-out').textContent = bytes(c.narBytesOut);
   $('nars-out').textContent = c.narsServed + ' NARs, ' + c.narInfosServed + ' narinfos';
   $('peer-count').textContent = String(s.peers.filter(p => p.peerix).length);
