@@ -1,8 +1,8 @@
 /**
- * Small NARs fetched as soon as their narinfo is answered (or taken when they came with it), so that Nix's request for the NAR
- * is answered from memory. Nix asks for the narinfos of a whole closure before it asks for
- * the first NAR, and for a small path the round trip to a peer and back (two more processes
- * to wake) costs more than its bytes: through the shim a 4–64 kB NAR took 3.9–4.6 ms to its
+ * Small NARs fetched as soon as their narinfo is answered (or kept when they came in the
+ * narinfo's answer), so that Nix's request for the NAR is answered from memory. Nix asks for
+ * the narinfos of a whole closure before it asks for the first NAR, and for a small path the
+ * round trip to a peer and back (two more processes to wake) costs more than its bytes: through the shim a 4–64 kB NAR took 3.9–4.6 ms to its
  * response headers against 1.6–1.8 ms from a static cache (`bench/closure-timeline.ts 290
  * --leaf-bytes 4000-64000`). Large NARs are not prefetched: their bytes cost more than the
  * round trip, and holding them would cost memory. What is prefetched is verified like any
@@ -82,10 +82,7 @@ export class NarPrefetcher {
     this.#pump()
   }
 
-  /**
-   * Whether a NAR up to this size may still be taken with its narinfo (hold): it is small
-   * enough to prefetch and there is room for it.
-   */
+  /** The largest NAR that may still be kept (hold): no larger than a prefetch, and room left for it. */
   roomFor (): number {
     if (this.#stop.signal.aborted) return 0
     return Math.max(0, Math.min(this.#limits.maxNarBytes, this.#limits.budgetBytes - this.#heldBytes))
