@@ -7,15 +7,15 @@
  * (default 1 1024 8192 KiB, 200 pulls).
  */
 import { rm } from 'node:fs/promises'
+import { takeNumberOption } from './args.js'
 import { compileHost } from './compile-host.js'
 import { startNarPair } from './nar-pair.js'
 import { formatTable, MiB, range } from './report.js'
 
 const ROUNDS = 3
 const args = process.argv.slice(2)
-const countAt = args.indexOf('--count')
-const count = countAt === -1 ? 200 : Number(args[countAt + 1])
-const sizesKiB = args.filter((a, i) => /^\d+$/.test(a) && (countAt === -1 || i !== countAt + 1)).map(Number)
+const count = takeNumberOption(args, '--count', 200)
+const sizesKiB = args.filter(a => /^\d+$/.test(a)).map(Number)
 if (sizesKiB.length === 0) sizesKiB.push(1, 1024, 8192)
 
 const compiled = await compileHost()

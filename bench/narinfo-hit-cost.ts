@@ -11,6 +11,7 @@
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv } from '../test/helpers/nix.js'
+import { takeNumberOption } from './args.js'
 import { compileHost } from './compile-host.js'
 import { BenchHost } from './host-client.js'
 import { formatTable, percentile } from './report.js'
@@ -19,14 +20,8 @@ import { addSmallPaths, generateKey, hashPart } from './stores.js'
 
 const WARM_UP = 100
 const args = process.argv.slice(2)
-const option = (name: string, fallback: number): number => {
-  const at = args.indexOf(name)
-  if (at === -1) return fallback
-  const [value] = args.splice(at, 2).slice(1)
-  return Number(value)
-}
-const count = option('--count', 400)
-const rounds = option('--rounds', 2)
+const count = takeNumberOption(args, '--count', 400)
+const rounds = takeNumberOption(args, '--rounds', 2)
 const variants = args.length > 0 ? args : ['relay', 'default', '--no-nar-prefetch', '--no-narinfo-read-ahead']
 
 const compiled = await compileHost()

@@ -8,6 +8,7 @@
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv } from '../test/helpers/nix.js'
+import { takeNumberOption } from './args.js'
 import { compileHost } from './compile-host.js'
 import { BenchHost } from './host-client.js'
 import { percentile } from './report.js'
@@ -15,12 +16,8 @@ import { generateKey } from './stores.js'
 
 const ROUNDS = 4
 const args = process.argv.slice(2)
-const option = (name: string, fallback: number): number => {
-  const at = args.indexOf(name)
-  return at === -1 ? fallback : Number(args[at + 1])
-}
-const peerCount = option('--peers', 16)
-const count = option('--count', 4000)
+const peerCount = takeNumberOption(args, '--peers', 16)
+const count = takeNumberOption(args, '--count', 4000)
 
 const compiled = await compileHost()
 process.env.PEERIX_BENCH_HOST_JS = compiled.hostJs
