@@ -191,7 +191,8 @@ export class Substituter {
     await this.firstPeer(signal)
     let offer = this.connectedOffer(hashPart, hash)
     if (offer === undefined) {
-      await lookupNarInfo(this.ctx, hashPart, { signal, wanted: info => info.narHash === hash, mayHave: this.mayHave(hashPart) })
+      // A small NAR comes with the answer, and the download below takes it from the prefetcher.
+      await lookupNarInfo(this.ctx, hashPart, { signal, wanted: info => info.narHash === hash, mayHave: this.mayHave(hashPart), inlineNar: this.inlineNar() })
       offer = this.connectedOffer(hashPart, hash)
     }
     if (offer === undefined) return undefined

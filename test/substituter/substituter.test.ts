@@ -398,6 +398,19 @@ describe('substituter small NARs sent with their narinfo', () => {
     assert.equal(sub.counters.narPrefetchHits, 1)
   })
 
+  it('takes the NAR from the answer when Nix asks for a NAR whose narinfo it has not looked up (Nix cached it)', async () => {
+    const path = await makePath()
+    const { sub, client } = inlineSubstituter({
+      a: async (max) => ({ ...found(signedBy(path.info)), nar: max !== undefined && max >= path.nar.length ? path.nar : undefined })
+    }, { a: narServer(path.nar) })
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.deepEqual(await collect(download.stream), path.nar)
+    assert.equal(client.narInfoCalls.length, 1)
+    assert.equal(client.narCalls.length, 0)
+    assert.equal(sub.counters.narsInline, 1)
+  })
+
   it('asks only the first two peers for the NAR', async () => {
     const path = await makePath()
     const answer = async (): Promise<ReturnType<typeof found>> => found(signedBy(path.info))
