@@ -35,7 +35,10 @@ export interface LookupOptions {
 export interface InlineNarOptions {
   /** The largest NAR to take (0: none). */
   maxBytes: number
-  /** How many of the peers asked (the first ones) are asked for it: each that has it sends it. */
+  /**
+   * How many of the peers asked (the first ones that never sent wrong bytes for this path) are
+   * asked for it: each that has it sends it.
+   */
   peers: number
   /** A NAR that came with a verified narinfo and matched its NarHash and NarSize. */
   take: (info: NarInfo, nar: Uint8Array) => void
@@ -69,8 +72,10 @@ export async function lookupNarInfo (ctx: SubstituterContext, hashPart: string, 
     signal?.addEventListener('abort', onCallerAbort, { once: true })
     asks.signal.addEventListener('abort', () => { finish(undefined) }, { once: true })
 
-    peers.forEach((peer, i) => {
-      const inline = opts.inlineNar !== undefined && i < opts.inlineNar.peers ? opts.inlineNar : undefined
+    let inlineAsks = opts.inlineNar?.peers ?? 0
+    for (const peer of peers) {
+      const inline = inlineAsks > 0 && !ctx.memory.badForPath(hashPart, peer) ? opts.inlineNar : undefined
+      if (inline !== undefined) inlineAsks -= 1
       void askPeer(ctx, peer, hashPart, asks.signal, inline).then(found => {
         if (found !== undefined && (opts.wanted?.(found.info) ?? true)) finish(found)
       }).finally(() => {
@@ -80,7 +85,7 @@ export async function lookupNarInfo (ctx: SubstituterContext, hashPart: string, 
           finish(undefined)
         }
       })
-    })
+    }
   })
 }
 

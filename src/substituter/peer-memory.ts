@@ -23,6 +23,8 @@ export const DEFAULT_MEMORY_PATHS = 10_000
 
 export class PeerMemory {
   private readonly entries = new Map<string, Entry>()
+  /** By hash part, the peers that sent wrong bytes for some NAR of it (oldest paths first). */
+  private readonly badByPath = new Map<string, Set<string>>()
 
   constructor (private readonly maxPaths = DEFAULT_MEMORY_PATHS) {}
 
@@ -55,6 +57,23 @@ export class PeerMemory {
     if (entry === undefined) return
     entry.peers.delete(peer)
     entry.bad.add(peer)
+    const peers = this.badByPath.get(hashPart) ?? new Set()
+    peers.add(peer)
+    this.badByPath.set(hashPart, peers)
+    while (this.badByPath.size > this.maxPaths) {
+      const oldest = this.badByPath.keys().next().value
+      if (oldest === undefined) break
+      this.badByPath.delete(oldest)
+    }
+  }
+
+  /**
+   * True when `peer` sent wrong bytes for a NAR of this path, whatever its NarHash: it is not
+   * asked for the path's NAR along with its narinfo (a narinfo does not say its NarHash before
+   * it is answered).
+   */
+  badForPath (hashPart: string, peer: string): boolean {
+    return this.badByPath.get(hashPart)?.has(peer) ?? false
   }
 
   /** True when `peer` sent wrong bytes for this NAR before. */

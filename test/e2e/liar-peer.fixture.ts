@@ -6,6 +6,7 @@
  * - `other-path`: the genuine, signed narinfo of a different path
  * - `nar-size`: the genuine narinfo with its NarSize changed (the signature no longer covers it)
  * - `wrong-bytes`: the right narinfo; the NAR has one byte flipped in its middle
+ * - `small-wrong-bytes`: the same for a NAR small enough to be sent with its narinfo
  * - `short`: the NAR announced and sent only up to its middle, then a clean end
  * - `endless`: the NAR announced as endless, its bytes followed by junk forever
  * - `stall`: half the NAR, then nothing, forever
@@ -21,7 +22,7 @@ import { generateSecretKey } from '../../src/nix/signing.js'
 import type { NarInfo } from '../../src/nix/narinfo.js'
 import type { NarBytes, PathSource, Served } from '../../src/store/source.js'
 
-export type Lie = 'other-path' | 'nar-size' | 'wrong-bytes' | 'short' | 'endless' | 'stall'
+export type Lie = 'other-path' | 'nar-size' | 'wrong-bytes' | 'small-wrong-bytes' | 'short' | 'endless' | 'stall'
 export interface LiarArgs { storeRoot: string, lies: Record<string, Lie> }
 
 const print = (value: unknown): void => { process.stdout.write(JSON.stringify(value) + '\n') }
@@ -80,7 +81,8 @@ const liar: PathSource = {
     const half = Math.floor(length / 2)
     print({ lied: lie, hashPart })
     switch (lie) {
-      case 'wrong-bytes': return { status: 'found', value: { length, stream: upTo(stream, length, half) } }
+      case 'wrong-bytes':
+      case 'small-wrong-bytes': return { status: 'found', value: { length, stream: upTo(stream, length, half) } }
       case 'short': return { status: 'found', value: { length: half, stream: upTo(stream, half) } }
       case 'endless': return { status: 'found', value: { length: Number.MAX_SAFE_INTEGER, stream: concat(stream, junkForever()) } }
       case 'stall': return { status: 'found', value: { length, stream: concat(upTo(stream, half), stallForever()) } }

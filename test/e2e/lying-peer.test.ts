@@ -15,7 +15,7 @@ import { parseStorePath } from '../../src/nix/store-path.js'
 import { NARINFO_CACHE_MS } from '../../src/substituter/narinfo-cache.js'
 import type { LiarArgs, Lie } from './liar-peer.fixture.js'
 
-const LIES: Lie[] = ['other-path', 'nar-size', 'wrong-bytes', 'short', 'endless', 'stall']
+const LIES: Lie[] = ['other-path', 'nar-size', 'wrong-bytes', 'small-wrong-bytes', 'short', 'endless', 'stall']
 const MID_STREAM: Lie[] = ['short', 'endless', 'stall']
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
@@ -42,11 +42,12 @@ describe('lying peers (real daemons in namespaces, a liar with genuinely signed 
     await nix.run('nix-store', ['--generate-binary-cache-key', 'hostA-1', skA, join(nix.dir, 'A.pub')])
     pkA = await readFile(join(nix.dir, 'A.pub'), 'utf8')
 
-    // Six paths of a few MiB each, signed by A's key in a source store the liar copies whole.
+    // A path per lie, of a few MiB each (of 10 kB for the small NAR), signed by A's key in a
+    // source store the liar copies whole.
     source = nix.storeRoot('source')
     for (const [i, lie] of LIES.entries()) {
       const file = join(nix.dir, `${lie}.bin`)
-      await nix.run('sh', ['-c', `head -c ${2 * 1024 * 1024 + 1000 * i + 7} /dev/urandom > ${file}`])
+      await nix.run('sh', ['-c', `head -c ${(lie === 'small-wrong-bytes' ? 10_000 : 2 * 1024 * 1024) + 1000 * i + 7} /dev/urandom > ${file}`])
       paths[lie] = (await nix.run('nix-store', ['--store', source, '--add', file])).stdout.trim()
     }
     await nix.run('nix', ['store', 'sign', '--store', source, '--key-file', skA, ...Object.values(paths)])
@@ -110,6 +111,13 @@ describe('lying peers (real daemons in namespaces, a liar with genuinely signed 
     await b.waitFor(new RegExp(`nar ${hashOf('wrong-bytes')}: NAR ${hashOf('wrong-bytes')} hashed to sha256:\\S+, expected sha256:`))
   })
 
+  it('drops a small NAR with a flipped byte sent with its narinfo: Nix imports nothing, B logs it', async () => {
+    await assert.rejects(copy('client-wrong-small', ['small-wrong-bytes']))
+    assert.equal(await valid('client-wrong-small', 'small-wrong-bytes'), false)
+    await b.waitFor(new RegExp(`sent a wrong NAR for ${hashOf('small-wrong-bytes')}: the NAR sent with the narinfo hashes to sha256:\\S+, not NarHash sha256:`))
+    assert.equal(liarLines.filter(l => l.includes('"lied":"small-wrong-bytes"')).length, 1, 'the liar is asked for that NAR once')
+  })
+
   it('once an honest host has those paths, Nix gets them whole and verified; the liar is not used for them', async () => {
     // B learns of the liar's offers of the mid-stream lies first, so that the liar is asked first in the next test.
     for (const lie of MID_STREAM) assert.equal(await curlNarInfo(lie), '200')
@@ -121,10 +129,12 @@ describe('lying peers (real daemons in namespaces, a liar with genuinely signed 
       assert.ok(i < 40, 'B never learnt that A has the paths')
       await sleep(500)
     }
-    const liesBefore = liarLines.filter(l => l.includes('"lied":"wrong-bytes"')).length
-    await copy('client-honest', ['other-path', 'nar-size', 'wrong-bytes'])
-    await nix.run('nix', ['store', 'verify', '--store', nix.storeRoot('client-honest'), '--trusted-public-keys', pkA, ...['other-path', 'nar-size', 'wrong-bytes'].map(l => paths[l])])
-    assert.equal(liarLines.filter(l => l.includes('"lied":"wrong-bytes"')).length, liesBefore, 'the liar was asked for the NAR it got wrong')
+    const lies = (lie: Lie): number => liarLines.filter(l => l.includes(`"lied":"${lie}"`)).length
+    const liesBefore = [lies('wrong-bytes'), lies('small-wrong-bytes')]
+    const honest: Lie[] = ['other-path', 'nar-size', 'wrong-bytes', 'small-wrong-bytes']
+    await copy('client-honest', honest)
+    await nix.run('nix', ['store', 'verify', '--store', nix.storeRoot('client-honest'), '--trusted-public-keys', pkA, ...honest.map(l => paths[l])])
+    assert.deepEqual([lies('wrong-bytes'), lies('small-wrong-bytes')], liesBefore, 'the liar was asked for a NAR it got wrong')
   })
 
   /** The peers B asks now (connected, speaking peerix), from its /status. */

@@ -376,11 +376,11 @@ describe('substituter NAR download', () => {
 
 describe('substituter small NARs sent with their narinfo', () => {
   /** Prefetching on (the daemon's default); `answers` says what each peer sends for a request. */
-  function inlineSubstituter (answers: Record<string, (maxNarBytes: number | undefined) => ReturnType<NonNullable<FixturePeer['narInfo']>>>, nars: Record<string, FixturePeer['nar']> = {}): { sub: Substituter, client: FixturePeerClient } {
+  function inlineSubstituter (answers: Record<string, (maxNarBytes: number | undefined) => ReturnType<NonNullable<FixturePeer['narInfo']>>>, nars: Record<string, FixturePeer['nar']> = {}, narInfoCacheMs?: number): { sub: Substituter, client: FixturePeerClient } {
     const peers = Object.fromEntries(Object.entries(answers).map(([peer, answer]) =>
       [peer, { narInfo: async (_hashPart: string, _signal: AbortSignal, options?: { maxNarBytes?: number }) => await answer(options?.maxNarBytes), nar: nars[peer] }]))
     const client = new FixturePeerClient(new Map(Object.entries(peers)))
-    return { sub: new Substituter({ client, trusted, timeoutMs: 2000, stallMs: 2000 }), client }
+    return { sub: new Substituter({ client, trusted, timeoutMs: 2000, stallMs: 2000, narInfoCacheMs }), client }
   }
 
   it('hands Nix the NAR that came with the narinfo, asking no peer for it', async () => {
@@ -419,14 +419,14 @@ describe('substituter small NARs sent with their narinfo', () => {
     assert.deepEqual(client.narInfoCalls.map(c => [c.peer, c.maxNarBytes]), [['a', 65536], ['b', 65536], ['c', undefined], ['d', undefined]])
   })
 
-  it('drops a NAR that does not match the signed narinfo, and fetches it from another peer', async () => {
+  it('drops a NAR that does not match the signed narinfo, fetches it from another peer, and asks that peer for no NAR of the path again', async () => {
     const path = await makePath()
     const wrong = Uint8Array.from(path.nar)
     wrong[77] ^= 1
     const { sub, client } = inlineSubstituter({
       liar: async () => ({ ...found(signedBy(path.info)), nar: wrong }),
       honest: async () => { await new Promise(resolve => setTimeout(resolve, 30)); return found(signedBy(path.info)) }
-    }, { liar: narServer(wrong), honest: narServer(path.nar) })
+    }, { liar: narServer(wrong), honest: narServer(path.nar) }, 0)
     assert.ok(await sub.narInfo(HASH))
     assert.equal(sub.counters.narsInline, 0)
     assert.equal(sub.counters.verificationFailures, 1)
@@ -435,6 +435,12 @@ describe('substituter small NARs sent with their narinfo', () => {
     assert.ok(download !== undefined)
     assert.deepEqual(await collect(download.stream), path.nar)
     assert.deepEqual(client.narCalls.map(c => c.peer), ['honest'], 'the liar is not asked for the NAR')
+    // the narinfo is looked up again (no cache): the liar is asked for the narinfo only
+    assert.ok(await sub.narInfo(HASH))
+    const later = client.narInfoCalls.slice(2)
+    assert.ok(later.some(c => c.peer === 'liar'), 'the liar is still asked for narinfos')
+    assert.deepEqual(later.filter(c => c.peer === 'liar').map(c => c.maxNarBytes), later.filter(c => c.peer === 'liar').map(() => undefined))
+    assert.ok(later.filter(c => c.peer === 'honest').every(c => c.maxNarBytes === 65536))
   })
 
   it('asks for no NAR when prefetching has no room, or when told not to', async () => {
