@@ -7,7 +7,7 @@ import { lstatSync } from 'node:fs'
 import { join } from 'node:path'
 import { FormatError } from '../nix/errors.js'
 import { toNarHash } from '../nix/hash.js'
-import { narStream } from '../nix/nar.js'
+import { DEFAULT_CHUNK_SIZE, narStream } from '../nix/nar.js'
 import type { NarInfo } from '../nix/narinfo.js'
 import { fingerprint, sign, type SecretKey } from '../nix/signing.js'
 import { STORE_DIR } from '../nix/store-path.js'
@@ -74,7 +74,10 @@ export class LocalStore implements PathSource {
     const refused = this.refusal(info, peer)
     if (refused !== undefined) return refused
     const length = info.narSize - offset
-    return { status: 'found', value: { length, stream: exactly(length, info.storePath, narStream(this.onDisk(info), { offset, signal })) } }
+    // A NAR smaller than the writer's chunk goes out as one chunk of its own size, not a copy
+    // out of a 256 KiB buffer allocated for it.
+    const chunkSize = Math.max(1, Math.min(DEFAULT_CHUNK_SIZE, length))
+    return { status: 'found', value: { length, stream: exactly(length, info.storePath, narStream(this.onDisk(info), { offset, signal, chunkSize })) } }
   }
 
   close (): void {
