@@ -6,7 +6,7 @@
 import type { PeerClient } from '../p2p/peer-client.js'
 import type { NarInfo } from '../nix/narinfo.js'
 import { toNarHash } from '../nix/hash.js'
-import { parseHashPart, parseStorePath } from '../nix/store-path.js'
+import { parseHashPart } from '../nix/store-path.js'
 import type { TrustedKeys } from '../nix/signing.js'
 import type { SubstituterContext } from './context.js'
 import { SubstituterCounters } from './counters.js'
@@ -172,7 +172,7 @@ export class Substituter {
       hashPart,
       // A cached answer stands while a peer that offered it is still connected.
       cached => this.connectedOffer(hashPart, cached.narHash) !== undefined,
-      async (lookupSignal) => (await lookupNarInfo(this.ctx, hashPart, { signal: lookupSignal, mayHave: this.mayHave(hashPart), inlineNar: this.inlineNar() }))?.info,
+      async (lookupSignal) => (await lookupNarInfo(this.ctx, hashPart, { signal: lookupSignal, mayHave: this.mayHave(hashPart), inlineNar: this.inlineNar(hashPart) }))?.info,
       signal
     )
   }
@@ -192,7 +192,7 @@ export class Substituter {
     let offer = this.connectedOffer(hashPart, hash)
     if (offer === undefined) {
       // A small NAR comes with the answer, and the download below takes it from the prefetcher.
-      await lookupNarInfo(this.ctx, hashPart, { signal, wanted: info => info.narHash === hash, mayHave: this.mayHave(hashPart), inlineNar: this.inlineNar() })
+      await lookupNarInfo(this.ctx, hashPart, { signal, wanted: info => info.narHash === hash, mayHave: this.mayHave(hashPart), inlineNar: this.inlineNar(hashPart) })
       offer = this.connectedOffer(hashPart, hash)
     }
     if (offer === undefined) return undefined
@@ -216,14 +216,14 @@ export class Substituter {
    * Small NARs asked for with their narinfo, kept as prefetched ones: of the first two peers
    * asked (each that has the path sends it), while the prefetch has room.
    */
-  private inlineNar (): InlineNarOptions | undefined {
+  private inlineNar (hashPart: string): InlineNarOptions | undefined {
     const prefetcher = this.prefetcher
     const maxBytes = prefetcher?.roomFor() ?? 0
     if (prefetcher === undefined || maxBytes === 0 || !this.inlineNars) return undefined
     return {
       maxBytes,
       peers: INLINE_NAR_PEERS,
-      take: (info, nar) => { prefetcher.hold(parseStorePath(info.storePath).hashPart, info.narHash, nar) }
+      take: (info, nar) => { prefetcher.hold(hashPart, info.narHash, nar) }
     }
   }
 
