@@ -9,6 +9,7 @@
  */
 import { NixEnv } from '../test/helpers/nix.js'
 import { formatNarInfo } from '../src/nix/narinfo.js'
+import { MAX_INLINE_NAR_BYTES } from '../src/p2p/narinfo/constants.js'
 import { generateSecretKey } from '../src/nix/signing.js'
 import { parseStorePath } from '../src/nix/store-path.js'
 import { LocalStore } from '../src/store/local-store.js'
@@ -24,17 +25,16 @@ const bytes = takeNumberOption(args, '--bytes', 512)
 
 type Way = 'narinfo' | 'narinfo and NAR'
 
-/** The narinfo as the responder formats it, and with `withNar` the NAR read whole after it. */
+/** The narinfo as the responder formats it, and with `withNar` the NAR handed out with it, read whole. */
 async function answer (store: LocalStore, hashPart: string, withNar: boolean): Promise<void> {
-  const served = await store.narInfo(hashPart, PEER)
+  const served = await store.narInfo(hashPart, PEER, withNar ? { narUpTo: MAX_INLINE_NAR_BYTES } : {})
   if (served.status !== 'found') throw new Error(`${hashPart}: ${served.status}`)
   formatNarInfo(served.value)
   if (!withNar) return
-  const nar = await store.nar(hashPart, served.value.narHash, 0, PEER)
-  if (nar.status !== 'found') throw new Error(`${hashPart}: NAR ${nar.status}`)
-  const whole = new Uint8Array(nar.value.length)
+  if (served.nar === undefined) throw new Error(`${hashPart}: no NAR with the narinfo`)
+  const whole = new Uint8Array(served.nar.length)
   let at = 0
-  for await (const chunk of nar.value.stream) {
+  for await (const chunk of served.nar.stream) {
     whole.set(chunk, at)
     at += chunk.length
   }

@@ -2,8 +2,7 @@
  * What this host gave each peer, for the per-peer view of /status: a PathSource wrapper that
  * counts narinfos, refusals and NAR bytes by peer (ServedLog keeps the totals and the log).
  */
-import type { NarBytes, PathSource, Served } from '../store/source.js'
-import type { NarInfo } from '../nix/narinfo.js'
+import type { NarBytes, NarInfoOptions, PathSource, Served, ServedNarInfo } from '../store/source.js'
 
 export interface ServedToPeer {
   narInfos: number
@@ -21,18 +20,24 @@ export class PeerTraffic implements PathSource {
     return this.peers.get(peer) ?? { narInfos: 0, refusals: 0, narBytes: 0 }
   }
 
-  async narInfo (hashPart: string, peer: string): Promise<Served<NarInfo>> {
-    const answer = await this.source.narInfo(hashPart, peer)
-    if (answer.status === 'found') this.of(peer).narInfos++
+  async narInfo (hashPart: string, peer: string, options?: NarInfoOptions): Promise<ServedNarInfo> {
+    const answer = await this.source.narInfo(hashPart, peer, options)
     if (answer.status === 'refused') this.of(peer).refusals++
-    return answer
+    if (answer.status !== 'found') return answer
+    this.of(peer).narInfos++
+    return answer.nar === undefined ? answer : { ...answer, nar: this.counted(peer, answer.nar) }
   }
 
   async nar (hashPart: string, narHash: string, offset: number, peer: string, signal?: AbortSignal): Promise<Served<NarBytes>> {
     const answer = await this.source.nar(hashPart, narHash, offset, peer, signal)
     if (answer.status === 'refused') this.of(peer).refusals++
     if (answer.status !== 'found') return answer
-    return { status: 'found', value: { length: answer.value.length, stream: this.count(peer, answer.value.stream) } }
+    return { status: 'found', value: this.counted(peer, answer.value) }
+  }
+
+  /** `nar`, its bytes counted for `peer` as they go out. */
+  private counted (peer: string, nar: NarBytes): NarBytes {
+    return { length: nar.length, stream: this.count(peer, nar.stream) }
   }
 
   private async * count (peer: string, stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {

@@ -4,8 +4,7 @@
  */
 import { LogOnce } from '../log-once.js'
 import { shortPeer, type Logger } from '../log.js'
-import type { NarBytes, PathSource, Served } from '../store/source.js'
-import type { NarInfo } from '../nix/narinfo.js'
+import type { NarBytes, NarInfoOptions, PathSource, Served, ServedNarInfo } from '../store/source.js'
 
 export class ServedCounters {
   narInfosServed = 0
@@ -24,11 +23,12 @@ export class ServedLog implements PathSource {
     this.refusalLog = new LogOnce((line) => { log.info(line) })
   }
 
-  async narInfo (hashPart: string, peer: string): Promise<Served<NarInfo>> {
-    const answer = await this.source.narInfo(hashPart, peer)
+  async narInfo (hashPart: string, peer: string, options?: NarInfoOptions): Promise<ServedNarInfo> {
+    const answer = await this.source.narInfo(hashPart, peer, options)
     if (answer.status === 'found') {
       this.counters.narInfosServed++
       this.log.debug(`narinfo ${hashPart} served to ${shortPeer(peer)}`)
+      if (answer.nar !== undefined) return { ...answer, nar: this.serving(hashPart, peer, 0, answer.nar) }
     } else if (answer.status === 'absent') {
       this.counters.narInfosAbsent++
     } else {
@@ -41,9 +41,14 @@ export class ServedLog implements PathSource {
     const answer = await this.source.nar(hashPart, narHash, offset, peer, signal)
     if (answer.status === 'refused') this.refused(hashPart, peer, answer.reason)
     if (answer.status !== 'found') return answer
-    this.log.info(`serving ${hashPart} to ${shortPeer(peer)}: ${answer.value.length} bytes${offset > 0 ? ` from offset ${offset}` : ''}`)
+    return { status: 'found', value: this.serving(hashPart, peer, offset, answer.value) }
+  }
+
+  /** Logs and counts a NAR handed out, alone or with its narinfo; its bytes as they go. */
+  private serving (hashPart: string, peer: string, offset: number, nar: NarBytes): NarBytes {
+    this.log.info(`serving ${hashPart} to ${shortPeer(peer)}: ${nar.length} bytes${offset > 0 ? ` from offset ${offset}` : ''}`)
     this.counters.narsServed++
-    return { status: 'found', value: { length: answer.value.length, stream: this.count(answer.value.stream) } }
+    return { length: nar.length, stream: this.count(nar.stream) }
   }
 
   private async * count (stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {

@@ -15,7 +15,7 @@ import { NixDb } from './db.js'
 import { formatNarUrl } from './nar-url.js'
 import type { PathInfo } from './path-info.js'
 import type { ServingPolicy } from './serving-policy.js'
-import type { NarBytes, PathSource, Served } from './source.js'
+import type { NarBytes, NarInfoOptions, PathSource, Served, ServedNarInfo } from './source.js'
 
 export interface LocalStoreOptions {
   /** The directory holding `nix/store` and `nix/var/nix`; `/` for the system store. */
@@ -57,12 +57,15 @@ export class LocalStore implements PathSource {
     return this.db.byHashPart(hashPart)
   }
 
-  async narInfo (hashPart: string, peer: string): Promise<Served<NarInfo>> {
+  async narInfo (hashPart: string, peer: string, options: NarInfoOptions = {}): Promise<ServedNarInfo> {
     const info = await this.servable(hashPart)
     if (info === undefined) return ABSENT
     const refused = this.refusal(info, peer)
     if (refused !== undefined) return refused
-    return { status: 'found', value: this.toNarInfo(hashPart, info) }
+    const value = this.toNarInfo(hashPart, info)
+    return options.narUpTo !== undefined && info.narSize <= options.narUpTo
+      ? { status: 'found', value, nar: this.narBytes(info, 0) }
+      : { status: 'found', value }
   }
 
   async nar (hashPart: string, narHash: string, offset: number, peer: string, signal?: AbortSignal): Promise<Served<NarBytes>> {
@@ -73,11 +76,7 @@ export class LocalStore implements PathSource {
     if (info === undefined || info.narHash !== wanted || offset > info.narSize) return ABSENT
     const refused = this.refusal(info, peer)
     if (refused !== undefined) return refused
-    const length = info.narSize - offset
-    // A NAR smaller than the writer's chunk goes out as one chunk of its own size, not a copy
-    // out of a 256 KiB buffer allocated for it.
-    const chunkSize = Math.max(1, Math.min(DEFAULT_CHUNK_SIZE, length))
-    return { status: 'found', value: { length, stream: exactly(length, info.storePath, narStream(this.onDisk(info), { offset, signal, chunkSize })) } }
+    return { status: 'found', value: this.narBytes(info, offset, signal) }
   }
 
   close (): void {
@@ -105,6 +104,15 @@ export class LocalStore implements PathSource {
     } catch {
       return undefined
     }
+  }
+
+  /** The path's NAR from `offset`, written from its files as it is read. */
+  private narBytes (info: PathInfo, offset: number, signal?: AbortSignal): NarBytes {
+    const length = info.narSize - offset
+    // A NAR smaller than the writer's chunk goes out as one chunk of its own size, not a copy
+    // out of a 256 KiB buffer allocated for it.
+    const chunkSize = Math.max(1, Math.min(DEFAULT_CHUNK_SIZE, length))
+    return { length, stream: exactly(length, info.storePath, narStream(this.onDisk(info), { offset, signal, chunkSize })) }
   }
 
   private onDisk (info: PathInfo): string {

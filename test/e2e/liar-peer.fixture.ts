@@ -19,8 +19,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createPeerixNode } from '../../src/p2p/node.js'
 import { LocalStore } from '../../src/store/local-store.js'
 import { generateSecretKey } from '../../src/nix/signing.js'
-import type { NarInfo } from '../../src/nix/narinfo.js'
-import type { NarBytes, PathSource, Served } from '../../src/store/source.js'
+import type { NarBytes, NarInfoOptions, PathSource, Served, ServedNarInfo } from '../../src/store/source.js'
 
 export type Lie = 'other-path' | 'nar-size' | 'wrong-bytes' | 'small-wrong-bytes' | 'short' | 'endless' | 'stall'
 export interface LiarArgs { storeRoot: string, lies: Record<string, Lie> }
@@ -56,38 +55,42 @@ async function * upTo (stream: AsyncIterable<Uint8Array>, limit: number, flip?: 
   }
 }
 
+/** The NAR as the lie for `hashPart` has it: the same bytes when there is none. */
+function lieAbout (hashPart: string, nar: NarBytes): NarBytes {
+  const lie = args.lies[hashPart]
+  const { length, stream } = nar
+  const half = Math.floor(length / 2)
+  switch (lie) {
+    case 'wrong-bytes':
+    case 'small-wrong-bytes': return told(lie, hashPart, { length, stream: upTo(stream, length, half) })
+    case 'short': return told(lie, hashPart, { length: half, stream: upTo(stream, half) })
+    case 'endless': return told(lie, hashPart, { length: Number.MAX_SAFE_INTEGER, stream: concat(stream, junkForever()) })
+    case 'stall': return told(lie, hashPart, { length, stream: concat(upTo(stream, half), stallForever()) })
+    default: return nar
+  }
+}
+
+function told<T> (lie: Lie, hashPart: string, value: T): T {
+  print({ lied: lie, hashPart })
+  return value
+}
+
 const liar: PathSource = {
-  async narInfo (hashPart: string, peer: string): Promise<Served<NarInfo>> {
+  async narInfo (hashPart: string, peer: string, options?: NarInfoOptions): Promise<ServedNarInfo> {
     const lie = args.lies[hashPart]
-    const answer = await store.narInfo(hashPart, peer)
+    const answer = await store.narInfo(hashPart, peer, options)
     if (answer.status !== 'found') return answer
     if (lie === 'other-path') {
       const other = Object.keys(args.lies).find(h => h !== hashPart) as string
-      print({ lied: lie, hashPart })
-      return await store.narInfo(other, peer)
+      return told(lie, hashPart, await store.narInfo(other, peer))
     }
-    if (lie === 'nar-size') {
-      print({ lied: lie, hashPart })
-      return { status: 'found', value: { ...answer.value, narSize: answer.value.narSize + 8 } }
-    }
-    return answer
+    if (lie === 'nar-size') return told(lie, hashPart, { status: 'found', value: { ...answer.value, narSize: answer.value.narSize + 8 } })
+    return answer.nar === undefined ? answer : { ...answer, nar: lieAbout(hashPart, answer.nar) }
   },
 
   async nar (hashPart: string, narHash: string, offset: number, peer: string, signal?: AbortSignal): Promise<Served<NarBytes>> {
-    const lie = args.lies[hashPart]
     const answer = await store.nar(hashPart, narHash, offset, peer, signal)
-    if (answer.status !== 'found' || lie === undefined) return answer
-    const { length, stream } = answer.value
-    const half = Math.floor(length / 2)
-    print({ lied: lie, hashPart })
-    switch (lie) {
-      case 'wrong-bytes':
-      case 'small-wrong-bytes': return { status: 'found', value: { length, stream: upTo(stream, length, half) } }
-      case 'short': return { status: 'found', value: { length: half, stream: upTo(stream, half) } }
-      case 'endless': return { status: 'found', value: { length: Number.MAX_SAFE_INTEGER, stream: concat(stream, junkForever()) } }
-      case 'stall': return { status: 'found', value: { length, stream: concat(upTo(stream, half), stallForever()) } }
-      default: return answer
-    }
+    return answer.status === 'found' ? { status: 'found', value: lieAbout(hashPart, answer.value) } : answer
   }
 }
 

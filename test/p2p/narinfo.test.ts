@@ -11,7 +11,7 @@ import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
 import { loopbackNode } from './node-helpers.js'
 import type { NarinfoService, NarinfoServiceInit } from '../../src/p2p/narinfo/index.js'
 import type { NarInfo } from '../../src/nix/narinfo.js'
-import type { NarBytes, PathSource, Served } from '../../src/store/source.js'
+import type { NarBytes, NarInfoOptions, PathSource, Served, ServedNarInfo } from '../../src/store/source.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 
 type Node = Libp2p<{ narinfo: NarinfoService }>
@@ -34,33 +34,35 @@ function infoFor (label: string): NarInfo {
   }
 }
 
-/** What a fixture store was asked, and its answers: found, refused, throwing, hanging. */
+/**
+ * What a fixture store was asked, and its answers: found, refused, throwing, hanging. Asked
+ * for a NAR with the narinfo, it hands out the one it has whatever its size, so the tests see
+ * the responder's own limits.
+ */
 class FixtureSource implements PathSource {
-  readonly asked: Array<{ hashPart: string, peer: string }> = []
+  readonly asked: Array<{ hashPart: string, peer: string, narUpTo?: number }> = []
   readonly found = new Map<string, NarInfo>()
   readonly refused = new Map<string, string>()
   readonly failing = new Set<string>()
   readonly hanging = new Set<string>()
+  /** NAR bytes by hash part, for the NARs sent with a narinfo (r2). */
+  readonly nars = new Map<string, Uint8Array>()
 
-  async narInfo (hashPart: string, peer: string): Promise<Served<NarInfo>> {
-    this.asked.push({ hashPart, peer })
+  async narInfo (hashPart: string, peer: string, options: NarInfoOptions = {}): Promise<ServedNarInfo> {
+    this.asked.push({ hashPart, peer, ...(options.narUpTo !== undefined && { narUpTo: options.narUpTo }) })
     if (this.hanging.has(hashPart)) return await new Promise(() => {})
     if (this.failing.has(hashPart)) throw new Error('database is locked at /secret/path')
     const reason = this.refused.get(hashPart)
     if (reason !== undefined) return { status: 'refused', reason }
     const info = this.found.get(hashPart)
-    return info === undefined ? { status: 'absent' } : { status: 'found', value: info }
+    if (info === undefined) return { status: 'absent' }
+    const nar = this.nars.get(hashPart)
+    if (options.narUpTo === undefined || nar === undefined) return { status: 'found', value: info }
+    return { status: 'found', value: info, nar: { length: info.narSize, stream: (async function * () { yield nar.subarray(0, 600); yield nar.subarray(600) })() } }
   }
 
-  /** NAR bytes by hash part, for the NARs sent with a narinfo (r2). */
-  readonly nars = new Map<string, Uint8Array>()
-  readonly narAsked: Array<{ hashPart: string, narHash: string, offset: number, peer: string }> = []
-
-  async nar (hashPart: string, narHash: string, offset: number, peer: string): Promise<Served<NarBytes>> {
-    this.narAsked.push({ hashPart, narHash, offset, peer })
-    const nar = this.nars.get(hashPart)
-    if (nar === undefined) return { status: 'absent' }
-    return { status: 'found', value: { length: 1234 - offset, stream: (async function * () { yield nar.subarray(0, 600); yield nar.subarray(600) })() } }
+  async nar (): Promise<Served<NarBytes>> {
+    throw new Error('the narinfo service never reads a NAR on its own')
   }
 }
 
@@ -125,10 +127,10 @@ describe('/peerix/narinfo/1', function () {
     const asked = async (maxNarBytes?: number): Promise<unknown> => await client.services.narinfo.query(server.peerId, hashPartOf(label), { maxNarBytes })
     const answer = await asked(1234) as { status: string, value: string, nar: Uint8Array }
     assert.deepEqual({ ...answer, nar: Uint8Array.from(answer.nar) }, { status: 'found', value: formatNarInfo(info), nar })
-    assert.deepEqual(source.narAsked, [{ hashPart: hashPartOf(label), narHash: info.narHash, offset: 0, peer: client.peerId.toString() }])
+    assert.deepEqual(source.asked, [{ hashPart: hashPartOf(label), peer: client.peerId.toString(), narUpTo: 1234 }])
     assert.deepEqual(await asked(1233), { status: 'found', value: formatNarInfo(info) }, 'larger than asked')
     assert.deepEqual(await asked(), { status: 'found', value: formatNarInfo(info) }, 'not asked')
-    assert.equal(source.narAsked.length, 1, 'the store is not read for a NAR that is not sent')
+    assert.deepEqual(source.asked.slice(1).map(a => a.narUpTo), [1233, undefined], 'the store is asked for no NAR that is not wanted')
   })
 
   it('sends no NAR larger than 64 KiB, however much is asked, and answers without one the store cannot give whole', async () => {
@@ -136,6 +138,7 @@ describe('/peerix/narinfo/1', function () {
     source.found.set(hashPartOf('big'), big)
     source.nars.set(hashPartOf('big'), new Uint8Array(big.narSize))
     assert.deepEqual(await client.services.narinfo.query(server.peerId, hashPartOf('big'), { maxNarBytes: 1 << 30 }), { status: 'found', value: formatNarInfo(big) })
+    assert.equal(source.asked.at(-1)?.narUpTo, 64 * 1024)
     // infoFor says NarSize 1234; the store's NAR is shorter.
     source.found.set(hashPartOf('short'), infoFor('short'))
     source.nars.set(hashPartOf('short'), new Uint8Array(1000))

@@ -11,8 +11,13 @@ import { formatSha256Nix32 } from '../../src/nix/hash.js'
 import { toNix32 } from '../../src/nix/nix32.js'
 import { createPeerixNode, type PeerixNode, type PeerixNodeOptions } from '../../src/p2p/node.js'
 import type { NarInfo } from '../../src/nix/narinfo.js'
-import type { NarBytes, PathSource, Served } from '../../src/store/source.js'
+import type { NarBytes, NarInfoOptions, PathSource, Served, ServedNarInfo } from '../../src/store/source.js'
 import type { Libp2p, PeerId, PrivateKey, ServiceMap, Stream } from '@libp2p/interface'
+
+/** `bytes` as a NAR handed out by a store, in one chunk. */
+function bytesFrom (bytes: Uint8Array): NarBytes {
+  return { length: bytes.length, stream: (async function * () { yield bytes })() }
+}
 
 /** A store of narinfos and NAR bytes kept in memory, answering every peer alike. */
 export class MemorySource implements PathSource {
@@ -28,16 +33,18 @@ export class MemorySource implements PathSource {
     return { hashPart, narHash }
   }
 
-  async narInfo (hashPart: string): Promise<Served<NarInfo>> {
+  async narInfo (hashPart: string, _peer?: string, options: NarInfoOptions = {}): Promise<ServedNarInfo> {
     const info = this.infos.get(hashPart)
-    return info === undefined ? { status: 'absent' } : { status: 'found', value: info }
+    if (info === undefined) return { status: 'absent' }
+    const bytes = this.nars.get(hashPart)
+    const small = bytes !== undefined && options.narUpTo !== undefined && info.narSize <= options.narUpTo
+    return small ? { status: 'found', value: info, nar: bytesFrom(bytes) } : { status: 'found', value: info }
   }
 
   async nar (hashPart: string, narHash: string, offset: number): Promise<Served<NarBytes>> {
     const bytes = this.nars.get(hashPart)
     if (bytes === undefined || this.infos.get(hashPart)?.narHash !== narHash) return { status: 'absent' }
-    const rest = bytes.subarray(offset)
-    return { status: 'found', value: { length: rest.length, stream: (async function * () { yield rest })() } }
+    return { status: 'found', value: bytesFrom(bytes.subarray(offset)) }
   }
 }
 

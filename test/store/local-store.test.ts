@@ -115,7 +115,7 @@ describe('LocalStore: the narinfos and NARs this host serves, checked against re
       found(await signedByTrustedKey.narInfo(hashPart, 'stranger'))
       found(await signedByTrustedKey.nar(hashPart, narHash, 0, 'stranger'))
       found(await builtHereOnly.narInfo(hashPart, 'friend'))
-      for (const answer of [await builtHereOnly.narInfo(hashPart, 'stranger'), await builtHereOnly.nar(hashPart, narHash, 0, 'stranger')]) {
+      for (const answer of [await builtHereOnly.narInfo(hashPart, 'stranger'), await builtHereOnly.narInfo(hashPart, 'stranger', { narUpTo: 1 << 20 }), await builtHereOnly.nar(hashPart, narHash, 0, 'stranger')]) {
         assert.equal(answer.status, 'refused')
         assert.match((answer as { reason: string }).reason, /trusted-peer/)
       }
@@ -156,6 +156,21 @@ describe('LocalStore: the narinfos and NARs this host serves, checked against re
         assert.equal(rest.length, e.narSize - offset)
         assert.ok((await collect(rest)).equals(dump.subarray(offset)), `NAR of ${e.path} from ${offset}`)
       }
+    }
+  })
+
+  it('hands out the NAR with the narinfo when asked and no larger than asked, equal to `nix-store --dump`', async () => {
+    for (const e of expected) {
+      const { hashPart } = parseStorePath(e.path)
+      const dump = await nixDump(nix, join(root, e.path))
+      const withNar = await store.narInfo(hashPart, 'p', { narUpTo: e.narSize })
+      assert.equal(found(withNar).narHash, toNarHash(e.narHash))
+      const nar = (withNar as { nar?: NarBytes }).nar
+      assert.ok(nar !== undefined, `no NAR with the narinfo of ${e.path}`)
+      assert.equal(nar.length, e.narSize)
+      assert.ok((await collect(nar)).equals(dump), `NAR of ${e.path}`)
+      assert.equal((await store.narInfo(hashPart, 'p', { narUpTo: e.narSize - 1 }) as { nar?: NarBytes }).nar, undefined, 'larger than asked')
+      assert.equal((await store.narInfo(hashPart, 'p') as { nar?: NarBytes }).nar, undefined, 'not asked')
     }
   })
 

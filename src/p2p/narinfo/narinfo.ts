@@ -22,7 +22,7 @@ import { NarinfoRequest, NarinfoResponse } from './pb/message.js'
 import type { NarinfoQueryOptions, NarinfoService as NarinfoServiceInterface, NarinfoServiceComponents, NarinfoServiceInit } from './index.js'
 import type { NarInfoAnswer } from '../peer-client.js'
 import type { NarInfo } from '../../nix/narinfo.js'
-import type { PathSource } from '../../store/source.js'
+import type { NarBytes, PathSource } from '../../store/source.js'
 import type { Logger } from '../../log.js'
 import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 
@@ -142,13 +142,14 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
 
   async #answer ({ hashPart, maxNarBytes }: NarinfoRequest, peer: string): Promise<Partial<NarinfoResponse>> {
     try {
-      const served = await this.#source.narInfo(hashPart, peer)
+      const narUpTo = Math.min(maxNarBytes, MAX_INLINE_NAR_BYTES)
+      const served = await this.#source.narInfo(hashPart, peer, narUpTo > 0 ? { narUpTo } : {})
       if (served.status === 'absent') return { status: Status.ABSENT }
       if (served.status === 'refused') return { status: Status.REFUSED, message: served.reason }
       const narinfo = formatNarInfo(served.value)
       if (Buffer.byteLength(narinfo) > MAX_NARINFO_BYTES) throw new Error(`the narinfo is larger than ${MAX_NARINFO_BYTES} bytes`)
-      const inline = served.value.narSize <= Math.min(maxNarBytes, MAX_INLINE_NAR_BYTES)
-      return { status: Status.FOUND, narinfo, nar: inline ? await this.#wholeNar(hashPart, served.value, peer) : undefined }
+      const nar = served.nar !== undefined && served.value.narSize <= narUpTo ? await this.#whole(hashPart, served.value, served.nar, peer) : undefined
+      return { status: Status.FOUND, narinfo, nar }
     } catch (err) {
       this.#log.warn(`narinfo: cannot answer ${hashPart} for ${shortPeer(peer)}: ${describe(err)}`)
       return { status: Status.ERROR, message: 'the store could not answer' }
@@ -156,16 +157,15 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
   }
 
   /**
-   * The small NAR to answer with (r2), read the way /peerix/nar/1 would serve it to this
-   * peer; undefined when it cannot be had whole (the answer then goes without it).
+   * The small NAR to answer with (r2), as the store handed it out with the narinfo; undefined
+   * when it cannot be had whole (the answer then goes without it).
    */
-  async #wholeNar (hashPart: string, info: NarInfo, peer: string): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  async #whole (hashPart: string, info: NarInfo, served: NarBytes, peer: string): Promise<Uint8Array<ArrayBuffer> | undefined> {
     try {
-      const served = await this.#source.nar(hashPart, info.narHash, 0, peer)
-      if (served.status !== 'found' || served.value.length !== info.narSize) return undefined
+      if (served.length !== info.narSize) return undefined
       const nar = new Uint8Array(info.narSize)
       let bytes = 0
-      for await (const chunk of served.value.stream) {
+      for await (const chunk of served.stream) {
         if (bytes + chunk.length > nar.length) return undefined
         nar.set(chunk, bytes)
         bytes += chunk.length
