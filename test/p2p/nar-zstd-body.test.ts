@@ -12,7 +12,7 @@ import { compress } from '@bokuweb/zstd-wasm'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { FormatError } from '../../src/nix/errors.js'
 import { narStream } from '../../src/nix/nar.js'
-import { frameContentSize, loadZstd, type ZstdCodec } from '../../src/p2p/nar/compression.js'
+import { frameContentSize, loadZstd, nodeZstd, wasmZstd, type ZstdCodec } from '../../src/p2p/nar/compression.js'
 import { MAX_BLOCK_BYTES } from '../../src/p2p/nar/constants.js'
 import { BLOCK_STORED, BLOCK_ZSTD, decodeZstdBody, encodeUvarint, MAX_BACKOFF_BLOCKS, MAX_BLOCK_FRAME_BYTES, ZstdBodyEncoder } from '../../src/p2p/nar/zstd-body.js'
 
@@ -74,20 +74,50 @@ function encodeBody (zstd: ZstdCodec, data: Uint8Array, piece = 256 * KiB): { bo
 
 /** Counts the codec's compress calls. */
 function counting (zstd: ZstdCodec): ZstdCodec & { calls: number } {
-  const codec = { calls: 0, compress: (c: Uint8Array) => { codec.calls += 1; return zstd.compress(c) }, decompress: zstd.decompress }
+  const codec = { name: zstd.name, calls: 0, compress: (c: Uint8Array) => { codec.calls += 1; return zstd.compress(c) }, decompress: zstd.decompress }
   return codec
 }
 
-describe('zstd bodies of /peerix/nar/1', function () {
+/** A NAR of real files: this checkout's sources. */
+async function sourcesNar (): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of narStream(fileURLToPath(new URL('../../src', import.meta.url)))) chunks.push(chunk)
+  return Buffer.concat(chunks)
+}
+
+/** Each codec a peer may use; Node's own only where this Node has zstd (CI runs Node 22 too). */
+const CODECS: Array<{ name: ZstdCodec['name'], load: () => Promise<ZstdCodec | undefined> }> = [
+  { name: 'node', load: async () => nodeZstd() },
+  { name: 'wasm', load: wasmZstd }
+]
+
+describe('zstd: the codec this Node uses, and the two reading each other\'s frames', function () {
+  it('uses Node\'s own zstd where Node has it, and WebAssembly where it has not', async () => {
+    assert.equal((await loadZstd()).name, typeof (await import('node:zlib') as { zstdCompressSync?: unknown }).zstdCompressSync === 'function' ? 'node' : 'wasm')
+  })
+
+  it('decodes with either codec what the other encoded', async function () {
+    const node = nodeZstd()
+    if (node === undefined) this.skip()
+    const wasm = await wasmZstd()
+    const realNar = await sourcesNar()
+    for (const [from, to] of [[node, wasm], [wasm, node]]) {
+      const { body } = encodeBody(from, realNar)
+      assert.ok(body.byteLength < realNar.byteLength * 0.5)
+      assert.ok((await decodeAll(body, realNar.byteLength, to)).bytes.equals(realNar), `${from.name} → ${to.name}`)
+    }
+  })
+})
+
+for (const { name, load } of CODECS) describe(`zstd bodies of /peerix/nar/1 (${name})`, function () {
   let zstd: ZstdCodec
   let realNar: Buffer
 
-  before(async () => {
-    zstd = await loadZstd()
-    const chunks: Uint8Array[] = []
-    // a NAR of real files: this checkout's sources
-    for await (const chunk of narStream(fileURLToPath(new URL('../../src', import.meta.url)))) chunks.push(chunk)
-    realNar = Buffer.concat(chunks)
+  before(async function () {
+    const codec = await load()
+    if (codec === undefined) this.skip()
+    zstd = codec
+    realNar = await sourcesNar()
   })
 
   it('round-trips a real NAR in fewer bytes, whatever the write sizes, in blocks cut at the limit', async () => {
