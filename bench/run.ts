@@ -34,7 +34,16 @@ const sizes = benchSizes(values.quick, values.runs, values['leaf-bytes'])
 const progress = (line: string): void => { process.stderr.write(`… ${line}\n`) }
 const load = (): string => loadavg().map(l => l.toFixed(1)).join(' ')
 
-const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()
+/** The checkout's commit for the report's heading; a copy without git (scripts/test-node22.sh) has none. */
+function headCommit (): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  } catch {
+    return 'unknown (not a git checkout)'
+  }
+}
+
+const commit = headCommit()
 console.log(`# peerix benchmarks — ${new Date().toISOString()}, commit ${commit}, node ${process.version}, load average at start ${load()}\n`)
 
 let compiledDir: string | undefined
