@@ -162,8 +162,8 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
  * took to read what was passed on is not the link's: counted (as it once was), a busy machine
  * or a slow disk made a fast link look slow, and zstd then cost the peer CPU for nothing (seen
  * on loopback with both daemons profiled: 8–12 MB NARs asked as zstd). The first chunk is left
- * out, its wait being the request's round trip and the peer's lookup, not the body. Reported
- * only for uncompressed bodies: they measure the link.
+ * out, its wait being the request's round trip and the peer's lookup, not the body. An
+ * uncompressed body measures the link; a compressed one its own pace, decompression included.
  */
 class LinkRate {
   compressed = false
@@ -187,8 +187,8 @@ class LinkRate {
   }
 
   report (peer: string, ctx: SubstituterContext): void {
-    if (this.compressed || this.#chunks < 2) return
-    ctx.compression.observed(peer, this.#bytes, this.#ms)
+    if (this.#chunks < 2) return
+    ctx.compression.observed(peer, this.#bytes, this.#ms, this.compressed)
   }
 }
 

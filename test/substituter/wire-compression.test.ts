@@ -14,7 +14,7 @@ import { toNix32 } from '../../src/nix/nix32.js'
 import { generateSecretKey, publicKeyOf, TrustedKeys } from '../../src/nix/signing.js'
 import { Libp2pPeerClient } from '../../src/p2p/libp2p-peer-client.js'
 import { Substituter } from '../../src/substituter/substituter.js'
-import { AUTO_ZSTD_BELOW_BYTES_PER_SECOND, MAX_REMEMBERED_PEERS, MIN_SAMPLE_BYTES, PROBE_EVERY, WireCompressionPolicy } from '../../src/substituter/wire-compression.js'
+import { AUTO_TRY_ZSTD_BELOW_BYTES_PER_SECOND, AUTO_ZSTD_BELOW_BYTES_PER_SECOND, MAX_REMEMBERED_PEERS, MIN_SAMPLE_BYTES, PROBE_EVERY, WireCompressionPolicy } from '../../src/substituter/wire-compression.js'
 import { LogLines, MemorySource, Nodes, eventually } from '../p2p/node-helpers.js'
 import type { WireCompression } from '../../src/substituter/wire-compression.js'
 
@@ -36,14 +36,34 @@ describe('wire compression policy', () => {
     policy.observed('p', 10 * MiB, 2000)
     assert.equal(policy.rate('p'), 5 * MiB)
     assert.equal(policy.wants('p', 10 * MiB), true)
-    // 100 MiB/s, a fast one
-    policy.observed('q', 100 * MiB, 1000)
-    assert.equal(policy.wants('q', 10 * MiB), false)
+    // 200 MiB/s, faster than zstd goes: never tried
+    policy.observed('q', 200 * MiB, 1000)
+    for (let i = 0; i < 2 * PROBE_EVERY; i++) assert.equal(policy.wants('q', 10 * MiB), false)
     assert.ok(AUTO_ZSTD_BELOW_BYTES_PER_SECOND > 5 * MiB && AUTO_ZSTD_BELOW_BYTES_PER_SECOND < 100 * MiB)
+    assert.ok(AUTO_TRY_ZSTD_BELOW_BYTES_PER_SECOND > 118 * MiB && AUTO_TRY_ZSTD_BELOW_BYTES_PER_SECOND < 200 * MiB)
+  })
+
+  it('auto: on a link of about gigabit speed, tries zstd and keeps it only while it comes faster', () => {
+    const policy = new WireCompressionPolicy('auto')
+    // 110 MiB/s uncompressed: worth a try
+    policy.observed('p', 110 * MiB, 1000)
+    assert.equal(policy.wants('p', 10 * MiB), true, 'tried')
+    // zstd came at 150 MiB/s of NAR: kept, with one large NAR in PROBE_EVERY uncompressed
+    policy.observed('p', 150 * MiB, 1000, true)
+    assert.equal(policy.zstdRate('p'), 150 * MiB)
+    assert.equal(policy.rate('p'), 110 * MiB, 'a compressed body does not measure the link')
+    const large = Array.from({ length: PROBE_EVERY }, () => policy.wants('p', 10 * MiB))
+    assert.equal(large.filter(asked => !asked).length, 1)
+    // zstd slowed down to 50 MiB/s (estimate 100): dropped, tried again in one large NAR of PROBE_EVERY
+    policy.observed('p', 50 * MiB, 1000, true)
+    assert.equal(policy.zstdRate('p'), 100 * MiB)
+    const after = Array.from({ length: PROBE_EVERY }, () => policy.wants('p', 10 * MiB))
+    assert.equal(after.filter(asked => asked).length, 1)
+    assert.equal(policy.wants('p', MIN_SAMPLE_BYTES - 1), false, 'small NARs go the preferred way')
   })
 
   it('auto: ignores short bodies and moves halfway to each new measurement', () => {
-    const policy = new WireCompressionPolicy('auto', 20 * MiB)
+    const policy = new WireCompressionPolicy('auto', 20 * MiB, 20 * MiB)
     policy.observed('p', MIN_SAMPLE_BYTES - 1, 1000)
     assert.equal(policy.rate('p'), undefined)
     policy.observed('p', 10 * MiB, 1000)
@@ -131,16 +151,18 @@ describe('wire compression between peerix nodes', function () {
 
   const servedAs = (aLog: LogLines): string[] => aLog.matching(/nar: served /).map(l => /as zstd blocks/.test(l.line) ? 'zstd' : 'identity')
 
-  it('auto: the first NAR as it is, the next as zstd once the peer measured slow; compressed NARs measure nothing', async () => {
+  it('auto: the first NAR as it is, the next as zstd once the peer measured slow; a compressed NAR measures its own rate, not the link\'s', async () => {
     // every link counts as slow here: loopback is not
     const policy = new WireCompressionPolicy('auto', Infinity)
     const { substituter, hashPart, peer, aLog, bLog } = await pair(policy)
     assert.ok((await download(substituter, hashPart)).equals(nar))
     const measured = policy.rate(peer)
     assert.ok(measured !== undefined && measured > 0)
+    assert.equal(policy.zstdRate(peer), undefined)
     assert.ok((await download(substituter, hashPart)).equals(nar))
     assert.deepEqual(servedAs(aLog), ['identity', 'zstd'])
     assert.equal(policy.rate(peer), measured)
+    assert.ok((policy.zstdRate(peer) ?? 0) > 0)
     const wire = bLog.map(line => /^nar \w+: (\d+) bytes from peer \S+ took (\d+) on the wire \(asked for zstd, got zstd\)$/.exec(line)).filter(m => m !== null)
     assert.equal(wire.length, 1, bLog.join('\n'))
     assert.equal(Number(wire[0]?.[1]), nar.byteLength)
@@ -148,14 +170,15 @@ describe('wire compression between peerix nodes', function () {
   })
 
   it('auto: keeps fetching as it is from a fast peer', async () => {
-    const { substituter, hashPart, aLog } = await pair(new WireCompressionPolicy('auto', 1))
+    const { substituter, hashPart, aLog } = await pair(new WireCompressionPolicy('auto', 1, 1))
     for (let i = 0; i < 3; i++) assert.ok((await download(substituter, hashPart)).equals(nar))
     assert.deepEqual(servedAs(aLog), ['identity', 'identity', 'identity'])
   })
 
   it('auto: a slow reader does not make a fast link look slow', async () => {
-    // 48 MiB/s as in the daemon; the reader takes ~5 ms per piece, far below that rate
-    const policy = new WireCompressionPolicy('auto')
+    // 48 MiB/s as in the daemon, without the gigabit zone's trial; the reader takes ~5 ms per
+    // piece, far below that rate
+    const policy = new WireCompressionPolicy('auto', AUTO_ZSTD_BELOW_BYTES_PER_SECOND, AUTO_ZSTD_BELOW_BYTES_PER_SECOND)
     const { substituter, hashPart, peer, aLog } = await pair(policy)
     const started = performance.now()
     assert.ok((await download(substituter, hashPart, 5)).equals(nar))
@@ -165,6 +188,16 @@ describe('wire compression between peerix nodes', function () {
     assert.ok(measured !== undefined && measured >= AUTO_ZSTD_BELOW_BYTES_PER_SECOND, `link measured at ${measured} bytes/s, the download at ${overall}`)
     assert.ok((await download(substituter, hashPart)).equals(nar))
     assert.deepEqual(servedAs(aLog), ['identity', 'identity'])
+  })
+
+  it('auto: tries zstd on a link in the trial zone, then goes the way that measured faster', async () => {
+    // every link is in the trial zone here, none counts as slow
+    const policy = new WireCompressionPolicy('auto', 1, Infinity)
+    const { substituter, hashPart, peer, aLog } = await pair(policy)
+    for (let i = 0; i < 3; i++) assert.ok((await download(substituter, hashPart)).equals(nar))
+    const [rate, zstdRate] = [policy.rate(peer), policy.zstdRate(peer)]
+    assert.ok(rate !== undefined && zstdRate !== undefined)
+    assert.deepEqual(servedAs(aLog), ['identity', 'zstd', zstdRate > rate ? 'zstd' : 'identity'], `link ${rate} bytes/s, zstd ${zstdRate}`)
   })
 
   it('zstd asks from the first NAR on; off never asks', async () => {
