@@ -227,8 +227,8 @@ in
       default = "auto";
       description = ''
         zstd on the wire between peers: "auto" asks a peer for compressed NARs once its earlier
-        ones came in slowly (Wi-Fi, VPN), "zstd" asks every peer, "off" neither asks nor
-        compresses for peers.
+        ones came in slowly (Wi-Fi, VPN), and on links up to gigabit speed while compressed ones
+        come faster; "zstd" asks every peer, "off" neither asks nor compresses for peers.
       '';
     };
 

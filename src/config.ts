@@ -60,7 +60,7 @@ export interface DaemonConfig {
   narPrefetch: boolean
   /** Look up the narinfos of answered paths' references before Nix asks (src/substituter/narinfo-read-ahead.ts). */
   narInfoReadAhead: boolean
-  /** zstd on /peerix/nar/1: `auto` asks slow peers only, `zstd` every peer, `off` neither asks nor compresses. */
+  /** zstd on /peerix/nar/1: `auto` asks slow peers (and gigabit ones while zstd comes faster), `zstd` every peer, `off` neither asks nor compresses. */
   wireCompression: WireCompression
   logLevel: LogLevel
 }

@@ -84,7 +84,7 @@ export function daemonCommand (): Command {
     .option('--index-resync <ms>', 'how often the summary re-reads the whole store (drops collected paths, sees new signatures)', String(DEFAULT_INDEX_RESYNC_MS))
     .option('--no-nar-prefetch', 'fetch a small NAR only when Nix asks for it, not as soon as its narinfo was answered')
     .option('--no-narinfo-read-ahead', 'look up a narinfo only when Nix asks for it, not as soon as a path referring to it was answered')
-    .option('--wire-compression <mode>', '"auto": ask peers whose NARs came in slowly for zstd-compressed ones; "zstd": ask every peer; "off": neither ask nor compress for peers', 'auto')
+    .option('--wire-compression <mode>', '"auto": ask peers whose NARs came in slowly for zstd-compressed ones, and gigabit ones while those come faster; "zstd": ask every peer; "off": neither ask nor compress for peers', 'auto')
     .addOption(new Option('--log-level <level>', 'error, warn, info or debug').default('info'))
     .action(async (flags: DaemonFlags) => {
       const config = configFromFlags(flags)

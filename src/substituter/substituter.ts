@@ -61,7 +61,7 @@ export interface SubstituterOptions {
   /** Shared with whoever shows them (/status, /metrics); a fresh set by default. */
   counters?: SubstituterCounters
   memory?: PeerMemory
-  /** When to ask peers for zstd-compressed NARs (default `auto`: slow peers only). */
+  /** When to ask peers for zstd-compressed NARs (default `auto`: slow peers, and gigabit ones while zstd comes faster). */
   wireCompression?: WireCompression | WireCompressionPolicy
   /** How long a verified narinfo answers repeated requests (Nix asks several times per path). */
   narInfoCacheMs?: number

@@ -11,7 +11,7 @@
  */
 
 export const WIRE_COMPRESSION_MODES = ['auto', 'zstd', 'off'] as const
-/** `auto`: zstd from slow peers only; `zstd`: from every peer; `off`: never, either way. */
+/** `auto`: zstd from slow peers, and up to gigabit while it comes faster; `zstd`: from every peer; `off`: never, either way. */
 export type WireCompression = typeof WIRE_COMPRESSION_MODES[number]
 
 /**
