@@ -6,10 +6,10 @@
  */
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { NixEnv } from '../test/helpers/nix.js'
+import { NixEnv, type KeyPair } from '../test/helpers/nix.js'
 import { BenchHost } from './host-client.js'
 import { StaticCache } from './static-cache.js'
-import { closureExpr, generateKey, type ClosureShape, type KeyPair } from './stores.js'
+import { closureExpr, type ClosureShape } from './stores.js'
 
 export interface ClosureSources {
   nix: NixEnv
@@ -39,7 +39,7 @@ export async function closureSources (prefix: string, shape: ClosureShape, progr
     await nix.cleanup()
   }
   try {
-    const key = await generateKey(nix, 'bench-a-1')
+    const key = await nix.generateKey('bench-a-1')
     const rootA = nix.storeRoot('hostA')
     progress(`closure: building ${shape.leaves + shape.mids + 1} paths with nix-build`)
     const [top] = await nix.build(rootA, closureExpr(shape, String(Date.now())))

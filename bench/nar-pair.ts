@@ -9,7 +9,7 @@ import { NixEnv } from '../test/helpers/nix.js'
 import { BenchHost } from './host-client.js'
 import { HttpClient } from './http-client.js'
 import { MiB } from './report.js'
-import { addRandomFile, generateKey, hashPart, narinfoField } from './stores.js'
+import { addRandomFile, hashPart, narinfoField } from './stores.js'
 import type { StartedDaemon } from './host-protocol.js'
 
 export interface NarPair {
@@ -42,7 +42,7 @@ export async function startNarPair (narBytes: number, sweepBytes: number, progre
     await nix.cleanup()
   }
   try {
-    const key = await generateKey(nix, 'bench-a-1')
+    const key = await nix.generateKey('bench-a-1')
     const rootA = await nix.initStore('hostA')
     progress(`nar: adding a ${(narBytes / MiB).toFixed(0)} MiB path`)
     const big = await addRandomFile(nix, rootA, narBytes)

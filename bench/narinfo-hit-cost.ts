@@ -16,7 +16,7 @@ import { compileHost } from './compile-host.js'
 import { BenchHost } from './host-client.js'
 import { formatTable, percentile } from './report.js'
 import { StaticCache } from './static-cache.js'
-import { addSmallPaths, generateKey, hashPart } from './stores.js'
+import { addSmallPaths, hashPart } from './stores.js'
 
 const WARM_UP = 100
 const args = process.argv.slice(2)
@@ -30,7 +30,7 @@ const nix = await NixEnv.create('peerix-bench-hit-cost-')
 const hosts: BenchHost[] = []
 const rows: string[][] = []
 try {
-  const key = await generateKey(nix, 'bench-peers-1')
+  const key = await nix.generateKey('bench-peers-1')
   const root = await nix.initStore('peer')
   const paths = await addSmallPaths(nix, root, WARM_UP + count * variants.length * rounds)
   const cacheDir = join(nix.dir, 'static-cache')

@@ -12,7 +12,7 @@ import { BenchHost } from './host-client.js'
 import { HttpClient } from './http-client.js'
 import { percentile, range, type Table } from './report.js'
 import { StaticCache } from './static-cache.js'
-import { addSmallPaths, generateKey, hashPart } from './stores.js'
+import { addSmallPaths, hashPart } from './stores.js'
 import type { StartedDaemon } from './host-protocol.js'
 import type { Latencies } from './narinfo-requests.js'
 
@@ -68,7 +68,7 @@ export async function narinfoLatency (opts: NarinfoLatencyOptions): Promise<Tabl
   const hosts: BenchHost[] = []
   let cache: StaticCache | undefined
   try {
-    const key = await generateKey(nix, 'bench-peers-1')
+    const key = await nix.generateKey('bench-peers-1')
     const hitsRoot = await nix.initStore('hits')
     const emptyRoot = await nix.initStore('empty')
     const paths = await addSmallPaths(nix, hitsRoot, WARM_UP + opts.requests)

@@ -12,7 +12,6 @@ import { takeNumberOption } from './args.js'
 import { compileHost } from './compile-host.js'
 import { BenchHost } from './host-client.js'
 import { percentile } from './report.js'
-import { generateKey } from './stores.js'
 
 const ROUNDS = 4
 const args = process.argv.slice(2)
@@ -24,7 +23,7 @@ process.env.PEERIX_BENCH_HOST_JS = compiled.hostJs
 const nix = await NixEnv.create('peerix-bench-miss-cpu-')
 const hosts: BenchHost[] = []
 try {
-  const key = await generateKey(nix, 'bench-peers-1')
+  const key = await nix.generateKey('bench-peers-1')
   const empty = await nix.initStore('empty')
   const common = ['--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--log-level', 'warn']
   const farm = await BenchHost.spawn('peers', nix.env)

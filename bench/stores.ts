@@ -1,17 +1,8 @@
 /** Chroot stores with the paths the benchmarks fetch, made with the real Nix, offline. */
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { NixEnv } from '../test/helpers/nix.js'
-
-export interface KeyPair { name: string, secretFile: string, publicKey: string }
-
-export async function generateKey (nix: NixEnv, name: string): Promise<KeyPair> {
-  const secretFile = join(nix.dir, `${name}.sec`)
-  const publicFile = join(nix.dir, `${name}.pub`)
-  await nix.run('nix-store', ['--generate-binary-cache-key', name, secretFile, publicFile])
-  return { name, secretFile, publicKey: await readFile(publicFile, 'utf8') }
-}
 
 /** `count` store paths of `bytes` random bytes each, added with `nix-store --add`. */
 export async function addSmallPaths (nix: NixEnv, storeRoot: string, count: number, bytes = 512): Promise<string[]> {

@@ -12,8 +12,6 @@
  * Needs root (network namespaces, tc), nix-bin and curl. Not part of the tests.
  */
 import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { NixEnv } from '../test/helpers/nix.js'
@@ -88,9 +86,7 @@ async function main (): Promise<void> {
     const sizeOf = async (path: string): Promise<number> => Number((await nix.run('nix-store', ['--store', rootA, '-q', '--size', path])).stdout.trim())
     const paths = [{ label: `NAR of ${values.dir}`, path: real, narSize: await sizeOf(real) }, { label: 'random bytes', path: random, narSize: await sizeOf(random) }]
 
-    const skA = join(nix.dir, 'keyA.sec')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'bench-a-1', skA, join(nix.dir, 'keyA.pub')])
-    const pkA = await readFile(join(nix.dir, 'keyA.pub'), 'utf8')
+    const { secretFile: skA, publicKey: pkA } = await nix.generateKey('bench-a-1')
     await daemons.start(lab, hostA, nix, ['--store-root', rootA, '--signing-key-file', skA, '--serve', 'all', '--no-mdns'])
     let bsStarted = 0
     const startB = async (mode: Mode): Promise<DaemonProcess> => {

@@ -5,7 +5,7 @@
  * its packets. The copies complete, and narinfo answers keep to the wait budget.
  */
 import assert from 'node:assert/strict'
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
@@ -58,10 +58,7 @@ describe('faults: peers leaving and freezing, the daemon restarting (real daemon
       onlyC.push((await nix.run('nix-store', ['--store', roots.C, '--add', file])).stdout.trim())
     }
     const pks: string[] = []
-    for (const h of ['A', 'C']) {
-      await nix.run('nix-store', ['--generate-binary-cache-key', `host${h}-1`, join(nix.dir, `${h}.sec`), join(nix.dir, `${h}.pub`)])
-      pks.push(await readFile(join(nix.dir, `${h}.pub`), 'utf8'))
-    }
+    for (const h of ['A', 'C']) pks.push((await nix.generateKey(`host${h}-1`)).publicKey)
     keys = pks.join(' ')
   })
 
@@ -87,8 +84,8 @@ describe('faults: peers leaving and freezing, the daemon restarting (real daemon
     return d
   }
 
-  const peerA = async (): Promise<DaemonProcess> => await daemon(lab.hosts[0], 'A', ['--store-root', roots.A, '--signing-key-file', join(nix.dir, 'A.sec'), '--serve', 'all'])
-  const peerC = async (): Promise<DaemonProcess> => await daemon(lab.hosts[2], 'C', ['--store-root', roots.C, '--signing-key-file', join(nix.dir, 'C.sec'), '--serve', 'all'])
+  const peerA = async (): Promise<DaemonProcess> => await daemon(lab.hosts[0], 'A', ['--store-root', roots.A, '--signing-key-file', join(nix.dir, 'hostA-1.sec'), '--serve', 'all'])
+  const peerC = async (): Promise<DaemonProcess> => await daemon(lab.hosts[2], 'C', ['--store-root', roots.C, '--signing-key-file', join(nix.dir, 'hostC-1.sec'), '--serve', 'all'])
   const hostB = async (state: string): Promise<DaemonProcess> => await daemon(lab.hosts[1], state, ['--store-root', await nix.initStore(`hostB-${state}`), '--trusted-public-keys', keys])
 
   function copyArgs (b: DaemonProcess, dest: string): string[] {

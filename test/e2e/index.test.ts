@@ -5,8 +5,6 @@
  * without the index (an older peerix) B asks as before, and A's refusal shows that it did.
  */
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
-import { readFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { NixEnv } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
@@ -32,9 +30,7 @@ describe('peer index between daemons (two hosts in network namespaces)', functio
     lab = await Lab.create(2)
     rootA = await nix.initStore('hostA')
     await nix.build(rootA, mk('already-there'))
-    skA = join(nix.dir, 'keyA.sec')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'hostA-1', skA, join(nix.dir, 'keyA.pub')])
-    pkA = await readFile(join(nix.dir, 'keyA.pub'), 'utf8')
+    ;({ secretFile: skA, publicKey: pkA } = await nix.generateKey('hostA-1'))
   })
 
   afterEach(async () => {

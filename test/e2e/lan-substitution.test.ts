@@ -3,8 +3,6 @@
  * chroot stores, and the real Nix client asking its host's daemon for what another host built.
  */
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
-import { readFile } from 'node:fs/promises'
 import { NixEnv, sampleClosureExpr } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
 import { LabDaemons, type DaemonProcess } from '../helpers/daemon.js'
@@ -26,9 +24,7 @@ describe('substitution over the LAN (two hosts in network namespaces, real Nix c
     rootA = nix.storeRoot('hostA')
     ;[top] = await nix.build(rootA, sampleClosureExpr('lan'))
     closure = await nix.closure(rootA, top)
-    skA = join(nix.dir, 'keyA.sec')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'hostA-1', skA, join(nix.dir, 'keyA.pub')])
-    pkA = await readFile(join(nix.dir, 'keyA.pub'), 'utf8')
+    ;({ secretFile: skA, publicKey: pkA } = await nix.generateKey('hostA-1'))
   })
 
   afterEach(async () => {
@@ -73,9 +69,7 @@ describe('substitution over the LAN (two hosts in network namespaces, real Nix c
   it('refuses A\'s paths when B does not trust A\'s key, and Nix refuses them when it does not', async () => {
     const [hostA, hostB] = lab.hosts
     await daemonOn(hostA, rootA, ['--signing-key-file', skA, '--serve', 'all'])
-    const other = join(nix.dir, 'other.sec')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'other-1', other, `${other}.pub`])
-    const otherPk = await readFile(`${other}.pub`, 'utf8')
+    const otherPk = (await nix.generateKey('other-1')).publicKey
 
     const untrusting = await daemonOn(hostB, await nix.initStore('hostB-untrusting'), ['--trusted-public-keys', otherPk])
     await waitForPeers(untrusting, 1)

@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { NixEnv } from '../helpers/nix.js'
@@ -58,9 +57,7 @@ describe('load through one shim (real daemons in namespaces)', function () {
     const paths = (await nix.run('nix-store', ['--store', rootA, '--add', ...files])).stdout.trim().split('\n')
     const hashes = (await nix.run('nix-store', ['--store', rootA, '-q', '--hash', ...paths])).stdout.trim().split('\n')
     const sizes = (await nix.run('nix-store', ['--store', rootA, '-q', '--size', ...paths])).stdout.trim().split('\n').map(Number)
-    const skA = join(nix.dir, 'A.sec')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'hostA-1', skA, join(nix.dir, 'A.pub')])
-    const pkA = await readFile(join(nix.dir, 'A.pub'), 'utf8')
+    const { secretFile: skA, publicKey: pkA } = await nix.generateKey('hostA-1')
 
     for (const [host, args] of [[hostA, ['--store-root', rootA, '--signing-key-file', skA, '--serve', 'all']], [hostB, ['--store-root', await nix.initStore('hostB'), '--trusted-public-keys', pkA]]] as const) {
       await daemons.start(lab, host, nix, ['--timeout', '10000', ...args])

@@ -5,7 +5,6 @@
  * imports a wrong path.
  */
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { NixEnv } from '../helpers/nix.js'
@@ -38,9 +37,9 @@ describe('lying peers (real daemons in namespaces, a liar with genuinely signed 
     nix = await NixEnv.create()
     lab = await Lab.create(3)
     const [hostA, hostB, hostC] = lab.hosts
-    const skA = join(nix.dir, 'A.sec')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'hostA-1', skA, join(nix.dir, 'A.pub')])
-    pkA = await readFile(join(nix.dir, 'A.pub'), 'utf8')
+    const keyA = await nix.generateKey('hostA-1')
+    const skA = keyA.secretFile
+    pkA = keyA.publicKey
 
     // A path per lie, of a few MiB each (of 10 kB for the small NAR), signed by A's key in a
     // source store the liar copies whole.

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { readFile, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
@@ -43,10 +43,7 @@ describe('a peer killed in the middle of a large NAR (three hosts, real daemons)
     await nix.run('nix-store', ['--store', roots.C, '--add', file])
     await rm(file)
     const pks: string[] = []
-    for (const h of ['A', 'C']) {
-      await nix.run('nix-store', ['--generate-binary-cache-key', `host${h}-1`, join(nix.dir, `${h}.sec`), join(nix.dir, `${h}.pub`)])
-      pks.push(await readFile(join(nix.dir, `${h}.pub`), 'utf8'))
-    }
+    for (const h of ['A', 'C']) pks.push((await nix.generateKey(`host${h}-1`)).publicKey)
     keys = pks.join(' ')
   })
 
@@ -60,8 +57,8 @@ describe('a peer killed in the middle of a large NAR (three hosts, real daemons)
   /** Three daemons: A and C have the big path, B has nothing and trusts both. */
   async function threeHosts (): Promise<{ a: DaemonProcess, b: DaemonProcess, c: DaemonProcess }> {
     const [hostA, hostB, hostC] = lab.hosts
-    const a = await daemonOn(hostA, ['--store-root', roots.A, '--signing-key-file', join(nix.dir, 'A.sec')])
-    const c = await daemonOn(hostC, ['--store-root', roots.C, '--signing-key-file', join(nix.dir, 'C.sec')])
+    const a = await daemonOn(hostA, ['--store-root', roots.A, '--signing-key-file', join(nix.dir, 'hostA-1.sec')])
+    const c = await daemonOn(hostC, ['--store-root', roots.C, '--signing-key-file', join(nix.dir, 'hostC-1.sec')])
     const b = await daemonOn(hostB, ['--store-root', await nix.initStore(`hostB-${daemons.running.length}`), '--trusted-public-keys', keys])
     await b.waitFor(/peer found/, 20_000, 2)
     return { a, b, c }

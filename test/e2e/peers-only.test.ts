@@ -5,8 +5,6 @@
  * its Nix gets nothing: the connection gater, not the serving policy, is what stops it.
  */
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { NixEnv, sampleClosureExpr } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
 import { LabDaemons, type DaemonProcess } from '../helpers/daemon.js'
@@ -25,9 +23,7 @@ describe('--peers-only through real daemons (three hosts in namespaces)', functi
     nix = await NixEnv.create()
     lab = await Lab.create(3)
     ;[top] = await nix.build(nix.storeRoot('hostA'), sampleClosureExpr('peers-only'))
-    skA = join(nix.dir, 'A.sec')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'hostA-1', skA, join(nix.dir, 'A.pub')])
-    pkA = await readFile(join(nix.dir, 'A.pub'), 'utf8')
+    ;({ secretFile: skA, publicKey: pkA } = await nix.generateKey('hostA-1'))
   })
 
   after(async () => {

@@ -5,8 +5,6 @@
  * intact, and fewer bytes crossed the link than the NAR has (B's libp2p metrics and log).
  */
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
-import { readFile } from 'node:fs/promises'
 import { NixEnv } from '../helpers/nix.js'
 import { Lab } from '../helpers/netns.js'
 import { LabDaemons } from '../helpers/daemon.js'
@@ -45,9 +43,7 @@ describe('zstd on a 40 Mbit/s link (two hosts in network namespaces, real Nix cl
     const [path] = await nix.build(rootA, COMPRESSIBLE)
     const narSize = Number((await nix.run('nix-store', ['--store', rootA, '-q', '--size', path])).stdout.trim())
     assert.ok(narSize > 8_000_000, `NarSize ${narSize}`)
-    const skA = join(nix.dir, 'keyA.sec')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'hostA-1', skA, join(nix.dir, 'keyA.pub')])
-    const pkA = await readFile(join(nix.dir, 'keyA.pub'), 'utf8')
+    const { secretFile: skA, publicKey: pkA } = await nix.generateKey('hostA-1')
 
     // A sends, so its egress is the slow side of the link
     await lab.exec(hostA, 'tc', ['qdisc', 'add', 'dev', hostA.dev, 'root', 'tbf', 'rate', '40mbit', 'burst', '64kbit', 'latency', '50ms'])

@@ -3,7 +3,7 @@
  * its key, B trusts that key and has A as a static peer (`--no-mdns --peer`), and the real Nix
  * client has already fetched the closure through B. What the introspection tests look at.
  */
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv, sampleClosureExpr } from './nix.js'
 import { startDaemon, type DaemonProcess } from './daemon.js'
@@ -35,10 +35,7 @@ export async function startFetchedPair (tag: string): Promise<FetchedPair> {
     const rootA = nix.storeRoot('hostA')
     const [top] = await nix.build(rootA, sampleClosureExpr(tag))
     const closure = await nix.closure(rootA, top)
-    const keyName = `${tag}-a-1`
-    const skA = join(nix.dir, 'keyA.sec')
-    await nix.run('nix-store', ['--generate-binary-cache-key', keyName, skA, join(nix.dir, 'keyA.pub')])
-    const pkA = await readFile(join(nix.dir, 'keyA.pub'), 'utf8')
+    const { name: keyName, secretFile: skA, publicKey: pkA } = await nix.generateKey(`${tag}-a-1`)
 
     const common = async (name: string): Promise<string[]> => {
       const state = join(nix.dir, `state-${name}`)

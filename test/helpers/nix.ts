@@ -3,13 +3,22 @@
  * temp dir, and helpers that run the real Nix client against them.
  */
 import { execFile, type ExecFileOptions } from 'node:child_process'
-import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises'
+import { mkdtemp, mkdir, readFile, writeFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 export const SANDBOX_PATHS = '/bin /usr /lib /lib64'
 
 export interface RunResult { stdout: string, stderr: string }
+
+/** A key pair written by `nix-store --generate-binary-cache-key` into the env's dir. */
+export interface KeyPair {
+  name: string
+  secretFile: string
+  publicFile: string
+  /** The public key as Nix prints it, `name:base64`. */
+  publicKey: string
+}
 
 export class NixEnv {
   private constructor (readonly dir: string, readonly env: NodeJS.ProcessEnv) {}
@@ -55,6 +64,14 @@ export class NixEnv {
       })
       if (opts.input !== undefined) child.stdin?.end(opts.input)
     })
+  }
+
+  /** A fresh signing key `name` made by Nix itself, as a user would make one. */
+  async generateKey (name: string): Promise<KeyPair> {
+    const secretFile = join(this.dir, `${name}.sec`)
+    const publicFile = join(this.dir, `${name}.pub`)
+    await this.run('nix-store', ['--generate-binary-cache-key', name, secretFile, publicFile])
+    return { name, secretFile, publicFile, publicKey: await readFile(publicFile, 'utf8') }
   }
 
   /** Evaluates and builds a Nix expression into a chroot store; returns the output paths. */

@@ -83,11 +83,9 @@ describe('nix/narinfo-signing against real Nix: a binary cache signed by peerix'
     ;[top] = await nix.build(root, sampleClosureExpr('narsig'))
     cache = join(nix.dir, 'cache')
     await nix.run('nix', ['copy', '--store', root, '--to', `file://${cache}?compression=none`, top])
-    const skFile = join(nix.dir, 'sk')
-    const pkFile = join(nix.dir, 'pk')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'nixmade-1', skFile, pkFile])
-    nixKey = parseSecretKey(await readFile(skFile, 'utf8'))
-    nixPublicKey = await readFile(pkFile, 'utf8')
+    const key = await nix.generateKey('nixmade-1')
+    nixKey = parseSecretKey(await readFile(key.secretFile, 'utf8'))
+    nixPublicKey = key.publicKey
   })
   after(async () => { await nix?.cleanup() })
 

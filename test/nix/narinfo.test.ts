@@ -254,8 +254,8 @@ describe('narinfo', () => {
       const flat = (await nix.run('nix-store', ['--store', root, '--add-fixed', 'sha256', join(nix.dir, 'flat-file')])).stdout.trim()
       const recursive = (await nix.run('nix-store', ['--store', root, '--add', join(nix.dir, 'flat-file')])).stdout.trim()
       const paths = [top, flat, recursive]
-      await nix.run('nix-store', ['--generate-binary-cache-key', 'peerix-test-1', join(nix.dir, 'sk'), join(nix.dir, 'pk')])
-      await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', join(nix.dir, 'sk'), '-r', ...paths])
+      const key = await nix.generateKey('peerix-test-1')
+      await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', key.secretFile, '-r', ...paths])
       cache = join(nix.dir, 'cache')
       await nix.run('nix', ['copy', '--store', root, '--to', `file://${cache}?compression=none`, ...paths])
       pathInfos = JSON.parse((await nix.run('nix', ['path-info', '--json', '--store', root, '-r', ...paths])).stdout)

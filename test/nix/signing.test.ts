@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { FormatError } from '../../src/nix/errors.js'
 import {
   fingerprint, formatPublicKey, formatSecretKey, generateSecretKey, parsePublicKey, parseSecretKey,
@@ -192,16 +191,14 @@ describe('nix/signing against real Nix', function () {
   }
 
   it('parses a key made by nix-store --generate-binary-cache-key and signs exactly as nix store sign does', async () => {
-    const skFile = join(nix.dir, 'nix-sk')
-    const pkFile = join(nix.dir, 'nix-pk')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'nixmade-1', skFile, pkFile])
-    const skText = await readFile(skFile, 'utf8')
-    const pkText = await readFile(pkFile, 'utf8')
+    const key = await nix.generateKey('nixmade-1')
+    const skText = await readFile(key.secretFile, 'utf8')
+    const pkText = key.publicKey
     const sk = parseSecretKey(skText)
     assert.equal(formatSecretKey(sk), skText, 'our form of the secret key equals the file')
     assert.equal(formatPublicKey(publicKeyOf(sk)), pkText, 'our public key equals the file')
 
-    await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', skFile, '-r', top])
+    await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', key.secretFile, '-r', top])
     const infos = await pathInfos(root)
     assert.equal(infos.length, 3)
     assert.ok(infos.some(i => i.references.length >= 2), 'a path with several references is covered')

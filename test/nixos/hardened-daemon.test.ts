@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { chown, mkdir, readdir, stat, writeFile } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import { NixEnv, SANDBOX_PATHS, sampleClosureExpr } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
@@ -84,9 +84,7 @@ describe('the daemon under the NixOS module\'s flags and systemd hardening', fun
     ;[first] = await nix.build(rootA, sampleClosureExpr('hardened-1'))
     ;[second] = await nix.build(rootA, sampleClosureExpr('hardened-2'))
     rootB = await nix.initStore('hostB')
-    skA = join(nix.dir, 'peerix-a.sec')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'peerix-hostA-1', skA, `${skA}.pub`])
-    pkA = await readFile(`${skA}.pub`, 'utf8')
+    ;({ secretFile: skA, publicKey: pkA } = await nix.generateKey('peerix-hostA-1'))
 
     moduleB = await evaluateModule(nix, nix.dir, `services.peerix = { enable = true; trustedPublicKeys = [ "${pkA}" ]; };`)
     const seccomp = await buildSeccompExec(nix.dir, {

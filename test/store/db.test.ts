@@ -19,8 +19,8 @@ describe('NixDb: path metadata read-only from Nix\'s SQLite database', function 
     root = nix.storeRoot('host')
     ;[top] = await nix.build(root, sampleClosureExpr('db'))
     // Give the paths signatures so the test sees them passed through.
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'store-key-1', join(nix.dir, 'sk'), join(nix.dir, 'pk')])
-    await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', join(nix.dir, 'sk'), '-r', top])
+    const key = await nix.generateKey('store-key-1')
+    await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', key.secretFile, '-r', top])
   })
   afterEach(() => { db?.close(); db = undefined })
   after(async () => { await nix?.cleanup() })
@@ -49,7 +49,7 @@ describe('NixDb: path metadata read-only from Nix\'s SQLite database', function 
   })
 
   it('finds .drv and content-addressed paths too', async () => {
-    const { stdout } = await nix.run('nix-store', ['--store', root, '--add', join(nix.dir, 'pk')])
+    const { stdout } = await nix.run('nix-store', ['--store', root, '--add', join(nix.dir, 'store-key-1.pub')])
     const added = stdout.trim()
     const drv = (await nix.run('nix-store', ['--store', root, '-qd', top])).stdout.trim()
     db = NixDb.open(root)

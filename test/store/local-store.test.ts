@@ -46,6 +46,8 @@ describe('LocalStore: the narinfos and NARs this host serves, checked against re
   let top: string
   let expected: NixPathInfoJson[]
   let publicKey: string
+  /** The key the store's paths are signed with, as by a cache. */
+  let storePublicKey: string
   let store: LocalStore
 
   before(async function () {
@@ -53,12 +55,13 @@ describe('LocalStore: the narinfos and NARs this host serves, checked against re
     root = nix.storeRoot('host')
     ;[top] = await nix.build(root, sampleClosureExpr('local-store'))
     // The store's own signature (as from a cache), to be passed through beside ours.
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'store-key-1', join(nix.dir, 'store.sk'), join(nix.dir, 'store.pk')])
-    await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', join(nix.dir, 'store.sk'), '-r', top])
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'peerix-test-1', join(nix.dir, 'peerix.sk'), join(nix.dir, 'peerix.pk')])
-    publicKey = await readFile(join(nix.dir, 'peerix.pk'), 'utf8')
+    const storeKey = await nix.generateKey('store-key-1')
+    storePublicKey = storeKey.publicKey
+    await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', storeKey.secretFile, '-r', top])
+    const peerixKey = await nix.generateKey('peerix-test-1')
+    publicKey = peerixKey.publicKey
     expected = await nixPathInfo(nix, root, top)
-    store = LocalStore.open({ storeRoot: root, signingKey: parseSecretKey(await readFile(join(nix.dir, 'peerix.sk'), 'utf8')) })
+    store = LocalStore.open({ storeRoot: root, signingKey: parseSecretKey(await readFile(peerixKey.secretFile, 'utf8')) })
   })
   after(async () => {
     store?.close()
@@ -103,7 +106,7 @@ describe('LocalStore: the narinfos and NARs this host serves, checked against re
   })
 
   it('asks the serving policy, and answers refused with its reason for narinfo and NAR alike', async () => {
-    const storeKey = TrustedKeys.parse(await readFile(join(nix.dir, 'store.pk'), 'utf8'))
+    const storeKey = TrustedKeys.parse(storePublicKey)
     const open = (publicKeys: TrustedKeys, trustedPeers: string[]): LocalStore =>
       LocalStore.open({ storeRoot: root, policy: new ServingPolicy({ mode: 'trusted', deny: [], trustedPeers, publicKeys }) })
     const e = expected[0]
@@ -219,8 +222,7 @@ describe('LocalStore: the narinfos and NARs this host serves, checked against re
     })
 
     it('is refused by Nix trusting another key', async () => {
-      await nix.run('nix-store', ['--generate-binary-cache-key', 'other-key-1', join(nix.dir, 'other.sk'), join(nix.dir, 'other.pk')])
-      const otherKey = await readFile(join(nix.dir, 'other.pk'), 'utf8')
+      const otherKey = (await nix.generateKey('other-key-1')).publicKey
       await assert.rejects(realise('refused', otherKey), /is not signed by any of the keys in 'trusted-public-keys'/)
     })
   })

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
-import { readFile } from 'node:fs/promises'
 import { NixEnv } from '../helpers/nix.js'
 import { NixDb } from '../../src/store/db.js'
 import { DEFAULT_SERVE_DENY, ServingPolicy } from '../../src/store/serving-policy.js'
@@ -27,10 +25,9 @@ describe('serving policy: what a peer may have', () => {
       let mk = name: builtins.derivation { inherit name; builder = "/bin/sh"; args = [ "-c" "echo \${name} > $out" ]; system = builtins.currentSystem; };
       in [ (mk "built-here") (mk "hello-2.12") (mk "etc") ]`)
     // "hello" plays a path substituted from a binary cache: signed by that cache's key.
-    const sk = join(nix.dir, 'cache.sec')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'cache.example.org-1', sk, `${sk}.pub`])
-    cachePk = await readFile(`${sk}.pub`, 'utf8')
-    await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', sk, cached, config])
+    const cacheKey = await nix.generateKey('cache.example.org-1')
+    cachePk = cacheKey.publicKey
+    await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', cacheKey.secretFile, cached, config])
     db = NixDb.open(root)
     const info = (p: string): PathInfo => db.byHashPart(parseStorePath(p).hashPart) as PathInfo
     localOnly = info(local); fromCache = info(cached); secretConfig = info(config)

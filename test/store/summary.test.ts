@@ -4,8 +4,6 @@
  * store cannot be read or the view is too large.
  */
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
-import { readFile } from 'node:fs/promises'
 import { NixEnv } from '../helpers/nix.js'
 import { NixDb } from '../../src/store/db.js'
 import { ServingPolicy } from '../../src/store/serving-policy.js'
@@ -35,9 +33,7 @@ describe('store summary: the hash parts each peer may have, kept current', funct
     nix = await NixEnv.create()
     root = nix.storeRoot('host')
     ;[builtHere, signed, denied] = await nix.build(root, `[ (${mk('built-here')}) (${mk('from-cache')}) (${mk('my-secret-thing')}) ]`)
-    sk = join(nix.dir, 'cache.sec')
-    await nix.run('nix-store', ['--generate-binary-cache-key', 'cache.example.org-1', sk, `${sk}.pub`])
-    cachePk = await readFile(`${sk}.pub`, 'utf8')
+    ;({ secretFile: sk, publicKey: cachePk } = await nix.generateKey('cache.example.org-1'))
     await nix.run('nix', ['store', 'sign', '--store', root, '--key-file', sk, signed, denied])
     db = NixDb.open(root)
   })
