@@ -67,7 +67,8 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
       ctx.log(`nar ${hashPart}: peer ${shortPeer(peer)} failed at byte ${hasher.size} of ${narSize}: ${failure}`)
     }
   } catch (err) {
-    ctx.counters.narFailed += 1
+    // Nix hanging up is not a failed download.
+    if (req.signal?.aborted !== true) ctx.counters.narFailed += 1
     if (err instanceof NarDownloadError) ctx.log(`nar ${hashPart}: ${err.message}`)
     throw err
   } finally {
@@ -99,8 +100,10 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
     const answer = await within(ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal, { acceptZstd }), ctx.stallMs, stop.signal)
       .catch((err: Error): Answer<NarBody> => ({ status: 'error', message: err.message }))
     throwIfAborted(signal)
-    if (answer.status === 'absent') return 'it no longer has the path'
-    if (answer.status === 'refused') return `refused: ${answer.reason}`
+    if (answer.status === 'absent' || answer.status === 'refused') {
+      ctx.memory.withdraw(hashPart, narHash, peer)
+      return answer.status === 'absent' ? 'it no longer has the path' : `refused: ${answer.reason}`
+    }
     if (answer.status === 'error') return answer.message
     const body = answer.value
     const from = hasher.size

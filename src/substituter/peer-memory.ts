@@ -51,6 +51,14 @@ export class PeerMemory {
     return { narSize: entry.narSize, peers: [...entry.peers] }
   }
 
+  /**
+   * `peer` said it no longer has this NAR (or will not give it): not asked for it again until a
+   * narinfo lookup finds it offered anew. Unlike `bad`, nothing is held against the peer.
+   */
+  withdraw (hashPart: string, narHash: string, peer: string): void {
+    this.entries.get(keyOf(hashPart, narHash))?.peers.delete(peer)
+  }
+
   /** Marks `peer` as having sent wrong bytes for this NAR: it is not offered again. */
   bad (hashPart: string, narHash: string, peer: string): void {
     const entry = this.entries.get(keyOf(hashPart, narHash))

@@ -74,11 +74,14 @@ export class NixEnv {
     return { name, secretFile, publicFile, publicKey: await readFile(publicFile, 'utf8') }
   }
 
-  /** Evaluates and builds a Nix expression into a chroot store; returns the output paths. */
-  async build (storeRoot: string, expr: string): Promise<string[]> {
+  /**
+   * Evaluates and builds a Nix expression into a chroot store (`args` go to nix-build, e.g.
+   * substituters); returns the output paths.
+   */
+  async build (storeRoot: string, expr: string, args: string[] = []): Promise<string[]> {
     const file = join(this.dir, `expr-${Math.random().toString(36).slice(2)}.nix`)
     await writeFile(file, expr)
-    const { stdout } = await this.run('nix-build', ['--store', storeRoot, file, '--no-out-link', '--option', 'extra-sandbox-paths', SANDBOX_PATHS])
+    const { stdout } = await this.run('nix-build', ['--store', storeRoot, file, '--no-out-link', '--option', 'extra-sandbox-paths', SANDBOX_PATHS, ...args])
     return stdout.trim().split('\n').filter(l => l !== '')
   }
 

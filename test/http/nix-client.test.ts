@@ -131,6 +131,19 @@ describe('HTTP shim with the real Nix client', function () {
     assert.equal(substituter.counters.narFailovers, 1)
   })
 
+  it('a NAR its only peer no longer has is absent to Nix (404): nix-build builds that path and substitutes the rest', async () => {
+    const leaf = closure.find(p => baseName(p.path).includes('-leaf-'))
+    assert.ok(leaf)
+    const { url, substituter } = await shim({ collected: peer(new Map([[hashPartOf(leaf.path), { absent: true }]])) })
+    const dest = env.storeRoot('collected')
+    const built = await env.build(dest, sampleClosureExpr('shim'), ['--option', 'substituters', url, '--option', 'trusted-public-keys', publicKey])
+    assert.deepEqual(built, [top])
+    const leafInfo = (await pathInfos(dest, leaf.path))[0]
+    assert.equal(leafInfo.signatures?.length ?? 0, 0, 'the leaf was built here, not substituted')
+    assert.ok((await pathInfos(dest, top)).find(p => p.path === top)?.signatures?.some(s => s.startsWith('peer-a-1:')), 'the top came from the peer')
+    assert.ok(substituter.counters.narFailed >= 1, 'the leaf\'s NAR was asked of the peer')
+  })
+
   it('Nix refuses what a key it does not trust signed, though the shim trusts it', async () => {
     const { url } = await shim({ a: peer() })
     const dest = env.storeRoot('untrusted')

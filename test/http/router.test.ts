@@ -201,6 +201,16 @@ describe('HTTP shim routes', function () {
     assert.equal(client.narCalls.length, 0)
   })
 
+  it('answers 404, not a cut connection, when the peer fails before the first byte', async () => {
+    for (const f of [{ absent: true }, { cutAt: 0 }]) {
+      Object.assign(fault, f)
+      const reply = await send(port, `/${formatNarUrl(HASH, info.narHash)}`)
+      assert.equal(reply.status, 404, JSON.stringify(f))
+      assert.match(reply.body.toString(), /no peer could deliver the NAR of p4pclmv1/)
+      for (const k of Object.keys(f)) Reflect.deleteProperty(fault, k)
+    }
+  })
+
   it('cuts the connection when the download fails midway', async () => {
     fault.cutAt = 3 * 1024 * 1024
     await assert.rejects(send(port, `/${formatNarUrl(HASH, info.narHash)}`), /cut after \d+ bytes|socket hang up|aborted/)

@@ -64,6 +64,8 @@ export function never<T> (): (...args: any[]) => Promise<Answer<T>> {
 
 export interface NarFault {
   chunkSize?: number
+  /** Answer that the NAR is absent (the path was collected after its narinfo was sent). */
+  absent?: boolean
   /** Throw (a reset stream) once this many bytes of the whole NAR have been sent. */
   cutAt?: number
   /** End cleanly once this many bytes of the whole NAR have been sent. */
@@ -78,7 +80,7 @@ export interface NarFault {
 
 /** A peer's NAR stream for `bytes` from `offset`, with an optional fault. */
 export function narServer (bytes: Uint8Array, fault: NarFault = {}): NonNullable<FixturePeer['nar']> {
-  return async (_hashPart, _narHash, offset, signal) => ({ status: 'found', value: narStream(bytes, offset, fault, signal) })
+  return async (_hashPart, _narHash, offset, signal) => fault.absent === true ? { status: 'absent' } : { status: 'found', value: narStream(bytes, offset, fault, signal) }
 }
 
 async function * narStream (bytes: Uint8Array, offset: number, fault: NarFault, signal: AbortSignal): AsyncGenerator<Uint8Array> {

@@ -295,6 +295,20 @@ describe('substituter NAR download', () => {
     assert.deepEqual(client.narCalls.map(c => c.peer), ['newcomer'])
   })
 
+  it('forgets a peer that says it no longer has the NAR, and asks for its narinfo again', async () => {
+    const path = await makePath()
+    const peers = serving(path, { collected: async () => ({ status: 'absent' }) })
+    const { sub, client } = substituter(peers)
+    await sub.narInfo(HASH)
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.match((await collectFailure(download.stream)).err.message, /no peer could deliver/)
+    peers.collected.narInfo = answerAfter(0, { status: 'absent' })
+    assert.equal(await sub.nar(HASH, path.info.narHash), undefined)
+    assert.equal(client.narCalls.length, 1, 'the NAR was not asked of it again')
+    assert.equal(client.narInfoCalls.length, 2, 'its narinfo was')
+  })
+
   it('has no NAR for a NarHash no verified narinfo offers', async () => {
     const path = await makePath()
     const other = await makePath()
@@ -371,6 +385,7 @@ describe('substituter NAR download', () => {
     assert.match(err.message, /client gone/)
     assert.ok(performance.now() - started < 1000)
     assert.ok(client.narCalls[0].signal.aborted)
+    assert.equal(sub.counters.narFailed, 0, 'Nix leaving is not a failed download')
   })
 })
 
