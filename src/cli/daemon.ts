@@ -70,7 +70,7 @@ export function daemonCommand (): Command {
     .option('--store-root <dir>', 'root of the Nix store to serve (a chroot store: DIR/nix/store, DIR/nix/var/nix/db)', '/')
     .option('--state-dir <dir>', 'where the peer identity and a generated signing key live (default: $STATE_DIRECTORY, /var/lib/peerix as root, else ~/.local/state/peerix)')
     .option('--signing-key-file <file>', 'Nix secret key to sign served narinfos (default: <state-dir>/signing-key, created on first start)')
-    .option('--trusted-public-keys <keys>', 'space-separated public keys a peer\'s narinfo must be signed by, repeatable (default: nix.conf\'s trusted-public-keys)', repeat)
+    .option('--trusted-public-keys <keys>', 'space-separated public keys a peer\'s narinfo must be signed by, repeatable (default: the keys Nix trusts by nix.conf, from its default cache.nixos.org-1)', repeat)
     .option('--trusted-peer <peerId>', 'a peer ID trusted with paths only this host has, repeatable', repeat)
     .option('--peer <multiaddr>', 'a static peer to keep connected (VPN, other subnet), repeatable', repeat)
     .option('--no-mdns', 'do not discover peers with mDNS')

@@ -38,8 +38,7 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
   const signingKey = await loadSigningKey(config.signingKeyFile, config.stateDir, log)
   const publicKey = formatPublicKey(publicKeyOf(signingKey))
-  const trustedKeyTexts = config.trustedPublicKeys.length > 0 ? config.trustedPublicKeys : await nixTrustedKeys()
-  const trustedKeys = trustedKeyTexts.map(text => parsePublicKey(text))
+  const trustedKeys = config.trustedPublicKeys.length > 0 ? config.trustedPublicKeys.map(text => parsePublicKey(text)) : await nixTrustedKeys()
   const trusted = new TrustedKeys(trustedKeys)
   if (trusted.size === 0) log.warn('no trusted public keys (--trusted-public-keys, or nix.conf\'s trusted-public-keys): nothing from peers will be accepted')
 

@@ -1,8 +1,8 @@
 /** The daemon's keys: its signing key (created on first start) and the keys it trusts. */
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { formatPublicKey, formatSecretKey, generateSecretKey, parseSecretKey, publicKeyOf, type SecretKey } from '../nix/signing.js'
-import { trustedKeysFromNixConf } from '../nix/nix-conf.js'
+import { formatPublicKey, formatSecretKey, generateSecretKey, parsePublicKey, parseSecretKey, publicKeyOf, type PublicKey, type SecretKey } from '../nix/signing.js'
+import { NIX_DEFAULT_TRUSTED_PUBLIC_KEYS, trustedKeysFromNixConf } from '../nix/nix-conf.js'
 import { defaultKeyName } from '../config.js'
 import type { Logger } from '../log.js'
 
@@ -35,12 +35,24 @@ export async function loadSigningKey (keyFile: string | undefined, stateDir: str
   }
 }
 
-/** nix.conf's trusted-public-keys (NIX_CONF_DIR or /etc/nix), used when none are given. */
-export async function nixTrustedKeys (env = process.env): Promise<string[]> {
+/**
+ * The keys Nix trusts by its nix.conf (NIX_CONF_DIR or /etc/nix), used when none are given:
+ * without that file, Nix's default. A key Nix would not take is an error naming the file.
+ */
+export async function nixTrustedKeys (env = process.env): Promise<PublicKey[]> {
   const file = join(env.NIX_CONF_DIR ?? '/etc/nix', 'nix.conf')
+  let texts: string[]
   try {
-    return trustedKeysFromNixConf(await readFile(file, 'utf8'))
-  } catch {
-    return []
+    texts = trustedKeysFromNixConf(await readFile(file, 'utf8'))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read ${file} for its trusted-public-keys: ${(err as Error).message}`)
+    texts = [...NIX_DEFAULT_TRUSTED_PUBLIC_KEYS]
   }
+  return texts.map(text => {
+    try {
+      return parsePublicKey(text)
+    } catch (err) {
+      throw new Error(`${file}, trusted-public-keys: ${(err as Error).message}`)
+    }
+  })
 }
