@@ -1,4 +1,7 @@
-/** Shell-style globs (`*`, `?`, `[…]`) over store path names, for `--serve-deny`. */
+/**
+ * Shell-style globs (`*`, `?`, `[…]`) over store path names, for `--serve-deny`. Case does not
+ * count (`*secret*` denies `MySecret`): a deny list errs on the side of serving less.
+ */
 import { FormatError } from '../nix/errors.js'
 
 export function globToRegExp (glob: string): RegExp {
@@ -17,5 +20,5 @@ export function globToRegExp (glob: string): RegExp {
       i = end
     } else re += c.replace(/[.+^${}()|\\]/g, '\\$&')
   }
-  return new RegExp(re + '$')
+  return new RegExp(re + '$', 'i')
 }

@@ -45,7 +45,9 @@ export class ServingPolicy {
 
   decide (info: PathInfo, peer: string): Decision {
     const { name } = parseStorePath(info.storePath)
-    const denied = this.deny.find(d => d.re.test(name))
+    // A derivation carries its output's environment, secrets and all: `etc.drv` is `etc`'s.
+    const names = name.endsWith('.drv') ? [name, name.slice(0, -'.drv'.length)] : [name]
+    const denied = this.deny.find(d => names.some(n => d.re.test(n)))
     if (denied !== undefined) return { allowed: false, reason: `name matches --serve-deny ${denied.glob}` }
     if (this.opts.mode === 'all' || this.trustedPeers.has(peer)) return { allowed: true }
     const fp = fingerprint(info.storePath, info.narHash, info.narSize, info.references)

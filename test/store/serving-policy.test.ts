@@ -68,7 +68,20 @@ describe('serving policy: what a peer may have', () => {
     }
   })
 
-  it('matches shell globs against whole store names', () => {
+  it('denies the derivation of a denied name too (its environment holds the same secrets)', async () => {
+    const drvPath = (await nix.run('nix-store', ['--store', nix.storeRoot('host'), '-qd', secretConfig.storePath])).stdout.trim()
+    assert.match(drvPath, /-etc\.drv$/)
+    const drv = db.byHashPart(parseStorePath(drvPath).hashPart) as PathInfo
+    for (const p of [policy(), policy({ mode: 'all' })]) {
+      for (const peer of [STRANGER, TRUSTED_PEER]) assert.match((p.decide(drv, peer) as { reason: string }).reason, /--serve-deny etc$/)
+    }
+    const localDrv = (await nix.run('nix-store', ['--store', nix.storeRoot('host'), '-qd', localOnly.storePath])).stdout.trim()
+    assert.deepEqual(policy({ mode: 'all' }).decide(db.byHashPart(parseStorePath(localDrv).hashPart) as PathInfo, STRANGER), { allowed: true }, 'other derivations are served as before')
+  })
+
+  it('matches shell globs against whole store names, whatever their case', () => {
+    assert.ok(globToRegExp('*secret*').test('MySecret-token'))
+    assert.ok(globToRegExp('*.key').test('host.KEY'))
     assert.ok(globToRegExp('nixos-system-*').test('nixos-system-laptop-24.05'))
     assert.ok(!globToRegExp('etc').test('etc-hosts'))
     assert.ok(globToRegExp('etc-*').test('etc-hosts'))
