@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { formatSha256Nix32 } from '../../src/nix/hash.js'
 import { toNix32 } from '../../src/nix/nix32.js'
 import { nar, NAR_PROTOCOL } from '../../src/p2p/nar/index.js'
-import { NarResponse } from '../../src/p2p/nar/pb/message.js'
+import { NarRequest, NarResponse } from '../../src/p2p/nar/pb/message.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
 import { send } from '../../src/p2p/wire/send.js'
 import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
@@ -239,6 +239,29 @@ describe('/peerix/nar/1', function () {
     // and the pause cost nothing: the rest arrives whole
     for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) consumed += next.value.byteLength
     assert.equal(consumed, 256 * MiB)
+  })
+
+  it('holds a paused stream\'s sender back when the connection\'s socket drains for other streams', async () => {
+    source.lazy.set(hashPartOf('huge'), 256 * MiB)
+    // A requester that asks for a NAR and never reads it: its yamux window stays shut.
+    const paused = await client.dialProtocol(server.peerId, NAR_PROTOCOL)
+    paused.pause()
+    paused.maxReadBufferLength = 1024 * MiB
+    paused.send(encodeFrame(NarRequest.encode({ hashPart: hashPartOf('huge'), narHash: someHash.narHash, offset: 0n, acceptZstd: false })))
+    await until('the store is asked', 5_000, () => source.requests.some(r => r.hashPart === hashPartOf('huge')))
+    // While other streams keep the socket busy, the muxer tells every stream of the connection
+    // each time the socket drains (a NAR on another stream did it, between processes, measured
+    // by a review: the paused stream's sender queued its whole 64 MiB NAR). Here the muxer's
+    // own call stands in for that traffic, 200 times.
+    const served = server.getConnections(client.peerId).flatMap(c => c.streams).filter(s => s.protocol === NAR_PROTOCOL)
+    assert.equal(served.length, 1)
+    for (let i = 0; i < 200; i++) {
+      (served[0] as unknown as { onMuxerDrain: () => void }).onMuxerDrain()
+      await sleep(2)
+    }
+    const produced = source.requests.find(r => r.hashPart === hashPartOf('huge'))?.produced ?? 0
+    assert.ok(produced < 4 * MiB, `the store got ${(produced / MiB).toFixed(0)} MiB into a NAR whose reader read nothing`)
+    paused.abort(new Error('done'))
   })
 
   describe('a requester that misbehaves', () => {

@@ -261,7 +261,8 @@ export class NarService implements Startable, NarServiceInterface {
     const header = encodeFrame(NarResponse.encode({ status: Status.FOUND, length: BigInt(nar.length), encoding }))
     const write = async (data: Uint8ArrayList): Promise<void> => {
       const encoded = zstd === undefined ? data : zstd.encode(data)
-      if (encoded.byteLength > 0) await send(stream, encoded, stall)
+      // One chunk may stay queued while the next is read: the disk and the link overlap.
+      if (encoded.byteLength > 0) await send(stream, encoded, stall, this.#chunkBytes)
     }
     let sent = 0
     let sinceTurn = 0

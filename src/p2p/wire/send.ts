@@ -4,34 +4,43 @@ import type { Stream, StreamCloseEvent } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
 /**
- * Queues `data` on the stream; when the muxer says its window is full, waits until the peer
- * has read enough, for at most `stallTimeout` ms (a peer that stops reading cannot hold our
- * handler forever).
+ * Queues `data` on the stream; when the muxer cannot take it all, waits until no more than
+ * `highWater` bytes of the stream's own are still queued (by default none), for at most
+ * `stallTimeout` ms: a peer that stops reading cannot hold our handler forever, nor make us
+ * queue more than `highWater` plus one `data` for it.
  */
-export async function send (stream: Stream, data: Uint8Array | Uint8ArrayList, stallTimeout: number): Promise<void> {
+export async function send (stream: Stream, data: Uint8Array | Uint8ArrayList, stallTimeout: number, highWater = 0): Promise<void> {
   if (stream.send(data)) return
-  await drained(stream, stallTimeout)
+  await flushed(stream, highWater, stallTimeout)
 }
 
 /**
- * Waits for the stream's `drain` event. Not `stream.onDrain()`: in @libp2p/utils 7.4 it keeps
- * the promise of the first drain, so every later call resolves at once and a sender that
- * trusts it buffers without bound.
+ * Waits until the stream's write buffer holds at most `highWater` bytes. Not the `drain` event
+ * alone: @libp2p/utils 7.4 sends it to every stream of a connection whenever the connection's
+ * socket drains, also to a stream whose yamux window the peer keeps shut, and a sender that
+ * took each such drain for room queued a whole NAR in memory while another stream of the same
+ * connection kept the socket busy. Not `stream.onDrain()` either: it keeps the promise of the
+ * first drain, so every later call resolves at once.
  */
-async function drained (stream: Stream, stallTimeout: number): Promise<void> {
-  if (!stream.writableNeedsDrain) return
+async function flushed (stream: Stream, highWater: number, stallTimeout: number): Promise<void> {
+  if (stream.writeBufferLength <= highWater) return
   await new Promise<void>((resolve, reject) => {
     const done = (err?: Error): void => {
       clearTimeout(timer)
       stream.removeEventListener('drain', onDrain)
+      stream.removeEventListener('idle', check)
       stream.removeEventListener('close', onClose)
       if (err === undefined) resolve()
       else reject(err)
     }
-    const onDrain = (): void => { done() }
+    const check = (): void => { if (stream.writeBufferLength <= highWater) done() }
+    // The stream's own drain listener (added when it was made, so it runs first) sends what
+    // it can in a microtask; look at the buffer after that one.
+    const onDrain = (): void => { queueMicrotask(check) }
     const onClose = (evt: StreamCloseEvent): void => { done(evt.error ?? new Error('the stream closed while sending')) }
     const timer = setTimeout(() => { done(new TimeoutError(`the peer read nothing for ${stallTimeout} ms`)) }, stallTimeout)
     stream.addEventListener('drain', onDrain)
+    stream.addEventListener('idle', check)
     stream.addEventListener('close', onClose)
   })
 }
