@@ -6,6 +6,7 @@
  */
 import { FormatError } from './errors.js'
 import { toNarHash } from './hash.js'
+import { NIX32_ALPHABET, nix32Length } from './nix32.js'
 import { parseBaseName, parseStorePath } from './store-path.js'
 
 /** Real narinfos are a few KiB; anything near this is garbage or an attack. */
@@ -39,9 +40,37 @@ const KEY = /^[A-Za-z][A-Za-z0-9-]*$/
 const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
 const COMPRESSION = /^[A-Za-z0-9._+-]+$/
 const DECIMAL = /^(0|[1-9][0-9]*)$/
-const SIG = /^[^\s:]+:\S+$/
-const CA = /^(text|fixed):\S+$/
+/**
+ * A signature as Nix writes it, 64 bytes in padded base64. Nix throws "signature is not valid"
+ * on any other value under a key name it trusts, failing the substitution; a narinfo carrying
+ * one is refused here, so that no peer can spoil a genuine narinfo by adding one.
+ */
+const SIG = /^[^\s:]+:[A-Za-z0-9+/]{86}==$/
 const SYSTEM = /^\S+$/
+
+/** Whether Nix can check `sig`: the signatures a store may hold that are fit to pass on. */
+export function isWellFormedSig (sig: string): boolean {
+  return SIG.test(sig)
+}
+
+/** The hash of a content address in the encodings Nix reads: base16, nix32 or base64. */
+const CA_HASH_BYTES: Record<string, number> = { md5: 16, sha1: 20, sha256: 32, sha512: 64 }
+
+/**
+ * A content address as Nix parses it (`text:sha256:…`, `fixed:[r:|git:]<algo>:…`); Nix
+ * throws on anything else, and CA is outside the signature.
+ */
+function contentAddress (value: string): string {
+  const m = /^(?:text:(sha256)|fixed:(?:r:|git:)?(md5|sha1|sha256|sha512)):(.+)$/.exec(value)
+  if (m === null) throw new Error('expected a content address text:sha256:<hash> or fixed:[r:]<algorithm>:<hash>')
+  const bytes = CA_HASH_BYTES[m[1] ?? m[2]]
+  const hash = m[3]
+  const base16 = hash.length === bytes * 2 && /^[0-9a-fA-F]+$/.test(hash)
+  const nix32 = hash.length === nix32Length(bytes) && [...hash].every(c => NIX32_ALPHABET.includes(c))
+  const base64 = hash.length === 4 * Math.ceil(bytes / 3) && /^[A-Za-z0-9+/]+={0,2}$/.test(hash)
+  if (!base16 && !nix32 && !base64) throw new Error(`the ${m[1] ?? m[2]} hash of the content address is not base16, nix32 or base64 of ${bytes} bytes`)
+  return value
+}
 
 function quote (text: string): string {
   return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}…` : text)
@@ -94,8 +123,8 @@ const FIELDS: Record<string, FieldReader> = {
     info.deriver = v
   },
   System: (v, info) => { info.system = matching(SYSTEM, 'a system such as x86_64-linux')(v) },
-  Sig: (v, info) => { (info.sigs ??= []).push(matching(SIG, '<key name>:<base64 signature>')(v)) },
-  CA: (v, info) => { info.ca = matching(CA, 'a content address text:… or fixed:…')(v) }
+  Sig: (v, info) => { (info.sigs ??= []).push(matching(SIG, '<key name>:<base64 of a 64-byte signature>')(v)) },
+  CA: (v, info) => { info.ca = contentAddress(v) }
 }
 
 const REQUIRED = ['StorePath', 'URL', 'NarHash', 'NarSize'] as const

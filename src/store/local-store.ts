@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { FormatError } from '../nix/errors.js'
 import { toNarHash } from '../nix/hash.js'
 import { DEFAULT_CHUNK_SIZE, narStream } from '../nix/nar.js'
-import type { NarInfo } from '../nix/narinfo.js'
+import { isWellFormedSig, type NarInfo } from '../nix/narinfo.js'
 import { fingerprint, sign, type SecretKey } from '../nix/signing.js'
 import { STORE_DIR } from '../nix/store-path.js'
 import { NixDb } from './db.js'
@@ -122,9 +122,11 @@ export class LocalStore implements PathSource {
   private toNarInfo (hashPart: string, info: PathInfo): NarInfo {
     const key = this.signingKey
     // A store signature under our key name (an earlier `nix store sign`) is replaced, not repeated.
+    // A signature Nix could not check is left out: Nix would fail the path for it.
+    const stored = info.sigs.filter(isWellFormedSig)
     const sigs = key === undefined
-      ? info.sigs
-      : [...info.sigs.filter(s => !s.startsWith(`${key.name}:`)), this.sign(key, info)]
+      ? stored
+      : [...stored.filter(s => !s.startsWith(`${key.name}:`)), this.sign(key, info)]
     return {
       storePath: info.storePath,
       url: formatNarUrl(hashPart, info.narHash),

@@ -14,7 +14,7 @@ import { Substituter } from '../../src/substituter/substituter.js'
 import { TrustedKeys } from '../../src/nix/signing.js'
 import { toNarHash } from '../../src/nix/hash.js'
 import { NixEnv, sampleClosureExpr } from '../helpers/nix.js'
-import { FixturePeerClient, narServer, type FixturePeer, type NarFault } from '../substituter/fixture-peers.js'
+import { FixturePeerClient, narServer, sleep, type FixturePeer, type NarFault } from '../substituter/fixture-peers.js'
 
 interface PathInfoJson { path: string, narHash: string, narSize: number, references: string[], deriver?: string, signatures?: string[] }
 
@@ -142,6 +142,23 @@ describe('HTTP shim with the real Nix client', function () {
     assert.equal(leafInfo.signatures?.length ?? 0, 0, 'the leaf was built here, not substituted')
     assert.ok((await pathInfos(dest, top)).find(p => p.path === top)?.signatures?.some(s => s.startsWith('peer-a-1:')), 'the top came from the peer')
     assert.ok(substituter.counters.narFailed >= 1, 'the leaf\'s NAR was asked of the peer')
+  })
+
+  it('a peer that adds a signature Nix cannot check to a genuine narinfo does not spoil the copy', async () => {
+    const honest = peer()
+    const spoiler: FixturePeer = {
+      // Nix throws "signature is not valid" on this under a key name it trusts.
+      narInfo: async (hashPart, signal) => {
+        const answer = await honest.narInfo?.(hashPart, signal)
+        return answer?.status === 'found' ? { status: 'found', value: `${answer.value}Sig: peer-a-1:AAAA\n` } : { status: 'absent' }
+      },
+      nar: honest.nar
+    }
+    const slowHonest: FixturePeer = { ...honest, narInfo: async (hashPart, signal) => { await sleep(50, signal); return await (honest.narInfo?.(hashPart, signal) ?? { status: 'absent' }) } }
+    const { url } = await shim({ spoiler, honest: slowHonest })
+    const dest = env.storeRoot('spoiled')
+    await env.run('nix', ['copy', '--from', url, '--to', dest, top, '--option', 'trusted-public-keys', publicKey])
+    assert.equal((await pathInfos(dest, top)).length, 3)
   })
 
   it('Nix refuses what a key it does not trust signed, though the shim trusts it', async () => {

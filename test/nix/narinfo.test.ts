@@ -143,9 +143,14 @@ describe('narinfo', () => {
       [withLine(8, `References: /nix/store/${REF_A}`), `narinfo line 8 "References: /nix/store/${REF_A}": invalid store path base name "/nix/store/${REF_A}": expected <hash>-<name> without a directory`],
       [withLine(9, 'Deriver: x1pa5ynb0k4gnmmhhdh7cpy0s8jzq3bl-a b.drv'), 'narinfo line 9 "Deriver: x1pa5ynb0k4gnmmhhdh7cpy0s8jzq3bl-a b.drv": invalid store path base name "x1pa5ynb0k4gnmmhhdh7cpy0s8jzq3bl-a b.drv": the name contains the illegal character " " (allowed: A-Z a-z 0-9 + - . _ ? =)'],
       [withLine(10, 'System: x86_64 linux'), 'narinfo line 10 "System: x86_64 linux": expected a system such as x86_64-linux'],
-      [withLine(11, 'Sig: nocolon'), 'narinfo line 11 "Sig: nocolon": expected <key name>:<base64 signature>'],
-      [withLine(11, 'Sig: :abc'), 'narinfo line 11 "Sig: :abc": expected <key name>:<base64 signature>'],
-      [withLine(13, 'CA: sha256:abc'), 'narinfo line 13 "CA: sha256:abc": expected a content address text:… or fixed:…']
+      [withLine(11, 'Sig: nocolon'), 'narinfo line 11 "Sig: nocolon": expected <key name>:<base64 of a 64-byte signature>'],
+      [withLine(11, 'Sig: :abc'), 'narinfo line 11 "Sig: :abc": expected <key name>:<base64 of a 64-byte signature>'],
+      // what makes Nix throw "signature is not valid" under a key it trusts, failing the path
+      [withLine(11, 'Sig: cache.nixos.org-1:AAAA'), 'narinfo line 11 "Sig: cache.nixos.org-1:AAAA": expected <key name>:<base64 of a 64-byte signature>'],
+      [withLine(13, 'CA: sha256:abc'), 'narinfo line 13 "CA: sha256:abc": expected a content address text:sha256:<hash> or fixed:[r:]<algorithm>:<hash>'],
+      // what makes Nix throw "content address hash must be in form '<algo>:<hash>'"
+      [withLine(13, 'CA: fixed:garbage'), 'narinfo line 13 "CA: fixed:garbage": expected a content address text:sha256:<hash> or fixed:[r:]<algorithm>:<hash>'],
+      [withLine(13, 'CA: fixed:r:sha256:abc'), 'narinfo line 13 "CA: fixed:r:sha256:abc": the sha256 hash of the content address is not base16, nix32 or base64 of 32 bytes']
     ]
     for (const [text, message] of cases) throwsFormat(text, message)
   })
@@ -154,7 +159,7 @@ describe('narinfo', () => {
     throwsFormat(FULL + 'URL: nar/other.nar\n', 'narinfo line 14 "URL: nar/other.nar": URL appears more than once')
     throwsFormat(FULL + 'References: \n', 'narinfo line 14 "References: ": References appears more than once')
     throwsFormat(FULL + 'NarHash: ' + NAR_HASH + '\n', `narinfo line 14 "NarHash: ${NAR_HASH}": NarHash appears more than once`)
-    assert.equal(parseNarInfo(FULL + 'Sig: third:c2ln\n').sigs.length, 3)
+    assert.equal(parseNarInfo(FULL + 'Sig: third:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n').sigs.length, 3)
   })
 
   it('rejects a narinfo missing a required field, naming it', () => {
@@ -182,7 +187,7 @@ describe('narinfo', () => {
       [{ fileSize: 1.5 }, 'cannot write narinfo: FileSize "1.5": not a decimal number without sign or leading zeros'],
       [{ narHash: 'sha256:zzz' }, 'cannot write narinfo: NarHash: invalid sha256 hash "sha256:zzz"'],
       [{ references: [REF_A, 'bad'] }, `cannot write narinfo: References "${REF_A} bad": invalid store path base name "bad": too short for <32-character hash>-<name>`],
-      [{ sigs: ['no-colon'] }, 'cannot write narinfo: Sig "no-colon": expected <key name>:<base64 signature>'],
+      [{ sigs: ['no-colon'] }, 'cannot write narinfo: Sig "no-colon": expected <key name>:<base64 of a 64-byte signature>'],
       [{ compression: '' }, 'cannot write narinfo: Compression "": expected a compression method such as none or xz']
     ]
     for (const [change, message] of cases) {

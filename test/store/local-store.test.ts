@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import Database from 'better-sqlite3'
 import { execFile } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
@@ -91,6 +92,24 @@ describe('LocalStore: the narinfos and NARs this host serves, checked against re
       assert.match(ours, /^peerix-test-1:/)
       assert.equal(trusted.verify(fingerprint(e.path, narHash, e.narSize, [...e.references].sort()), [ours]), 'peerix-test-1')
       assert.equal(store.info(hashPart)?.storePath, e.path)
+    }
+  })
+
+  it('leaves out a stored signature Nix could not check (Nix would fail the path for it)', async () => {
+    const e = expected[0]
+    const db = new Database(join(root, 'nix/var/nix/db/db.sqlite'))
+    const before = (db.prepare('select sigs from ValidPaths where path = ?').get(e.path) as { sigs: string }).sigs
+    try {
+      db.prepare('update ValidPaths set sigs = ? where path = ?').run(`${before} cache.nixos.org-1:AAAA`, e.path)
+      const unsigned = LocalStore.open({ storeRoot: root })
+      try {
+        assert.deepEqual(found(await unsigned.narInfo(parseStorePath(e.path).hashPart, 'some-peer')).sigs, e.signatures)
+      } finally {
+        unsigned.close()
+      }
+    } finally {
+      db.prepare('update ValidPaths set sigs = ? where path = ?').run(before, e.path)
+      db.close()
     }
   })
 
