@@ -244,8 +244,21 @@ export class StoreSummary {
     }
   }
 
-  /** The row's key and who may see it; yields first when deciding has held the loop too long. */
+  /**
+   * The row's key and who may see it. A row this daemon cannot read (a name older Nix allowed
+   * and newer Nix refuses, such as `.-x`) is left out, logged, and hides only itself.
+   */
   async #decide (row: PathRow): Promise<RowState> {
+    try {
+      return await this.#decideRow(row)
+    } catch (err) {
+      this.#log.warn(`index: leaving ${row.path} out of the summary: ${err instanceof Error ? err.message : String(err)}`)
+      return { key: 0, sigs: row.sigs, visible: this.#views.map(() => false) }
+    }
+  }
+
+  /** `#decide` for a row that may throw; yields first when deciding has held the loop too long. */
+  async #decideRow (row: PathRow): Promise<RowState> {
     const { hashPart } = parseStorePath(row.path)
     const key = summaryKey(hashPart)
     const policy = this.#policy

@@ -4,6 +4,8 @@
  * store cannot be read or the view is too large.
  */
 import assert from 'node:assert/strict'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { NixEnv } from '../helpers/nix.js'
 import { NixDb } from '../../src/store/db.js'
 import { ServingPolicy } from '../../src/store/serving-policy.js'
@@ -143,5 +145,23 @@ describe('store summary: the hash parts each peer may have, kept current', funct
     broken = false
     await summary.poll()
     assert.ok(summary.view(STRANGER) !== undefined, 'back after the next successful read')
+  })
+
+  it('leaves out a path whose name newer Nix refuses (Nix 2.8 adds ".-x"), and only that path', async () => {
+    const file = join(nix.dir, '.-x')
+    await writeFile(file, 'odd\n')
+    const odd = (await nix.run('nix-store', ['--store', root, '--add', file])).stdout.trim()
+    assert.match(odd, /-\.-x$/)
+    const lines: string[] = []
+    for (const build of ['resync', 'poll'] as const) {
+      const summary = new StoreSummary({ db, log: { error () {}, warn: (l) => lines.push(l), info () {}, debug () {} } })
+      await summary.poll()
+      if (build === 'resync') await summary.resync()
+      else { await nix.build(root, mk(`after-odd-${Date.now()}`)); await summary.poll() }
+      const view = summary.view(STRANGER)
+      assert.ok(view !== undefined, `${build}: the summary is offered`)
+      assert.ok(keySetHas(view.keys, keyOf(signed)), `${build}: with the other paths in it`)
+    }
+    assert.match(lines.join('\n'), /leaving \/nix\/store\/\w{32}-\.-x out of the summary: invalid store path/)
   })
 })
