@@ -17,9 +17,15 @@ let
 
   splitWords = text: builtins.filter (w: builtins.isString w && w != "") (builtins.split "[[:space:]]+" text);
 
-  # Other hosts' keys: the list plus the original's space-separated `publicKey`.
+  # A publicKeyFile given as a Nix path can be read now; a string path only once the host runs.
+  publicKeyFileIsPathLiteral = cfg.publicKeyFile != null && builtins.isPath cfg.publicKeyFile;
+
+  # Hosts' keys: the list, the original's space-separated `publicKey`, and, as the original
+  # did, this host's own `publicKeyFile` (a fleet sharing one key pair trusts itself by it).
   peerKeys = lib.unique (
-    cfg.trustedPublicKeys ++ lib.optionals (cfg.publicKey != null) (splitWords cfg.publicKey)
+    cfg.trustedPublicKeys
+    ++ lib.optionals (cfg.publicKey != null) (splitWords cfg.publicKey)
+    ++ lib.optionals publicKeyFileIsPathLiteral (splitWords (builtins.readFile cfg.publicKeyFile))
   );
 
   # The daemon checks a peer's narinfo against every key Nix trusts (cache.nixos.org's included:
@@ -116,25 +122,25 @@ in
     };
 
     port = mkOption {
-      type = types.port;
+      type = types.ints.between 1 65535;
       default = 12304;
       description = "Port of the HTTP substituter (the original's port).";
     };
 
     p2pPort = mkOption {
-      type = types.port;
+      type = types.ints.between 1 65535;
       default = 12305;
       description = "TCP port for libp2p connections from other hosts, on IPv4 and (when enabled) IPv6.";
     };
 
     priority = mkOption {
-      type = types.ints.unsigned;
+      type = types.ints.between 0 1000;
       default = 20;
       description = "Substituter priority announced to Nix; lower is asked first (cache.nixos.org is 40).";
     };
 
     timeout = mkOption {
-      type = types.ints.positive;
+      type = types.ints.between 1 600000;
       default = 1000;
       description = "Milliseconds a lookup waits for peers that have not answered yet; peers that answer \"absent\" end it sooner.";
     };
@@ -156,7 +162,12 @@ in
     publicKeyFile = mkOption {
       type = types.nullOr types.path;
       default = null;
-      description = "This host's public key. Only logged when the service starts (peerix derives the key it signs with from the secret key); accepted for the original's configurations.";
+      description = ''
+        This host's public key, as in the original: trusted by Nix and the daemon like
+        `trustedPublicKeys` (a fleet sharing one key pair trusts itself by it) and logged when the
+        service starts. Read when the configuration is evaluated, so only a Nix path is trusted;
+        a string path is only logged (a warning says so).
+      '';
     };
 
     publicKey = mkOption {
@@ -297,6 +308,11 @@ in
         (privateKeyFile = "/var/lib/peerix-keys/private"; or an agenix/sops-nix secret path), move
         the key out of your configuration repository, then run nix-collect-garbage -d once no
         generation refers to the copy.
+      ''
+      ++ lib.optional (cfg.publicKeyFile != null && !publicKeyFileIsPathLiteral) ''
+        services.peerix.publicKeyFile is the string ${toString cfg.publicKeyFile}, which cannot be
+        read when the configuration is evaluated: it is only logged at start, not trusted. Put
+        the key in services.peerix.trustedPublicKeys to trust it.
       ''
       ++ lib.optional (toString cfg.user == "nobody" || toString cfg.group == "nobody") ''
         services.peerix runs as nobody, an account shared with other services. Remove

@@ -26,6 +26,7 @@ let
     port = type "16 bit unsigned integer" (v: b.isInt v && v >= 0 && v <= 65535);
     ints.unsigned = type "unsigned integer" (v: b.isInt v && v >= 0);
     ints.positive = type "positive integer" (v: b.isInt v && v > 0);
+    ints.between = lo: hi: type "integer between ${toString lo} and ${toString hi} (both inclusive)" (v: b.isInt v && v >= lo && v <= hi);
     path = type "path" (v: b.isPath v || (b.isString v && b.substring 0 1 v == "/"));
     package = type "package" (v: b.isAttrs v && (v.type or null) == "derivation");
     listOf = t: type "list of ${t.name}" (v: b.isList v && b.all t.check v);

@@ -233,8 +233,25 @@ describe('NixOS module, flake and README section', function () {
   })
 
   it('refuses a value of the wrong type, naming the option', async () => {
-    await assert.rejects(evaluate('services.peerix = { enable = true; port = "12304"; };'), /services\.peerix\.port: a string is not a 16 bit unsigned integer/)
+    await assert.rejects(evaluate('services.peerix = { enable = true; port = "12304"; };'), /services\.peerix\.port: a string is not a integer between 1 and 65535/)
     await assert.rejects(evaluate('services.peerix = { enable = true; trustedPublicKey = [ ]; };'), /no such option: trustedPublicKey/)
+  })
+
+  it('refuses at evaluation a number the daemon would refuse at every start', async () => {
+    for (const [option, value, range] of [['priority', 5000, '0 and 1000'], ['timeout', 3600000, '1 and 600000'], ['timeout', 0, '1 and 600000'], ['port', 0, '1 and 65535'], ['p2pPort', 70000, '1 and 65535']] as const) {
+      await assert.rejects(evaluate(`services.peerix = { enable = true; ${option} = ${value}; };`), new RegExp(`services\\.peerix\\.${option}: a int is not a integer between ${range}`))
+    }
+  })
+
+  it('trusts a publicKeyFile given as a Nix path, as the original did; a string one is only logged, with a warning', async () => {
+    const literal = await evaluate('services.peerix = { enable = true; publicKeyFile = ./peerix-public; };')
+    assert.deepEqual(literal.config.nix?.settings['extra-trusted-public-keys'], ['peerix-laptop:1ZjzxYFhzeRMni4CyK2uKHjgo6xy0='])
+    const args = execArgs(String(service(literal).serviceConfig.ExecStart))
+    assert.ok(args[args.indexOf('--trusted-public-keys') + 1].split(' ').includes('peerix-laptop:1ZjzxYFhzeRMni4CyK2uKHjgo6xy0='))
+    assert.deepEqual(literal.config.warnings, [])
+    const string = await evaluate('services.peerix = { enable = true; publicKeyFile = "/run/agenix/peerix.pub"; };')
+    assert.deepEqual(string.config.nix?.settings['extra-trusted-public-keys'], [])
+    assert.match((string.config.warnings ?? []).join('\n'), /publicKeyFile is the string \/run\/agenix\/peerix\.pub[\s\S]*only logged at start, not trusted/)
   })
 
   it('passes `peerix daemon` a command line it accepts, with the values configured', async () => {
