@@ -67,11 +67,17 @@ export interface DaemonConfig {
 
 /** `host:port`, `[v6]:port` or `:port` (loopback). */
 export function parseListen (text: string): ListenAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text)
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(text)
   const port = m != null ? Number(m[3]) : NaN
   if (m == null || port > 65535) throw new ConfigError(`--listen ${JSON.stringify(text)}: expected HOST:PORT, e.g. 127.0.0.1:12304 or [::1]:12304`)
   const host = m[1] ?? (m[2] === '' ? '127.0.0.1' : m[2])
   return { host, port }
+}
+
+/** A path flag's value: not empty (a shell variable that was not set). */
+export function parsePathFlag (flag: string, text: string): string {
+  if (text.trim() === '') throw new ConfigError(`${flag} ${JSON.stringify(text)}: expected a path`)
+  return text
 }
 
 export function isLoopbackHost (host: string): boolean {

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander'
 import {
   DEFAULT_INDEX_INTERVAL_MS, DEFAULT_INDEX_RESYNC_MS, DEFAULT_LISTEN, DEFAULT_P2P_LISTEN, DEFAULT_PRIORITY, DEFAULT_TIMEOUT_MS, defaultStateDir,
-  isLoopbackHost, parseGlobFlag, parseIntegerFlag, parsePublicKeyFlag, parseServeMode, parseListen, parseLogLevel, parseMultiaddrFlag, parsePeerIdFlag, parseWireCompression, type DaemonConfig
+  isLoopbackHost, parseGlobFlag, parseIntegerFlag, parsePathFlag, parsePublicKeyFlag, parseServeMode, parseListen, parseLogLevel, parseMultiaddrFlag, parsePeerIdFlag, parseWireCompression, type DaemonConfig
 } from '../config.js'
 import { createLogger } from '../log.js'
 import { DEFAULT_SERVE_DENY } from '../store/serving-policy.js'
@@ -40,9 +40,9 @@ export function configFromFlags (flags: DaemonFlags): DaemonConfig {
     listen,
     allowRemote: !isLoopbackHost(listen.host),
     p2pListen: (flags.p2pListen ?? DEFAULT_P2P_LISTEN).map(a => parseMultiaddrFlag('--p2p-listen', a)),
-    storeRoot: flags.storeRoot,
-    stateDir: flags.stateDir ?? defaultStateDir(),
-    signingKeyFile: flags.signingKeyFile,
+    storeRoot: parsePathFlag('--store-root', flags.storeRoot),
+    stateDir: flags.stateDir === undefined ? defaultStateDir() : parsePathFlag('--state-dir', flags.stateDir),
+    signingKeyFile: flags.signingKeyFile === undefined ? undefined : parsePathFlag('--signing-key-file', flags.signingKeyFile),
     trustedPublicKeys: (flags.trustedPublicKeys ?? []).flatMap(k => k.split(/\s+/)).filter(k => k !== '').map(k => parsePublicKeyFlag('--trusted-public-keys', k)),
     trustedPeers: (flags.trustedPeer ?? []).map(p => parsePeerIdFlag('--trusted-peer', p)),
     peers: (flags.peer ?? []).map(a => parseMultiaddrFlag('--peer', a)),

@@ -61,8 +61,9 @@ function quoteShort (text: string): string {
   return JSON.stringify(text.length > 120 ? `${text.slice(0, 120)}…` : text)
 }
 
+/** A key file as an editor may leave it: Nix reads it with any line ends after the key. */
 function withoutTrailingNewline (text: string): string {
-  return text.endsWith('\n') ? text.slice(0, -1) : text
+  return text.replace(/[\r\n]+$/, '')
 }
 
 /**

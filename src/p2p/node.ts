@@ -87,34 +87,48 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
   const trusted = (opts.trustedPeers ?? []).map(parsePeerId)
   if (opts.peersOnly === true && trusted.length === 0) log.warn('peers-only with no trusted peers: every connection will be refused')
 
-  return await createLibp2p<PeerixServices>({
-    privateKey: opts.privateKey,
-    nodeInfo: { name: 'peerix', version: VERSION, userAgent: AGENT_VERSION },
-    addresses: { listen: listen.map(String) },
-    transports: [tcp()],
-    connectionEncrypters: [noiseWithoutCopies(corkedSends(noise()))],
-    // Nix asks for many narinfos at once right after a peer connects: yamux resets the whole
-    // connection past 10 streams opened before the other side set it up (its default).
-    streamMuxers: [yamux({ maxEarlyStreams: 256 })],
-    connectionMonitor: { pingTimeout: { minTimeout: MIN_PING_TIMEOUT_MS } },
-    metrics: opts.metricsRegistry === undefined ? undefined : prometheusMetrics({ registry: opts.metricsRegistry }),
-    connectionGater: opts.peersOnly === true ? trustedPeersOnly(trusted) : undefined,
-    peerDiscovery: opts.mdns ? [mdnsDiscovery({ log })] : [],
-    services: {
-      identify: identify(),
-      ping: ping(),
-      narinfo: narinfo({ source: opts.source, timeout: opts.narinfoTimeout, log }),
-      nar: nar({ source: opts.source, compress: opts.compressNars, log }),
-      index: peerIndex({ summary: opts.summary, log }),
-      peerixPeers: peerixPeers({ protocol: NARINFO_PROTOCOL, log }),
-      staticPeers: staticPeers({
-        addrs: statics,
-        log,
-        minBackoffMs: opts.staticPeerBackoff?.minMs,
-        maxBackoffMs: opts.staticPeerBackoff?.maxMs
-      })
-    }
-  })
+  try {
+    return await createLibp2p<PeerixServices>({
+      privateKey: opts.privateKey,
+      nodeInfo: { name: 'peerix', version: VERSION, userAgent: AGENT_VERSION },
+      addresses: { listen: listen.map(String) },
+      transports: [tcp()],
+      connectionEncrypters: [noiseWithoutCopies(corkedSends(noise()))],
+      // Nix asks for many narinfos at once right after a peer connects: yamux resets the whole
+      // connection past 10 streams opened before the other side set it up (its default).
+      streamMuxers: [yamux({ maxEarlyStreams: 256 })],
+      connectionMonitor: { pingTimeout: { minTimeout: MIN_PING_TIMEOUT_MS } },
+      metrics: opts.metricsRegistry === undefined ? undefined : prometheusMetrics({ registry: opts.metricsRegistry }),
+      connectionGater: opts.peersOnly === true ? trustedPeersOnly(trusted) : undefined,
+      peerDiscovery: opts.mdns ? [mdnsDiscovery({ log })] : [],
+      services: {
+        identify: identify(),
+        ping: ping(),
+        narinfo: narinfo({ source: opts.source, timeout: opts.narinfoTimeout, log }),
+        nar: nar({ source: opts.source, compress: opts.compressNars, log }),
+        index: peerIndex({ summary: opts.summary, log }),
+        peerixPeers: peerixPeers({ protocol: NARINFO_PROTOCOL, log }),
+        staticPeers: staticPeers({
+          addrs: statics,
+          log,
+          minBackoffMs: opts.staticPeerBackoff?.minMs,
+          maxBackoffMs: opts.staticPeerBackoff?.maxMs
+        })
+      }
+    })
+  } catch (err) {
+    throw listenFailure(err)
+  }
+}
+
+/**
+ * libp2p's error for addresses it could not listen on names its own option (faultTolerance),
+ * which a peerix user cannot set, and carries stack traces: said again as the address and why.
+ */
+function listenFailure (err: unknown): unknown {
+  if (!(err instanceof Error) || err.name !== 'UnsupportedListenAddressesError') return err
+  const failed = [...err.message.matchAll(/^\s+(\/\S+): (?:Error: )?(.*)$/gm)].map(m => `${m[1]} (${m[2]})`)
+  return new Error(`cannot listen for peers on ${failed.length > 0 ? failed.join(', ') : 'the listen addresses'}`)
 }
 
 function parseTcpMultiaddr (what: string, text: string): Multiaddr {

@@ -54,10 +54,10 @@ describe('nix/signing: keys', () => {
     assert.equal(sign(sk, ''), `v:${b64(sig)}`)
   })
 
-  it('trims one trailing newline, not more', () => {
+  it('reads a key with the line ends an editor leaves after it, as `nix store sign -k` does', () => {
     const sk = generateSecretKey('nl')
-    assert.deepEqual(parseSecretKey(`${formatSecretKey(sk)}\n`).seed, sk.seed)
-    assertFormatError(() => parseSecretKey(`${formatSecretKey(sk)}\n\n`), /"nl" is not valid base64/)
+    for (const end of ['\n', '\n\n', '\r\n']) assert.deepEqual(parseSecretKey(`${formatSecretKey(sk)}${end}`).seed, sk.seed)
+    assertFormatError(() => parseSecretKey(`${formatSecretKey(sk)}\n \n`), /"nl" is not valid base64/)
     const pk = publicKeyOf(sk)
     assert.deepEqual(parsePublicKey(`${formatPublicKey(pk)}\n`), pk)
   })
