@@ -97,8 +97,14 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
   const acceptZstd = ctx.compression.wants(peer, narSize - hasher.size)
   const rate = new LinkRate()
   try {
-    const answer = await within(ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal, { acceptZstd }), ctx.stallMs, stop.signal)
-      .catch((err: Error): Answer<NarBody> => ({ status: 'error', message: err.message }))
+    const asked = ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal, { acceptZstd })
+    const answer = await within(asked, ctx.stallMs, stop.signal).catch((err: Error): Answer<NarBody> => {
+      // A body that comes after we stopped waiting still holds the peer's stream: give it back.
+      asked.then(late => { if (late.status === 'found') late.value[Symbol.asyncIterator]().return?.().catch(() => {}) }, () => {})
+      return { status: 'error', message: err.message }
+    })
+    // Taken before anything can throw, so that the finally below gives the stream back.
+    if (answer.status === 'found') iterator = answer.value[Symbol.asyncIterator]()
     throwIfAborted(signal)
     if (answer.status === 'absent' || answer.status === 'refused') {
       ctx.memory.withdraw(hashPart, narHash, peer)
@@ -108,13 +114,13 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
     const body = answer.value
     const from = hasher.size
     rate.compressed = body.encoding === 'zstd'
-    iterator = body[Symbol.asyncIterator]()
+    const chunks = iterator ?? body[Symbol.asyncIterator]()
     let lastProgress = Date.now()
     for (;;) {
       let next: IteratorResult<Uint8Array>
       const asked = performance.now()
       try {
-        next = await within(iterator.next(), ctx.stallMs, stop.signal)
+        next = await within(chunks.next(), ctx.stallMs, stop.signal)
       } catch (err) {
         throwIfAborted(signal)
         return (err as Error).message

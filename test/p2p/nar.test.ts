@@ -220,6 +220,14 @@ describe('/peerix/nar/1', function () {
     assert.ok(source.requests[0].produced < 64 * MiB, `produced ${source.requests[0].produced} bytes`)
   })
 
+  it('stops the store\'s stream when the requester lets go of the body before reading any of it', async () => {
+    source.lazy.set(hashPartOf('huge'), 512 * MiB)
+    const body = found(await client.services.nar.fetch(server.peerId, hashPartOf('huge'), someHash.narHash, 0))
+    await body[Symbol.asyncIterator]().return?.(undefined)
+    await until('the store\'s stream is finished', 5_000, () => source.requests[0]?.finished)
+    assert.equal(source.requests[0].signal?.aborted, true)
+  })
+
   it('holds the sender back while the reader is slow, instead of buffering the NAR', async () => {
     source.lazy.set(hashPartOf('huge'), 256 * MiB)
     const body = found(await client.services.nar.fetch(server.peerId, hashPartOf('huge'), someHash.narHash, 0))

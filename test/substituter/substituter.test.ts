@@ -373,6 +373,24 @@ describe('substituter NAR download', () => {
     assert.equal(client.narCalls.length, 2)
   })
 
+  it('gives the peer\'s body back when the caller aborts just as the peer answers', async () => {
+    const path = await makePath()
+    const caller = new AbortController()
+    let returned = false
+    const body: AsyncIterable<Uint8Array> = {
+      [Symbol.asyncIterator]: () => ({
+        next: async () => ({ done: true, value: undefined }),
+        return: async () => { returned = true; return { done: true, value: undefined } }
+      })
+    }
+    const { sub } = substituter(serving(path, { racing: async () => { caller.abort(new Error('client gone')); return { status: 'found', value: body } } }))
+    await sub.narInfo(HASH)
+    const download = await sub.nar(HASH, path.info.narHash, caller.signal)
+    assert.ok(download !== undefined)
+    assert.match((await collectFailure(download.stream)).err.message, /client gone/)
+    assert.ok(returned, 'the body was returned, so its stream goes back to the pool or is reset')
+  })
+
   it('stops the peer stream when the caller aborts', async () => {
     const path = await makePath()
     const { sub, client } = substituter(serving(path, { stalled: narServer(path.nar, { stallAt: 2000 }) }), { stallMs: 10_000 })

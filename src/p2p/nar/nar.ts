@@ -143,7 +143,9 @@ export class NarService implements Startable, NarServiceInterface {
   #body (pooled: PooledStream, length: number, zstd: ZstdCodec | undefined, signal?: AbortSignal): NarStream {
     const pool = this.#pool
     const options = { idleTimeout: this.#idleTimeout, signal }
+    let started = false
     async function * read (): AsyncGenerator<Uint8Array> {
+      started = true
       // Complete once the last byte is handed out: a consumer that has all it wants returns
       // right after it, and the stream must still go back to the pool then (bytes beyond
       // `length` are caught by the release, which drops a stream with unread bytes).
@@ -173,7 +175,18 @@ export class NarService implements Startable, NarServiceInterface {
         pool.release(pooled, complete)
       }
     }
-    const body: NarStream = Object.assign(read(), { length, encoding: zstd === undefined ? 'identity' as const : 'zstd' as const, wireBytes: 0 })
+    const generator = read()
+    // A generator returned before its first next() never runs its finally: the stream would
+    // stay out of the pool, open, with the peer's bytes in it. Reset it here instead.
+    const returnFromGenerator = generator.return.bind(generator)
+    generator.return = async (value) => {
+      if (!started) {
+        started = true
+        pool.release(pooled, false)
+      }
+      return await returnFromGenerator(value)
+    }
+    const body: NarStream = Object.assign(generator, { length, encoding: zstd === undefined ? 'identity' as const : 'zstd' as const, wireBytes: 0 })
     return body
   }
 
