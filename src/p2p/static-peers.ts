@@ -96,13 +96,16 @@ export class StaticPeers implements Startable {
   /**
    * A peer that dialled us and listens on a static peer's address is that static peer, even
    * when its multiaddr has no `/p2p/<id>`: dialling it again would only open a second connection.
+   * Only when it dialled from that address's IP: the addresses it announces are its own word,
+   * and any peer claiming a static peer's would otherwise stop us dialling the real one.
    */
   readonly #onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
     const { peerId, listenAddrs, connection } = evt.detail
-    if (connection.status !== 'open') return
+    const from = ipOf(connection.remoteAddr)
+    if (connection.status !== 'open' || from === undefined) return
     const announced = new Set(listenAddrs.map(withoutPeerId))
     for (const target of this.#targets) {
-      if (!target.pinned && announced.has(withoutPeerId(target.addr))) this.#connectedBy(target, peerId)
+      if (!target.pinned && ipOf(target.addr) === from && announced.has(withoutPeerId(target.addr))) this.#connectedBy(target, peerId)
     }
   }
 
@@ -177,6 +180,13 @@ export class StaticPeers implements Startable {
 
 function withoutPeerId (addr: Multiaddr): string {
   return addr.getComponents().filter(c => c.name !== 'p2p').map(c => `/${c.name}${c.value === undefined ? '' : `/${c.value}`}`).join('')
+}
+
+/** The IP address of `addr`, or undefined for a name (`/dns4/…`) or a relayed address. */
+function ipOf (addr: Multiaddr): string | undefined {
+  const components = addr.getComponents()
+  if (components.some(c => c.name === 'p2p-circuit')) return undefined
+  return components.find(c => c.name === 'ip4' || c.name === 'ip6')?.value
 }
 
 function peerIdIn (addr: Multiaddr): PeerId | undefined {

@@ -2,6 +2,11 @@ import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createServer } from 'node:net'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
 import { Libp2pPeerClient } from '../../src/p2p/libp2p-peer-client.js'
 import { LogLines, Nodes, eventually, portOf } from './node-helpers.js'
 
@@ -100,5 +105,29 @@ describe('static peers', () => {
     assert.equal(logA.matching(/static peer .* connected/).length, 1)
     assert.equal(logB.matching(/static peer .* connected/).length, 1)
     assert.equal(logA.matching(/lost/).length + logB.matching(/lost/).length, 0)
+  })
+
+  it('do not take a peer for a static one because it announces that address from another IP', async () => {
+    const port = await freePort()
+    const logA = new LogLines()
+    const a = await nodes.peerix({ staticPeers: [`/ip4/127.0.0.2/tcp/${port}`], staticPeerBackoff: { minMs: 200, maxMs: 200 }, log: logA.logger })
+    await eventually('A\'s first dial to fail', () => logA.matching(/static peer .* unreachable/).length >= 1)
+    // An impostor on 127.0.0.1 that claims to listen where A's static peer is.
+    const impostor = await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'], announce: [`/ip4/127.0.0.2/tcp/${port}`] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: { identify: identify() }
+    })
+    try {
+      await impostor.dial(a.getMultiaddrs()[0])
+      await eventually('A to identify the impostor', () => a.getConnections(impostor.peerId).length === 1)
+      const failures = logA.matching(/static peer .* unreachable/).length
+      await eventually('A to keep dialling the real address', () => logA.matching(/static peer .* unreachable/).length > failures + 1, 5_000)
+      assert.equal(logA.matching(/static peer .* connected/).length, 0, logA.lines.map(l => l.line).join('\n'))
+    } finally {
+      await impostor.stop()
+    }
   })
 })
