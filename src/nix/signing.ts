@@ -152,9 +152,14 @@ function signingKeyObject (sk: SecretKey): KeyObject {
   return key
 }
 
-/** A verification key, or undefined for bytes that are not a point on the curve. */
+/**
+ * A verification key, or undefined for bytes that are not a point on the curve or are one of
+ * small order: OpenSSL accepts a signature by such a key (the identity point's, for any
+ * message) that libsodium, which Nix uses, refuses.
+ */
 function verifyingKeyObject (key: Uint8Array): KeyObject | undefined {
   try {
+    if (ed.Point.fromBytes(key).isSmallOrder()) return undefined
     return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(key).toString('base64url') }, format: 'jwk' })
   } catch {
     return undefined
@@ -173,7 +178,7 @@ export class TrustedKeys {
   constructor (keys: PublicKey[]) {
     for (const { name, key } of keys) {
       const same = this.byName.get(name) ?? []
-      // A key that is not a curve point verifies nothing, but still counts as configured.
+      // A key that is not a usable curve point verifies nothing, but still counts as configured.
       same.push(verifyingKeyObject(key) ?? NO_KEY)
       this.byName.set(name, same)
     }

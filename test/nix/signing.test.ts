@@ -159,6 +159,23 @@ describe('nix/signing: fingerprints and signatures', () => {
     assert.equal(new TrustedKeys([{ name: 'cache-1', key: new Uint8Array(32).fill(255) }]).verify(fp, [sign(sk, fp)]), undefined)
   })
 
+  it('lets a small-order "key" verify nothing, as libsodium (Nix) does, where OpenSSL took a forgery', () => {
+    const fp = fingerprint(path, NAR_HASH, 1, [])
+    // R = the identity point and S = 0 "verify" under the identity point for any message.
+    const forged = new Uint8Array(64)
+    forged[0] = 1
+    const identity = new Uint8Array(32)
+    identity[0] = 1
+    const orderTwo = new Uint8Array(32).fill(0xff)
+    orderTwo[0] = 0xec
+    orderTwo[31] = 0x7f
+    for (const key of [identity, orderTwo, new Uint8Array(32)]) {
+      const trusted = new TrustedKeys([{ name: 'weird-1', key }])
+      assert.equal(trusted.size, 1, 'still counted as configured')
+      assert.equal(trusted.verify(fp, [`weird-1:${Buffer.from(forged).toString('base64')}`]), undefined, Buffer.from(key).toString('hex'))
+    }
+  })
+
   it('parses a whitespace-separated list of trusted keys and rejects a bad one', () => {
     const a = formatPublicKey(publicKeyOf(generateSecretKey('a-1')))
     const b = formatPublicKey(publicKeyOf(sk))
