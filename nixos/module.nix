@@ -77,6 +77,10 @@ let
       "--trusted-public-keys"
       (lib.concatStringsSep " " daemonKeys)
     ]
+    ++ [
+      "--public-cache-keys"
+      (lib.concatStringsSep " " cfg.publicCacheKeys)
+    ]
     ++ lib.concatMap (peer: [ "--trusted-peer" peer ]) cfg.trustedPeers
     ++ lib.concatMap (addr: [ "--peer" addr ]) cfg.staticPeers
     ++ lib.optional (!cfg.mdns) "--no-mdns"
@@ -182,6 +186,16 @@ in
       default = [ ];
       example = [ "peerix-laptop:1ZjzxYFhzeRMni4CyK2uKHjgo6xy0=" ];
       description = "Public keys of the other hosts. Added to Nix's trusted-public-keys and given to the daemon with the keys Nix already trusts.";
+    };
+
+    publicCacheKeys = mkOption {
+      type = types.listOf types.str;
+      default = [ "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ];
+      description = ''
+        Keys of public caches: a path one of them signed could be downloaded by anyone, so it is
+        served to any peer. Add the keys of other public caches you use (cachix); never the
+        hosts' own keys, which also sign what a host keeps to its trusted peers.
+      '';
     };
 
     trustedPeers = mkOption {

@@ -41,6 +41,11 @@ export interface DaemonConfig {
   signingKeyFile?: string
   /** Public keys whose signatures make a peer's narinfo acceptable, as Nix writes them. */
   trustedPublicKeys: string[]
+  /**
+   * Keys of public caches: a path one of them signed could be downloaded by anyone, so it is
+   * served to any peer. Not the hosts' own keys, which sign what they keep to trusted peers.
+   */
+  publicCacheKeys: string[]
   trustedPeers: string[]
   peers: string[]
   mdns: boolean

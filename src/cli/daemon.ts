@@ -6,6 +6,7 @@ import {
 } from '../config.js'
 import { createLogger } from '../log.js'
 import { DEFAULT_SERVE_DENY } from '../store/serving-policy.js'
+import { NIX_DEFAULT_TRUSTED_PUBLIC_KEYS } from '../nix/nix-conf.js'
 
 const repeat = (value: string, previous: string[] = []): string[] => [...previous, value]
 
@@ -16,6 +17,7 @@ interface DaemonFlags {
   stateDir?: string
   signingKeyFile?: string
   trustedPublicKeys?: string[]
+  publicCacheKeys?: string[]
   trustedPeer?: string[]
   peer?: string[]
   mdns: boolean
@@ -44,6 +46,9 @@ export function configFromFlags (flags: DaemonFlags): DaemonConfig {
     stateDir: flags.stateDir === undefined ? defaultStateDir() : parsePathFlag('--state-dir', flags.stateDir),
     signingKeyFile: flags.signingKeyFile === undefined ? undefined : parsePathFlag('--signing-key-file', flags.signingKeyFile),
     trustedPublicKeys: (flags.trustedPublicKeys ?? []).flatMap(k => k.split(/\s+/)).filter(k => k !== '').map(k => parsePublicKeyFlag('--trusted-public-keys', k)),
+    publicCacheKeys: flags.publicCacheKeys === undefined
+      ? [...NIX_DEFAULT_TRUSTED_PUBLIC_KEYS]
+      : flags.publicCacheKeys.flatMap(k => k.split(/\s+/)).filter(k => k !== '').map(k => parsePublicKeyFlag('--public-cache-keys', k)),
     trustedPeers: (flags.trustedPeer ?? []).map(p => parsePeerIdFlag('--trusted-peer', p)),
     peers: (flags.peer ?? []).map(a => parseMultiaddrFlag('--peer', a)),
     mdns: flags.mdns,
@@ -71,6 +76,7 @@ export function daemonCommand (): Command {
     .option('--state-dir <dir>', 'where the peer identity and a generated signing key live (default: $STATE_DIRECTORY, /var/lib/peerix as root, else ~/.local/state/peerix)')
     .option('--signing-key-file <file>', 'Nix secret key to sign served narinfos (default: <state-dir>/signing-key, created on first start)')
     .option('--trusted-public-keys <keys>', 'space-separated public keys a peer\'s narinfo must be signed by, repeatable (default: the keys Nix trusts by nix.conf, from its default cache.nixos.org-1)', repeat)
+    .option('--public-cache-keys <keys>', 'space-separated keys of public caches, repeatable: a path one of them signed is served to any peer, as anyone could download it (default: cache.nixos.org-1\'s; the hosts\' own keys do not belong here)', repeat)
     .option('--trusted-peer <peerId>', 'a peer ID trusted with paths only this host has, repeatable', repeat)
     .option('--peer <multiaddr>', 'a static peer to keep connected (VPN, other subnet), repeatable', repeat)
     .option('--no-mdns', 'do not discover peers with mDNS')

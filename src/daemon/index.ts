@@ -47,8 +47,10 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
     mode: config.serve,
     deny,
     trustedPeers: config.trustedPeers,
-    // A path signed only by us is one we built: our own signature does not make it public.
-    publicKeys: new TrustedKeys(trustedKeys.filter(k => !sameKey(k, publicKeyOf(signingKey))))
+    // Only a public cache's signature makes a path public: a host's (ours or a peer's) is on
+    // what it built or keeps to trusted peers, and a trusted peer that fetched such a path
+    // must not pass it on to anyone.
+    publicKeys: new TrustedKeys(config.publicCacheKeys.map(text => parsePublicKey(text)).filter(k => !sameKey(k, publicKeyOf(signingKey))))
   })
   // One database connection for the store and its summary; a private copy, when the WAL
   // files cannot be created, goes to the state directory (on disk, not a tmpfs).

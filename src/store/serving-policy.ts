@@ -1,7 +1,7 @@
 /**
  * Which of this host's paths a peer may have. Safe by default: a path is public when it
- * carries a signature by a trusted key other than our own (it came from a cache such as
- * cache.nixos.org, so anyone could download it anyway). What exists only here (built locally,
+ * carries a signature by a public cache's key (it came from a cache such as cache.nixos.org,
+ * so anyone could download it anyway); a host's signature, ours or a peer's, does not count. What exists only here (built locally,
  * with generated configuration and perhaps secrets in it) goes only to peers named as trusted.
  * The deny list wins over everything.
  */
@@ -30,7 +30,7 @@ export interface ServingPolicyOptions {
   deny: readonly string[]
   /** Peers (peer ID strings) that may also have paths that exist only here. */
   trustedPeers: readonly string[]
-  /** Keys whose signature makes a path public: the trusted keys minus this host's own. */
+  /** Keys whose signature makes a path public: public caches' (never a host's). */
   publicKeys: TrustedKeys
 }
 
@@ -52,6 +52,6 @@ export class ServingPolicy {
     if (this.opts.mode === 'all' || this.trustedPeers.has(peer)) return { allowed: true }
     const fp = fingerprint(info.storePath, info.narHash, info.narSize, info.references)
     if (this.opts.publicKeys.verify(fp, info.sigs) !== undefined) return { allowed: true }
-    return { allowed: false, reason: 'only this host has it (no signature by a trusted key other than ours) and the peer is not a --trusted-peer' }
+    return { allowed: false, reason: 'only this host has it (no signature by a public cache\'s key) and the peer is not a --trusted-peer' }
   }
 }

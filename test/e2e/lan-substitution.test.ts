@@ -118,6 +118,16 @@ describe('substitution over the LAN (two hosts in network namespaces, real Nix c
     await waitForPeers(b, 2)
     await copyThrough(hostB, b, pkA, 'client-policy-trusted')
     await assertHasClosure('client-policy-trusted')
+
+    // B now holds A's private paths, signed by A's key, which B trusts. A host's signature does
+    // not make a path public: B passes them on to no stranger.
+    await daemons.stopAll()
+    const [, , hostC] = lab.hosts
+    const holder = await daemonOn(hostB, nix.storeRoot('client-policy-trusted'), ['--trusted-public-keys', pkA])
+    const stranger = await daemonOn(hostC, await nix.initStore('hostC-stranger'), ['--trusted-public-keys', pkA, '--no-index'])
+    await waitForPeers(stranger, 1)
+    await assert.rejects(lab.exec(hostC, 'nix', ['copy', '--from', stranger.url, '--to', nix.storeRoot('client-stranger'), top, '--option', 'trusted-public-keys', pkA], { env: nix.env }))
+    await holder.waitFor(/refused \S+ to \S+: only this host has it/)
   })
 
   it('answers 404 for a path no peer has within the wait budget, also when a peer is frozen (SIGSTOP)', async () => {
