@@ -156,14 +156,15 @@ export class NarPrefetcher {
 
   /**
    * The size of this NAR once its bytes are held, waiting for a prefetch still running;
-   * undefined when there are none (never prefetched, taken, or the prefetch failed).
+   * undefined when there are none (never prefetched, taken, or the prefetch failed), or once
+   * `signal` aborts: Nix that left stops waiting, the prefetch goes on for its next request.
    */
-  async ready (hashPart: string, narHash: string): Promise<number | undefined> {
+  async ready (hashPart: string, narHash: string, signal?: AbortSignal): Promise<number | undefined> {
     const key = `${hashPart}-${narHash}`
     // Nix asks before its turn came: its request fetches it, not a prefetch later.
     this.#queue.delete(key)
     const entry = this.#entries.get(key)
-    if (entry === undefined || await entry.bytes === undefined) return undefined
+    if (entry === undefined || await untilAborted(entry.bytes, signal) === undefined) return undefined
     return this.#entries.get(key) === entry ? entry.narSize : undefined
   }
 
@@ -192,5 +193,17 @@ export class NarPrefetcher {
       if (entry.expires > now) break
       if (entry.settled) this.#forget(key, entry)
     }
+  }
+}
+
+/** `promise`'s value, or undefined as soon as `signal` aborts. */
+async function untilAborted<T> (promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
+  if (signal === undefined) return await promise
+  if (signal.aborted) return undefined
+  let onAbort: (() => void) | undefined
+  try {
+    return await Promise.race([promise, new Promise<undefined>(resolve => { onAbort = () => { resolve(undefined) }; signal.addEventListener('abort', onAbort, { once: true }) })])
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
   }
 }

@@ -186,7 +186,7 @@ export class Substituter {
     parseHashPart(hashPart)
     const hash = toNarHash(narHash)
     // A prefetch that fails leaves Nix's request to the peers, which may answer 404 as usual.
-    const prefetched = await this.prefetcher?.ready(hashPart, hash)
+    const prefetched = await this.prefetcher?.ready(hashPart, hash, signal)
     if (prefetched !== undefined) return { narSize: prefetched, stream: this.track({ hashPart, narHash: hash, narSize: prefetched, received: 0 }, signal) }
     await this.firstPeer(signal)
     let offer = this.connectedOffer(hashPart, hash)

@@ -95,6 +95,20 @@ describe('NarPrefetcher', () => {
     assert.equal(manual.asked.length, 3, 'H2 was not fetched')
   })
 
+  it('stops waiting for a prefetch when Nix leaves, and keeps the prefetch for its next request', async () => {
+    const manual = new ManualFetch()
+    const prefetcher = new NarPrefetcher(manual.fetch)
+    prefetcher.offer(H1, NAR_HASH, 10)
+    const nix = new AbortController()
+    const waiting = prefetcher.ready(H1, NAR_HASH, nix.signal)
+    nix.abort()
+    assert.equal(await waiting, undefined)
+    assert.equal(manual.asked[0].signal.aborted, false, 'the prefetch goes on')
+    const again = prefetcher.ready(H1, NAR_HASH)
+    manual.asked[0].resolve(new Uint8Array(10))
+    assert.equal(await again, 10)
+  })
+
   it('lets go of a NAR whose fetch failed: Nix\'s request goes to the peers as usual', async () => {
     const manual = new ManualFetch()
     const prefetcher = new NarPrefetcher(manual.fetch)
