@@ -70,7 +70,7 @@ export function configFromFlags (flags: DaemonFlags): DaemonConfig {
 export function daemonCommand (): Command {
   return new Command('daemon')
     .description('run the localhost substituter and share this host\'s store with peers')
-    .option('--listen <host:port>', 'address of the HTTP substituter for Nix; a non-loopback address also allows remote clients', DEFAULT_LISTEN)
+    .option('--listen <host:port>', 'address of the HTTP substituter for Nix; a non-loopback address also serves other machines, only what a public cache signed', DEFAULT_LISTEN)
     .option('--p2p-listen <multiaddr>', `libp2p listen address, repeatable (default: ${DEFAULT_P2P_LISTEN.join(' and ')})`, repeat)
     .option('--store-root <dir>', 'root of the Nix store to serve (a chroot store: DIR/nix/store, DIR/nix/var/nix/db)', '/')
     .option('--state-dir <dir>', 'where the peer identity and a generated signing key live (default: $STATE_DIRECTORY, /var/lib/peerix as root, else ~/.local/state/peerix)')

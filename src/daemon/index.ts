@@ -4,6 +4,7 @@
  */
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
+import { hostname } from 'node:os'
 import { Registry } from 'prom-client'
 import { LocalStore } from '../store/local-store.js'
 import { NixDb } from '../store/db.js'
@@ -42,16 +43,12 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
   const trusted = new TrustedKeys(trustedKeys)
   if (trusted.size === 0) log.warn('no trusted public keys (--trusted-public-keys, or nix.conf\'s trusted-public-keys): nothing from peers will be accepted')
 
+  // Only a public cache's signature makes a path public: a host's (ours or a peer's) is on
+  // what it built or keeps to trusted peers, and a trusted peer that fetched such a path must
+  // pass it on neither to a stranger peer nor to another machine's Nix.
+  const publicKeys = new TrustedKeys(config.publicCacheKeys.map(text => parsePublicKey(text)).filter(k => !sameKey(k, publicKeyOf(signingKey))))
   const deny = [...DEFAULT_SERVE_DENY, ...config.serveDeny]
-  const policy = new ServingPolicy({
-    mode: config.serve,
-    deny,
-    trustedPeers: config.trustedPeers,
-    // Only a public cache's signature makes a path public: a host's (ours or a peer's) is on
-    // what it built or keeps to trusted peers, and a trusted peer that fetched such a path
-    // must not pass it on to anyone.
-    publicKeys: new TrustedKeys(config.publicCacheKeys.map(text => parsePublicKey(text)).filter(k => !sameKey(k, publicKeyOf(signingKey))))
-  })
+  const policy = new ServingPolicy({ mode: config.serve, deny, trustedPeers: config.trustedPeers, publicKeys })
   // One database connection for the store and its summary; a private copy, when the WAL
   // files cannot be created, goes to the state directory (on disk, not a tmpfs).
   const db = NixDb.open(config.storeRoot, { snapshotDir: config.stateDir })
@@ -97,7 +94,8 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
       policy: { mode: config.serve, deny, trustedPeers: config.trustedPeers.length, peersOnly: config.peersOnly },
       timeoutMs: config.timeoutMs
     })
-    const server = createShim({ substituter, priority: config.priority, allowRemote: config.allowRemote, log: (line) => { log.info(line) }, introspection })
+    const remote = config.allowRemote ? { publicKeys, hostNames: [config.listen.host, hostname(), `${hostname()}.local`] } : undefined
+    const server = createShim({ substituter, priority: config.priority, remote, log: (line) => { log.info(line) }, introspection })
     const httpAddress = await listenShim(server, config.listen.host, config.listen.port)
     httpUrl = `http://${httpAddress.family === 'IPv6' ? `[${httpAddress.address}]` : httpAddress.address}:${httpAddress.port}`
     cleanups.push(async () => { await new Promise<void>((resolve) => { server.close(() => { resolve() }); server.closeAllConnections() }) })

@@ -2,7 +2,8 @@
  * Who may use the shim: by default only this host. It hands out whatever any peer has, so
  * answering the LAN would make this host an open relay for the whole peer network.
  */
-import { isIPv4 } from 'node:net'
+import { isIP, isIPv4 } from 'node:net'
+import { networkInterfaces } from 'node:os'
 
 /** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback (::ffff:127.x.x.x). */
 export function isLoopback (address: string | undefined): boolean {
@@ -10,6 +11,16 @@ export function isLoopback (address: string | undefined): boolean {
   if (address === '::1') return true
   const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address
   return isIPv4(v4) && v4.startsWith('127.')
+}
+
+/**
+ * True when `address` is this host's: loopback, or one of its interfaces' addresses (Nix here
+ * reaching a shim that listens on the LAN address comes from that address, not loopback).
+ */
+export function isThisHost (address: string | undefined): boolean {
+  if (isLoopback(address) || address === undefined) return isLoopback(address)
+  const plain = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address
+  return Object.values(networkInterfaces()).some(list => list?.some(i => i.address === plain) === true)
 }
 
 /**
@@ -21,4 +32,15 @@ export function isLoopbackHost (host: string | undefined): boolean {
   if (host === undefined) return true // HTTP/1.0 clients send none; the address check still applies
   const name = /^\[([^\]]+)\](?::\d+)?$/.exec(host)?.[1] ?? host.replace(/:\d+$/, '')
   return name.toLowerCase() === 'localhost' || isLoopback(name)
+}
+
+/**
+ * True when the Host header may reach a shim that also serves other hosts: a loopback name,
+ * an IP address, or one of this host's names. Not any name: a name a web page controls is
+ * how DNS rebinding reaches a server, from this host's browser or another's.
+ */
+export function isHostForRemote (host: string | undefined, hostNames: readonly string[]): boolean {
+  if (isLoopbackHost(host) || host === undefined) return true
+  const name = (/^\[([^\]]+)\](?::\d+)?$/.exec(host)?.[1] ?? host.replace(/:\d+$/, '')).toLowerCase()
+  return isIP(name) !== 0 || hostNames.some(n => n.toLowerCase() === name)
 }

@@ -6,7 +6,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { STORE_DIR } from '../nix/store-path.js'
 import type { Substituter } from '../substituter/substituter.js'
-import { isLoopback, isLoopbackHost } from './access.js'
+import { isHostForRemote, isLoopback, isLoopbackHost, isThisHost } from './access.js'
+import type { TrustedKeys } from '../nix/signing.js'
 import { serveCacheInfo } from './cache-info.js'
 import { serveNar } from './nar.js'
 import { serveNarInfo } from './narinfo.js'
@@ -21,8 +22,13 @@ export interface ShimOptions {
   /** Nix tries binary caches in ascending priority; cache.nixos.org is 40. */
   priority: number
   storeDir?: string
-  /** Answer requests from other hosts too (`--listen` on a non-loopback address). */
-  allowRemote?: boolean
+  /**
+   * Answer other hosts too (`--listen` on a non-loopback address), with only what any of them
+   * may have: narinfos and NARs of paths a public cache signed (`publicKeys`). This host is
+   * its peers' trusted peer; what they keep for trusted peers is not for every machine on
+   * the LAN. `hostNames`: the names besides IP addresses they may call this host by.
+   */
+  remote?: { publicKeys: TrustedKeys, hostNames: readonly string[] }
   log?: (line: string) => void
   /** /status, /which, /metrics and the dashboard; without it they are 404. */
   introspection?: Introspection
@@ -35,14 +41,18 @@ export function createShim (opts: ShimOptions): Server {
 async function handle (opts: ShimOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const log = opts.log ?? (() => {})
   const metrics = opts.introspection?.metrics
-  if (opts.allowRemote !== true && !isLoopback(req.socket.remoteAddress)) {
+  const local = isLoopback(req.socket.remoteAddress) || (opts.remote !== undefined && isThisHost(req.socket.remoteAddress))
+  const remote = local ? undefined : opts.remote
+  if (!local && remote === undefined) {
     metrics?.request('forbidden', '403')
     sendText(req, res, 403, 'only this host may use this substituter\n')
     return
   }
-  if (opts.allowRemote !== true && !isLoopbackHost(req.headers.host)) {
+  if (opts.remote === undefined ? !isLoopbackHost(req.headers.host) : !isHostForRemote(req.headers.host, opts.remote.hostNames)) {
     metrics?.request('forbidden', '403')
-    sendText(req, res, 403, 'the Host header must name this host (localhost, 127.0.0.1 or [::1])\n')
+    sendText(req, res, 403, opts.remote === undefined
+      ? 'the Host header must name this host (localhost, 127.0.0.1 or [::1])\n'
+      : 'the Host header must name this host (an IP address, localhost or this host\'s name)\n')
     return
   }
   const target = route(req.method, req.url)
@@ -65,16 +75,17 @@ async function handle (opts: ShimOptions, req: IncomingMessage, res: ServerRespo
         serveCacheInfo(req, res, opts.storeDir ?? STORE_DIR, opts.priority)
         return
       case 'narinfo':
-        await serveNarInfo(req, res, opts.substituter, target.hashPart, gone.signal)
+        await serveNarInfo(req, res, opts.substituter, target.hashPart, gone.signal, remote?.publicKeys)
         return
       case 'nar':
-        await serveNar(req, res, opts.substituter, target, gone.signal, log)
+        await serveNar(req, res, opts.substituter, target, gone.signal, log, remote?.publicKeys)
         return
       case 'dashboard':
       case 'status':
       case 'metrics':
       case 'which':
-        if (opts.introspection === undefined) sendText(req, res, 404, 'not found\n')
+        if (remote !== undefined) sendText(req, res, 403, 'only this host may read this daemon\'s status\n')
+        else if (opts.introspection === undefined) sendText(req, res, 404, 'not found\n')
         else await serveIntrospection(req, res, opts.introspection, target, gone.signal)
         return
       case 'reject':

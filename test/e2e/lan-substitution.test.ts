@@ -130,6 +130,23 @@ describe('substitution over the LAN (two hosts in network namespaces, real Nix c
     await holder.waitFor(/refused \S+ to \S+: only this host has it/)
   })
 
+  it('with --listen on a LAN address, serves this host\'s Nix everything and other machines only what a public cache signed', async () => {
+    const [hostA, hostB, hostC] = lab.hosts
+    const b = await daemonOn(hostB, await nix.initStore('hostB-lan-listen'), ['--trusted-public-keys', pkA, '--listen', `${hostB.ip}:12399`])
+    await daemonOn(hostA, rootA, ['--signing-key-file', skA, '--trusted-peer', b.peerId])
+    await waitForPeers(b, 1)
+    const url = `http://${hostB.ip}:12399`
+    // Nix on B itself, through the LAN address: A's private closure, as B is A's trusted peer.
+    await lab.exec(hostB, 'nix', ['copy', '--from', url, '--to', nix.storeRoot('client-lan-listen-b'), top, '--option', 'trusted-public-keys', pkA], { env: nix.env })
+    await assertHasClosure('client-lan-listen-b')
+    // Another machine: none of it (only a public cache's signature would do), and no status.
+    const curl = async (path: string): Promise<string> => (await lab.exec(hostC, 'curl', ['-sS', '-w', ' %{http_code}', `${url}${path}`])).stdout
+    assert.match(await curl(`/${top.slice('/nix/store/'.length, '/nix/store/'.length + 32)}.narinfo`), /for this host only: no public cache signed it\s+404$/)
+    assert.match(await curl('/status'), /\s403$/)
+    assert.match(await curl('/nix-cache-info'), /StoreDir: \/nix\/store[\s\S]* 200$/)
+    await assert.rejects(lab.exec(hostC, 'nix', ['copy', '--from', url, '--to', nix.storeRoot('client-lan-listen-c'), top, '--option', 'trusted-public-keys', pkA], { env: nix.env }))
+  })
+
   it('answers 404 for a path no peer has within the wait budget, also when a peer is frozen (SIGSTOP)', async () => {
     const [hostA, hostB, hostC] = lab.hosts
     await daemonOn(hostA, rootA, ['--signing-key-file', skA, '--serve', 'all'])

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { request, type Server } from 'node:http'
 import { networkInterfaces } from 'node:os'
-import { createShim, listenShim } from '../../src/http/server.js'
+import { createShim, listenShim, type ShimOptions } from '../../src/http/server.js'
 import { isLoopback } from '../../src/http/access.js'
 import { Substituter } from '../../src/substituter/substituter.js'
 import { formatNarInfo, parseNarInfo, type NarInfo } from '../../src/nix/narinfo.js'
@@ -50,8 +50,8 @@ describe('HTTP shim routes', function () {
   const fault: NarFault = {}
   const servers: Server[] = []
 
-  async function start (sub: Substituter, allowRemote = false, host = '127.0.0.1'): Promise<number> {
-    const s = createShim({ substituter: sub, priority: 33, allowRemote })
+  async function start (sub: Substituter, remote?: ShimOptions['remote'], host = '127.0.0.1'): Promise<number> {
+    const s = createShim({ substituter: sub, priority: 33, remote })
     servers.push(s)
     return (await listenShim(s, host, 0)).port
   }
@@ -147,12 +147,36 @@ describe('HTTP shim routes', function () {
   it('refuses requests from other hosts unless allowed', async function () {
     const external = Object.values(networkInterfaces()).flat().find(a => a !== undefined && a.family === 'IPv4' && !a.internal)
     if (external === undefined) this.skip()
-    const refusing = await start(substituter, false, '0.0.0.0')
-    const allowing = await start(substituter, true, '0.0.0.0')
+    const refusing = await start(substituter, undefined, '0.0.0.0')
+    const allowing = await start(substituter, { publicKeys: trusted, hostNames: [] }, '0.0.0.0')
     const from = { host: external.address, localAddress: external.address }
     assert.equal((await send(refusing, '/nix-cache-info', from)).status, 403)
     assert.equal((await send(allowing, '/nix-cache-info', from)).status, 200)
     assert.equal((await send(refusing, '/nix-cache-info')).status, 200, 'loopback is always allowed')
+  })
+
+  it('counts a client on one of this host\'s own addresses as this host when it serves other hosts', async function () {
+    const external = Object.values(networkInterfaces()).flat().find(a => a !== undefined && a.family === 'IPv4' && !a.internal)
+    if (external === undefined) this.skip()
+    // Other machines get only what a public cache signed (test/e2e/lan-substitution.test.ts);
+    // Nix on this host, reaching a shim that listens on the LAN address, gets everything.
+    const other = TrustedKeys.parse(formatPublicKey(publicKeyOf(generateSecretKey('cache.example.org-1'))))
+    const lanPort = await start(substituter, { publicKeys: other, hostNames: [] }, '0.0.0.0')
+    const from = { host: external.address, localAddress: external.address }
+    assert.equal((await send(lanPort, `/${HASH}.narinfo`, from)).status, 200)
+    assert.ok((await send(lanPort, `/${formatNarUrl(HASH, info.narHash)}`, from)).body.equals(nar))
+  })
+
+  it('takes IP addresses and its own names as Host when it serves other hosts, never another name', async () => {
+    const remotePort = await start(substituter, { publicKeys: trusted, hostNames: ['nas.lan'] })
+    for (const hostHeader of ['192.0.2.7:12304', '[fe80::1]:12304', 'NAS.lan:12304', 'localhost']) {
+      assert.equal((await send(remotePort, '/nix-cache-info', { hostHeader })).status, 200, hostHeader)
+    }
+    for (const hostHeader of ['attacker.example', 'nas.lan.attacker.example:12304']) {
+      const reply = await send(remotePort, '/nix-cache-info', { hostHeader })
+      assert.equal(reply.status, 403, hostHeader)
+      assert.match(reply.body.toString(), /Host header must name this host \(an IP address/)
+    }
   })
 
   it('refuses a Host header that does not name this host (DNS rebinding from a browser)', async () => {
