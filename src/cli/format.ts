@@ -1,7 +1,24 @@
 /** Plain-text output for the operator commands: aligned tables, sizes, durations. */
 
-/** Columns padded to their widest cell, two spaces apart; no trailing spaces. */
-export function table (headers: string[], rows: string[][]): string {
+/**
+ * `text` with what a terminal would act on written out as escapes: C0 and C1 controls, DEL,
+ * and the bidirectional overrides. Peers choose much of what these commands print (agent
+ * versions, refusal reasons): a stranger must not be able to retitle the terminal, move the
+ * cursor or forge a row.
+ */
+export function printable (text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, c => {
+    if (c === '\n') return '\\n'
+    if (c === '\r') return '\\r'
+    if (c === '\t') return '\\t'
+    const code = c.charCodeAt(0)
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`
+  })
+}
+
+/** Columns padded to their widest cell, two spaces apart; no trailing spaces; cells printable. */
+export function table (headers: string[], cells: string[][]): string {
+  const rows = cells.map(r => r.map(printable))
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)))
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()
   return [line(headers), ...rows.map(line)].join('\n') + '\n'

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander'
 import type { StatusReport } from '../daemon/status.js'
 import { shortPeer } from '../log.js'
 import { DEFAULT_URL, getJson, parseDaemonUrl } from './client.js'
-import { formatBytes, formatDuration, table } from './format.js'
+import { formatBytes, formatDuration, printable, table } from './format.js'
 
 /** `--url` and `--json`, shared by the commands that read a daemon. */
 export function withDaemonOptions (command: Command): Command {
@@ -42,7 +42,7 @@ export function formatStatus (s: StatusReport): string {
     ['transfers', s.transfers.length === 0 ? 'none' : `${s.transfers.length} in progress`]
   ]
   const width = Math.max(...lines.map(([k]) => k.length))
-  let out = lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n'
+  let out = lines.map(([k, v]) => `${k.padEnd(width)}  ${printable(v)}`).join('\n') + '\n'
   if (s.transfers.length > 0) {
     out += '\n' + table(['PATH', 'PEER', 'PROGRESS'], s.transfers.map(t => [
       t.hashPart,

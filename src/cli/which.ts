@@ -4,7 +4,7 @@ import { FormatError } from '../nix/errors.js'
 import { parseHashPart, STORE_DIR } from '../nix/store-path.js'
 import type { PeerHolding } from '../substituter/which.js'
 import { getJson, parseDaemonUrl } from './client.js'
-import { table } from './format.js'
+import { printable, table } from './format.js'
 import { withDaemonOptions } from './status.js'
 
 export function whichCommand (): Command {
@@ -35,7 +35,7 @@ export function formatWhich (hashPart: string, holdings: PeerHolding[]): string 
   if (holdings.length === 0) return `no peers connected to ask for ${hashPart}\n`
   const verified = holdings.filter(h => h.status === 'verified')
   const name = verified[0]?.storePath ?? hashPart
-  const head = `${name}: ${verified.length} of ${holdings.length} peers have it signed by a trusted key\n`
+  const head = `${printable(name)}: ${verified.length} of ${holdings.length} peers have it signed by a trusted key\n`
   return head + table(['PEER', 'STATUS', 'DETAILS'], holdings.map(h => [h.peer, h.status, details(h)]))
 }
 
