@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path'
 import { formatPublicKey, formatSecretKey, generateSecretKey, parsePublicKey, parseSecretKey, publicKeyOf, type PublicKey, type SecretKey } from '../nix/signing.js'
 import { NIX_DEFAULT_TRUSTED_PUBLIC_KEYS, trustedKeysFromNixConf } from '../nix/nix-conf.js'
 import { defaultKeyName } from '../config.js'
+import { createOnce } from '../state-file.js'
 import type { Logger } from '../log.js'
 
 export const GENERATED_KEY_FILE = 'signing-key'
@@ -23,7 +24,8 @@ export async function loadSigningKey (keyFile: string | undefined, stateDir: str
     }
     const key = generateSecretKey(defaultKeyName())
     await mkdir(dirname(file), { recursive: true, mode: 0o700 })
-    await writeFile(file, formatSecretKey(key), { mode: 0o600, flag: 'wx' })
+    // Another daemon starting on the same state directory made one first: use that one.
+    if (!(await createOnce(file, formatSecretKey(key), 0o600))) return await loadSigningKey(undefined, stateDir, log)
     await writeFile(`${file}.pub`, formatPublicKey(publicKeyOf(key)), { mode: 0o644 })
     log.info(`generated signing key ${file}; public key: ${formatPublicKey(publicKeyOf(key))}`)
     return key

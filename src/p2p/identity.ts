@@ -2,11 +2,11 @@
  * The node's libp2p identity, kept in the state directory so its PeerId survives restarts:
  * peers name it in `--trusted-peer` and `--peer /…/p2p/<id>`, so it must not change.
  */
-import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises'
-import { randomBytes } from 'node:crypto'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { FormatError } from '../nix/errors.js'
+import { createOnce } from '../state-file.js'
 import { PEER_KEY_FILE } from './constants.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -21,21 +21,10 @@ export async function loadOrCreatePrivateKey (stateDir: string): Promise<Private
   if (existing !== undefined) return existing
   await mkdir(stateDir, { recursive: true, mode: 0o700 })
   const key = await generateKeyPair('Ed25519')
-  // Written aside and linked into place: a crash never leaves a half-written key, and of two
-  // processes starting at once on the same state directory, both end up with the same key.
-  const temp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`
-  await writeFile(temp, privateKeyToProtobuf(key), { mode: 0o600, flush: true })
-  try {
-    await link(temp, file)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-    const raced = await readKey(file)
-    if (raced === undefined) throw err
-    return raced
-  } finally {
-    await unlink(temp)
-  }
-  return key
+  if (await createOnce(file, privateKeyToProtobuf(key), 0o600)) return key
+  const raced = await readKey(file)
+  if (raced === undefined) throw new Error(`${file} was created and removed while this daemon started`)
+  return raced
 }
 
 async function readKey (file: string): Promise<PrivateKey | undefined> {
