@@ -48,7 +48,9 @@ export function daemonIntrospection (parts: DaemonParts): Introspection {
       peersConnected: client.peers().length,
       verificationFailures: counters.verificationFailures,
       narInfoHits: counters.narInfoHits,
-      narInfoMisses: counters.narInfoMisses
+      narInfoMisses: counters.narInfoMisses,
+      refusalsReceived: counters.refusals,
+      refusalsGiven: parts.served.refusals
     }))
   }
 }

@@ -16,6 +16,8 @@ export interface MetricsSnapshot {
   verificationFailures: number
   narInfoHits: number
   narInfoMisses: number
+  refusalsReceived: number
+  refusalsGiven: number
 }
 
 /** From a cache hit on the LAN (a few ms) to the wait budget running out (a second or more). */
@@ -60,6 +62,18 @@ export class ShimMetrics {
       collect () {
         this.reset()
         this.inc(snapshot().verificationFailures)
+      }
+    })
+    new Counter({
+      name: 'peerix_refusals_total',
+      help: 'Refusals by direction: received = a peer would not give us a path, given = we would not give a peer one (serving policy)',
+      labelNames: ['direction'],
+      registers,
+      collect () {
+        const { refusalsReceived, refusalsGiven } = snapshot()
+        this.reset()
+        this.inc({ direction: 'received' }, refusalsReceived)
+        this.inc({ direction: 'given' }, refusalsGiven)
       }
     })
     new Gauge({

@@ -124,6 +124,8 @@ describe('introspection of two daemons after a real fetch (/status, /metrics, /w
     assert.equal(sample(b.body, 'peerix_nar_bytes_total{direction="out"}'), 0)
     assert.equal(sample(b.body, 'peerix_peers_connected'), 1)
     assert.equal(sample(b.body, 'peerix_verification_failures_total'), 0)
+    assert.equal(sample(b.body, 'peerix_refusals_total{direction="received"}'), 0)
+    assert.equal(sample(b.body, 'peerix_refusals_total{direction="given"}'), 0)
     assert.ok(sample(b.body, 'peerix_narinfo_lookups_total{result="hit"}') >= pair.closure.length)
     // libp2p's metrics, in the same per-daemon registry.
     // the NARs came over /peerix/nar/1 or with their narinfo (r2)

@@ -96,7 +96,7 @@ describe('the shim\'s operator routes', function () {
         await new Promise(resolve => { signal.addEventListener('abort', resolve, { once: true }) })
         return []
       },
-      metrics: new ShimMetrics(registry, () => ({ narBytesIn: 1234, narBytesOut: 99, peersConnected: 2, verificationFailures: 3, narInfoHits: 4, narInfoMisses: 5 }))
+      metrics: new ShimMetrics(registry, () => ({ narBytesIn: 1234, narBytesOut: 99, peersConnected: 2, verificationFailures: 3, narInfoHits: 4, narInfoMisses: 5, refusalsReceived: 6, refusalsGiven: 7 }))
     }
     const port = await shim(introspection)
 
@@ -145,7 +145,9 @@ describe('the shim\'s operator routes', function () {
       'peerix_peers_connected 2',
       'peerix_verification_failures_total 3',
       'peerix_narinfo_lookups_total{result="hit"} 4',
-      'peerix_narinfo_lookups_total{result="miss"} 5'
+      'peerix_narinfo_lookups_total{result="miss"} 5',
+      'peerix_refusals_total{direction="received"} 6',
+      'peerix_refusals_total{direction="given"} 7'
     ]) assert.ok(lines.includes(expected), `${expected} not in:\n${metrics.body}`)
     assert.equal(whichCalls, 2)
   })
