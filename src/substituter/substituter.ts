@@ -41,6 +41,13 @@ export const INLINE_NAR_PEERS = 2
  */
 export const STARTUP_GRACE_MS = 5_000
 
+/**
+ * How long a NAR request waits for a peer that offered the NAR and is not connected now: one
+ * restarting mid-transfer is back within a second or two, and Nix, resuming at once, gives
+ * the NAR up on one 404 (`nix copy` and `nix-store --realise` then fail).
+ */
+export const NAR_PEER_GRACE_MS = 5_000
+
 /** What peers' summaries say (the /peerix/index/1 service): false rules a peer out for a path. */
 export interface PeerIndexView {
   /** For one hash part, whether a peer's summary may hold it (FormatError for a bad hash part). */
@@ -56,6 +63,8 @@ export interface SubstituterOptions {
   timeoutMs: number
   /** From now, how long to wait for a first peer before answering absent (default 0). */
   startupGraceMs?: number
+  /** How long a NAR request waits for a peer that offered it to come back (NAR_PEER_GRACE_MS). */
+  narPeerGraceMs?: number
   stallMs?: number
   log?: (line: string) => void
   /** Shared with whoever shows them (/status, /metrics); a fresh set by default. */
@@ -95,6 +104,7 @@ export class Substituter {
   private readonly index?: PeerIndexView
   private readonly cache: NarInfoCache
   private readonly graceEnds: number
+  private readonly narPeerGraceMs: number
   private readonly prefetcher?: NarPrefetcher
   private readonly inlineNars: boolean
   private readonly readAhead?: NarInfoReadAhead
@@ -105,6 +115,7 @@ export class Substituter {
     this.index = opts.index
     this.cache = new NarInfoCache(opts.narInfoCacheMs)
     this.graceEnds = Date.now() + (opts.startupGraceMs ?? 0)
+    this.narPeerGraceMs = opts.narPeerGraceMs ?? NAR_PEER_GRACE_MS
     this.ctx = {
       client: opts.client,
       trusted: opts.trusted,
@@ -195,9 +206,21 @@ export class Substituter {
       await lookupNarInfo(this.ctx, hashPart, { signal, wanted: info => info.narHash === hash, mayHave: this.mayHave(hashPart), inlineNar: this.inlineNar(hashPart) })
       offer = this.connectedOffer(hashPart, hash)
     }
+    const holders = offer === undefined ? this.ctx.memory.offer(hashPart, hash)?.peers : undefined
+    if (holders !== undefined) {
+      await this.untilConnected(holders, Date.now() + this.narPeerGraceMs, signal)
+      offer = this.connectedOffer(hashPart, hash)
+    }
     if (offer === undefined) return undefined
     const { narSize } = offer
     return { narSize, stream: this.track({ hashPart, narHash: hash, narSize, received: 0 }, signal) }
+  }
+
+  /** Returns once one of `peers` is connected, or at `deadline`, or when `signal` aborts. */
+  private async untilConnected (peers: string[], deadline: number, signal?: AbortSignal): Promise<void> {
+    while (Date.now() < deadline && signal?.aborted !== true && !this.ctx.client.peers().some(p => peers.includes(p))) {
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
   }
 
   /** Returns once a peer is connected, or the startup grace is over, or `signal` aborts. */

@@ -163,7 +163,7 @@ describe('substituter prefetching between peerix nodes', () => {
     const b = await nodes.peerix()
     await b.dial(a.getMultiaddrs()[0])
     await eventually('A known to speak peerix', () => b.services.peerixPeers.list().length === 1)
-    const sub = new Substituter({ client: new Libp2pPeerClient(b), trusted: new TrustedKeys([publicKeyOf(key)]), timeoutMs: 5000, inlineNars: options.inlineNars })
+    const sub = new Substituter({ client: new Libp2pPeerClient(b), trusted: new TrustedKeys([publicKeyOf(key)]), timeoutMs: 5000, inlineNars: options.inlineNars, narPeerGraceMs: 200 })
     return { a, b, paths, small, sub }
   }
 

@@ -42,11 +42,11 @@ async function makePath (hashPart = HASH, size = 10_000): Promise<Path> {
 const signedBy = (info: NarInfo, key = trustedKey): string => formatNarInfo(signNarInfo(info, key))
 const found = (value: string) => ({ status: 'found' as const, value })
 
-function substituter (peers: Record<string, FixturePeer>, opts: { timeoutMs?: number, stallMs?: number, narInfoCacheMs?: number } = {}): { sub: Substituter, client: FixturePeerClient, log: string[] } {
+function substituter (peers: Record<string, FixturePeer>, opts: { timeoutMs?: number, stallMs?: number, narInfoCacheMs?: number, narPeerGraceMs?: number } = {}): { sub: Substituter, client: FixturePeerClient, log: string[] } {
   const client = new FixturePeerClient(new Map(Object.entries(peers)))
   const log: string[] = []
   // No prefetching: these tests count what each NAR request asks of the peers (nar-prefetch.test.ts has it).
-  const sub = new Substituter({ client, trusted, timeoutMs: opts.timeoutMs ?? 2000, stallMs: opts.stallMs ?? 2000, narInfoCacheMs: opts.narInfoCacheMs, prefetch: false, log: line => log.push(line) })
+  const sub = new Substituter({ client, trusted, timeoutMs: opts.timeoutMs ?? 2000, stallMs: opts.stallMs ?? 2000, narInfoCacheMs: opts.narInfoCacheMs, narPeerGraceMs: opts.narPeerGraceMs, prefetch: false, log: line => log.push(line) })
   return { sub, client, log }
 }
 
@@ -307,6 +307,28 @@ describe('substituter NAR download', () => {
     assert.equal(await sub.nar(HASH, path.info.narHash), undefined)
     assert.equal(client.narCalls.length, 1, 'the NAR was not asked of it again')
     assert.equal(client.narInfoCalls.length, 2, 'its narinfo was')
+  })
+
+  it('waits for the peer that offered the NAR to come back (a restart mid-transfer), no longer than the grace', async () => {
+    const path = await makePath()
+    const peers = serving(path, { restarting: narServer(path.nar) })
+    const { sub, client } = substituter(peers, { narPeerGraceMs: 3000 })
+    await sub.narInfo(HASH)
+    client.fixtures.delete('restarting')
+    setTimeout(() => { client.fixtures.set('restarting', peers.restarting) }, 300)
+    let started = performance.now()
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.ok(performance.now() - started >= 250, 'it waited')
+    assert.deepEqual(await collect(download.stream), path.nar)
+
+    const gone = substituter(serving(path, { gone: narServer(path.nar) }), { narPeerGraceMs: 300 })
+    await gone.sub.narInfo(HASH)
+    gone.client.fixtures.delete('gone')
+    started = performance.now()
+    assert.equal(await gone.sub.nar(HASH, path.info.narHash), undefined)
+    const waited = performance.now() - started
+    assert.ok(waited >= 250 && waited < 2000, `gave up after ${waited.toFixed(0)} ms`)
   })
 
   it('has no NAR for a NarHash no verified narinfo offers', async () => {
