@@ -34,6 +34,7 @@ export function formatStatus (s: StatusReport): string {
     ...s.listen.p2p.map((a, i): [string, string] => [i === 0 ? 'p2p' : '', a]),
     ['signing key', s.publicKey],
     ['serving', `${policy.mode}; ${policy.deny.length} deny globs; ${policy.trustedPeers} trusted peers; peers-only ${policy.peersOnly ? 'on' : 'off'}`],
+    ['trusts', `${s.keys.trusted.length === 0 ? 'no keys' : s.keys.trusted.join(', ')}; public caches: ${s.keys.publicCaches.length === 0 ? 'none' : s.keys.publicCaches.join(', ')}`],
     ['peers', `${s.peers.length} connected (${peerix} peerix)`],
     ['narinfo', `${c.narInfoHits} hits, ${c.narInfoMisses} misses (${hitRate}); ${c.verificationFailures} verification failures`],
     ['refusals', `${c.refusalsReceived} received from peers, ${c.refusalsGiven} given to peers`],

@@ -42,6 +42,7 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
   const trustedKeys = config.trustedPublicKeys.length > 0 ? config.trustedPublicKeys.map(text => parsePublicKey(text)) : await nixTrustedKeys()
   const trusted = new TrustedKeys(trustedKeys)
   if (trusted.size === 0) log.warn('no trusted public keys (--trusted-public-keys, or nix.conf\'s trusted-public-keys): nothing from peers will be accepted')
+  else log.info(`trusting narinfos signed by ${trustedKeys.map(k => k.name).join(', ')} (read at start: restart after changing them)`)
 
   // Only a public cache's signature makes a path public: a host's (ours or a peer's) is on
   // what it built or keeps to trusted peers, and a trusted peer that fetched such a path must
@@ -92,6 +93,7 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
     const introspection = daemonIntrospection({
       node, substituter, served: served.counters, traffic, trusted, registry, publicKey, startedAt, httpUrl: () => httpUrl,
       policy: { mode: config.serve, deny, trustedPeers: config.trustedPeers.length, peersOnly: config.peersOnly },
+      keys: { trusted: trustedKeys.map(k => k.name), publicCaches: config.publicCacheKeys.map(k => parsePublicKey(k).name) },
       timeoutMs: config.timeoutMs
     })
     const remote = config.allowRemote ? { publicKeys, hostNames: [config.listen.host, hostname(), `${hostname()}.local`] } : undefined

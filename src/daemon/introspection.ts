@@ -23,6 +23,7 @@ export interface DaemonParts {
   registry: Registry
   publicKey: string
   policy: StatusSources['policy']
+  keys: StatusSources['keys']
   /** How long `which` waits for peers. */
   timeoutMs: number
   startedAt: number

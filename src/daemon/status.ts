@@ -50,6 +50,11 @@ export interface StatusReport {
   uptimeSeconds: number
   listen: { p2p: string[], http: string }
   policy: { mode: ServeMode, deny: string[], trustedPeers: number, peersOnly: boolean }
+  /**
+   * Names of the keys a peer's narinfo may be signed by, and of the public caches' keys (what
+   * they signed goes to any peer). Read at start: a change to nix.conf needs a restart.
+   */
+  keys: { trusted: string[], publicCaches: string[] }
   peers: PeerStatus[]
   counters: {
     narInfoRequests: number
@@ -91,6 +96,7 @@ export interface StatusSources {
   httpUrl: string
   startedAt: number
   policy: StatusReport['policy']
+  keys: StatusReport['keys']
   /** Paths in the index summary a peer sent us, if it sent one. */
   peerIndexSize: (peer: string) => number | undefined
 }
@@ -119,6 +125,7 @@ export async function statusReport (src: StatusSources): Promise<StatusReport> {
     uptimeSeconds: Math.floor((now - src.startedAt) / 1000),
     listen: { p2p: src.node.getMultiaddrs().map(String), http: src.httpUrl },
     policy: src.policy,
+    keys: src.keys,
     peers: peers.sort((a, b) => a.connectedSince - b.connectedSince),
     counters: {
       narInfoRequests: fetched.narInfoRequests,

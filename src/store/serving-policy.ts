@@ -52,6 +52,6 @@ export class ServingPolicy {
     if (this.opts.mode === 'all' || this.trustedPeers.has(peer)) return { allowed: true }
     const fp = fingerprint(info.storePath, info.narHash, info.narSize, info.references)
     if (this.opts.publicKeys.verify(fp, info.sigs) !== undefined) return { allowed: true }
-    return { allowed: false, reason: 'only this host has it (no signature by a public cache\'s key) and the peer is not a --trusted-peer' }
+    return { allowed: false, reason: `only this host has it (no public cache signed it), for its --trusted-peer peers; ${peer} is not one (--trusted-peer ${peer} on this host would let it have it)` }
   }
 }

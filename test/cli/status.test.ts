@@ -72,6 +72,8 @@ describe('peerix status / peers / which', function () {
       assert.equal(field('agent'), AGENT_VERSION)
       assert.equal(field('substituter'), pair.b.url)
       assert.equal(field('peers'), '1 connected (1 peerix)')
+      // B was given A's key; its public caches are the default, cache.nixos.org's
+      assert.equal(field('trusts'), 'cli-a-1; public caches: cache.nixos.org-1')
       assert.match(field('narinfo'), /^\d+ hits, 0 misses \(100 % hit rate\); 0 verification failures$/)
       assert.match(field('fetched'), new RegExp(`^${pair.closure.length} NARs( \\(\\d+ with their narinfo\\))?, [\\d.]+ (B|KiB) from peers$`))
       assert.equal(field('transfers'), 'none')
