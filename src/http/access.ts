@@ -18,7 +18,8 @@ export function isLoopback (address: string | undefined): boolean {
  * reaching a shim that listens on the LAN address comes from that address, not loopback).
  */
 export function isThisHost (address: string | undefined): boolean {
-  if (isLoopback(address) || address === undefined) return isLoopback(address)
+  if (address === undefined) return false
+  if (isLoopback(address)) return true
   const plain = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address
   return Object.values(networkInterfaces()).some(list => list?.some(i => i.address === plain) === true)
 }
@@ -30,8 +31,13 @@ export function isThisHost (address: string | undefined): boolean {
  */
 export function isLoopbackHost (host: string | undefined): boolean {
   if (host === undefined) return true // HTTP/1.0 clients send none; the address check still applies
-  const name = /^\[([^\]]+)\](?::\d+)?$/.exec(host)?.[1] ?? host.replace(/:\d+$/, '')
-  return name.toLowerCase() === 'localhost' || isLoopback(name)
+  const name = hostName(host)
+  return name === 'localhost' || isLoopback(name)
+}
+
+/** The name or address of a Host header, without port or IPv6 brackets, in lower case. */
+function hostName (host: string): string {
+  return (/^\[([^\]]+)\](?::\d+)?$/.exec(host)?.[1] ?? host.replace(/:\d+$/, '')).toLowerCase()
 }
 
 /**
@@ -40,7 +46,7 @@ export function isLoopbackHost (host: string | undefined): boolean {
  * how DNS rebinding reaches a server, from this host's browser or another's.
  */
 export function isHostForRemote (host: string | undefined, hostNames: readonly string[]): boolean {
-  if (isLoopbackHost(host) || host === undefined) return true
-  const name = (/^\[([^\]]+)\](?::\d+)?$/.exec(host)?.[1] ?? host.replace(/:\d+$/, '')).toLowerCase()
+  if (host === undefined || isLoopbackHost(host)) return true
+  const name = hostName(host)
   return isIP(name) !== 0 || hostNames.some(n => n.toLowerCase() === name)
 }

@@ -31,51 +31,15 @@ export class ShimMetrics {
     const registers = [registry]
     this.requests = new Counter({ name: 'peerix_http_requests_total', help: 'HTTP requests to the substituter by route and status code', labelNames: ['route', 'status'], registers })
     this.narInfoSeconds = new Histogram({ name: 'peerix_narinfo_duration_seconds', help: 'Time to answer a narinfo request (asking peers included)', labelNames: ['status'], buckets: NARINFO_BUCKETS, registers })
-    new Counter({
-      name: 'peerix_nar_bytes_total',
-      help: 'NAR bytes by direction: in = fetched from peers, out = served to peers',
-      labelNames: ['direction'],
-      registers,
-      collect () {
-        const { narBytesIn, narBytesOut } = snapshot()
-        this.reset()
-        this.inc({ direction: 'in' }, narBytesIn)
-        this.inc({ direction: 'out' }, narBytesOut)
-      }
-    })
-    new Counter({
-      name: 'peerix_narinfo_lookups_total',
-      help: 'narinfo lookups by result: hit = a peer had it (verified), miss = none had it',
-      labelNames: ['result'],
-      registers,
-      collect () {
-        const { narInfoHits, narInfoMisses } = snapshot()
-        this.reset()
-        this.inc({ result: 'hit' }, narInfoHits)
-        this.inc({ result: 'miss' }, narInfoMisses)
-      }
-    })
-    new Counter({
-      name: 'peerix_verification_failures_total',
-      help: 'Peer narinfos dropped: malformed, for another path, or not signed by a trusted key',
-      registers,
-      collect () {
-        this.reset()
-        this.inc(snapshot().verificationFailures)
-      }
-    })
-    new Counter({
-      name: 'peerix_refusals_total',
-      help: 'Refusals by direction: received = a peer would not give us a path, given = we would not give a peer one (serving policy)',
-      labelNames: ['direction'],
-      registers,
-      collect () {
-        const { refusalsReceived, refusalsGiven } = snapshot()
-        this.reset()
-        this.inc({ direction: 'received' }, refusalsReceived)
-        this.inc({ direction: 'given' }, refusalsGiven)
-      }
-    })
+    const counted = countersFromSnapshot(registers)
+    counted('peerix_nar_bytes_total', 'NAR bytes by direction: in = fetched from peers, out = served to peers', 'direction',
+      () => { const c = snapshot(); return { in: c.narBytesIn, out: c.narBytesOut } })
+    counted('peerix_narinfo_lookups_total', 'narinfo lookups by result: hit = a peer had it (verified), miss = none had it', 'result',
+      () => { const c = snapshot(); return { hit: c.narInfoHits, miss: c.narInfoMisses } })
+    counted('peerix_verification_failures_total', 'Peer narinfos dropped: malformed, for another path, or not signed by a trusted key', undefined,
+      () => ({ '': snapshot().verificationFailures }))
+    counted('peerix_refusals_total', 'Refusals by direction: received = a peer would not give us a path, given = we would not give a peer one (serving policy)', 'direction',
+      () => { const c = snapshot(); return { received: c.refusalsReceived, given: c.refusalsGiven } })
     new Gauge({
       name: 'peerix_peers_connected',
       help: 'Connected peers that speak peerix',
@@ -93,6 +57,28 @@ export class ShimMetrics {
   narInfoTimer (): (status: string) => void {
     const end = this.narInfoSeconds.startTimer()
     return (status) => { end({ status }) }
+  }
+}
+
+/**
+ * Defines counters whose values are read from the daemon's own counters at scrape time: one
+ * series per key of what `read` returns, under `label` (no label: the key '').
+ */
+function countersFromSnapshot (registers: Registry[]): (name: string, help: string, label: string | undefined, read: () => Record<string, number>) => void {
+  return (name, help, label, read) => {
+    new Counter({
+      name,
+      help,
+      labelNames: label === undefined ? [] : [label],
+      registers,
+      collect () {
+        this.reset()
+        for (const [value, n] of Object.entries(read())) {
+          if (label === undefined) this.inc(n)
+          else this.inc({ [label]: value }, n)
+        }
+      }
+    })
   }
 }
 

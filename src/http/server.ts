@@ -41,7 +41,8 @@ export function createShim (opts: ShimOptions): Server {
 async function handle (opts: ShimOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const log = opts.log ?? (() => {})
   const metrics = opts.introspection?.metrics
-  const local = isLoopback(req.socket.remoteAddress) || (opts.remote !== undefined && isThisHost(req.socket.remoteAddress))
+  // Listening on the LAN, this host's Nix may come from one of its LAN addresses.
+  const local = opts.remote === undefined ? isLoopback(req.socket.remoteAddress) : isThisHost(req.socket.remoteAddress)
   const remote = local ? undefined : opts.remote
   if (!local && remote === undefined) {
     metrics?.request('forbidden', '403')
