@@ -35,6 +35,11 @@ interface DaemonFlags {
   logLevel: string
 }
 
+/** The keys of a repeatable flag whose values are space-separated key lists, as Nix writes them. */
+function keyList (flag: string, values: string[]): string[] {
+  return values.flatMap(v => v.split(/\s+/)).filter(k => k !== '').map(k => parsePublicKeyFlag(flag, k))
+}
+
 /** Validates the flags into a DaemonConfig; throws ConfigError naming the flag and value. */
 export function configFromFlags (flags: DaemonFlags): DaemonConfig {
   const listen = parseListen(flags.listen)
@@ -45,10 +50,8 @@ export function configFromFlags (flags: DaemonFlags): DaemonConfig {
     storeRoot: parsePathFlag('--store-root', flags.storeRoot),
     stateDir: flags.stateDir === undefined ? defaultStateDir() : parsePathFlag('--state-dir', flags.stateDir),
     signingKeyFile: flags.signingKeyFile === undefined ? undefined : parsePathFlag('--signing-key-file', flags.signingKeyFile),
-    trustedPublicKeys: (flags.trustedPublicKeys ?? []).flatMap(k => k.split(/\s+/)).filter(k => k !== '').map(k => parsePublicKeyFlag('--trusted-public-keys', k)),
-    publicCacheKeys: flags.publicCacheKeys === undefined
-      ? [...NIX_DEFAULT_TRUSTED_PUBLIC_KEYS]
-      : flags.publicCacheKeys.flatMap(k => k.split(/\s+/)).filter(k => k !== '').map(k => parsePublicKeyFlag('--public-cache-keys', k)),
+    trustedPublicKeys: keyList('--trusted-public-keys', flags.trustedPublicKeys ?? []),
+    publicCacheKeys: flags.publicCacheKeys === undefined ? [...NIX_DEFAULT_TRUSTED_PUBLIC_KEYS] : keyList('--public-cache-keys', flags.publicCacheKeys),
     trustedPeers: (flags.trustedPeer ?? []).map(p => parsePeerIdFlag('--trusted-peer', p)),
     peers: (flags.peer ?? []).map(a => parseMultiaddrFlag('--peer', a)),
     mdns: flags.mdns,
