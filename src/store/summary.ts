@@ -13,6 +13,7 @@
  * signatures added to existing ones. Decisions are remembered per row and signature list, so
  * a resync re-decides (and verifies signatures of) only what changed.
  */
+import { FormatError } from '../nix/errors.js'
 import { parseStorePath } from '../nix/store-path.js'
 import { silentLogger, type Logger } from '../log.js'
 import { keySetDiff, summaryKey, toKeySet, type KeySetDelta } from './summary-keys.js'
@@ -67,6 +68,8 @@ const SLICE_MS = 10
 const ANYONE = ''
 
 interface RowState {
+  /** A row id names this path only while the database file stays the same (a restore reuses ids). */
+  path: string
   key: number
   sigs: string
   /** Indexed like #audiences: visible to that audience. */
@@ -220,7 +223,7 @@ export class StoreSummary {
       for (let page = this.#db.rowsAfter(0, PAGE_ROWS); page.length > 0; page = this.#db.rowsAfter(lastId, PAGE_ROWS)) {
         for (const row of page) {
           const known = this.#rows.get(row.id)
-          rows.set(row.id, known !== undefined && known.sigs === row.sigs ? known : await this.#decide(row))
+          rows.set(row.id, known !== undefined && known.path === row.path && known.sigs === row.sigs ? known : await this.#decide(row))
           lastId = row.id
         }
       }
@@ -252,8 +255,10 @@ export class StoreSummary {
     try {
       return await this.#decideRow(row)
     } catch (err) {
-      this.#log.warn(`index: leaving ${row.path} out of the summary: ${err instanceof Error ? err.message : String(err)}`)
-      return { key: 0, sigs: row.sigs, visible: this.#views.map(() => false) }
+      // Only a row that will never read differently; a failed database read fails the pass.
+      if (!(err instanceof FormatError)) throw err
+      this.#log.warn(`index: leaving ${row.path} out of the summary: ${err.message}`)
+      return { path: row.path, key: 0, sigs: row.sigs, visible: this.#views.map(() => false) }
     }
   }
 
@@ -262,7 +267,7 @@ export class StoreSummary {
     const { hashPart } = parseStorePath(row.path)
     const key = summaryKey(hashPart)
     const policy = this.#policy
-    if (policy === undefined) return { key, sigs: row.sigs, visible: this.#views.map(() => true) }
+    if (policy === undefined) return { path: row.path, key, sigs: row.sigs, visible: this.#views.map(() => true) }
     if (performance.now() - this.#sliceStart > SLICE_MS) {
       await new Promise(resolve => setImmediate(resolve))
       this.#sliceStart = performance.now()
@@ -270,7 +275,7 @@ export class StoreSummary {
     const info = this.#db.byHashPart(hashPart)
     // Gone since the row was read: the next resync drops it; meanwhile nobody is told of it.
     const visible = this.#views.map(view => info !== undefined && policy.decide(info, view.peer).allowed)
-    return { key, sigs: row.sigs, visible }
+    return { path: row.path, key, sigs: row.sigs, visible }
   }
 
   #view (name: SummaryViewName): ViewState {

@@ -4,10 +4,10 @@
  * store cannot be read or the view is too large.
  */
 import assert from 'node:assert/strict'
-import { writeFile } from 'node:fs/promises'
+import { copyFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv } from '../helpers/nix.js'
-import { NixDb } from '../../src/store/db.js'
+import { NixDb, NixDbError } from '../../src/store/db.js'
 import { ServingPolicy } from '../../src/store/serving-policy.js'
 import { StoreSummary, type SummaryChange } from '../../src/store/summary.js'
 import { keySetHas, summaryKey } from '../../src/store/summary-keys.js'
@@ -163,5 +163,71 @@ describe('store summary: the hash parts each peer may have, kept current', funct
       assert.ok(keySetHas(view.keys, keyOf(signed)), `${build}: with the other paths in it`)
     }
     assert.match(lines.join('\n'), /leaving \/nix\/store\/\w{32}-\.-x out of the summary: invalid store path/)
+  })
+})
+
+describe('store summary: a path the host has is never left out for good', () => {
+  let nix: NixEnv
+  let root: string
+  const trustedOnly = (): ServingPolicy => new ServingPolicy({ mode: 'trusted', deny: [], trustedPeers: [TRUSTED_PEER], publicKeys: new TrustedKeys([]) })
+  const add = async (name: string): Promise<string> => {
+    const file = join(nix.dir, name)
+    await writeFile(file, `${name}\n`)
+    return (await nix.run('nix-store', ['--store', root, '--add', file])).stdout.trim()
+  }
+
+  beforeEach(async () => {
+    nix = await NixEnv.create()
+    root = nix.storeRoot('host')
+  })
+  afterEach(async () => { await nix?.cleanup() })
+
+  it('after the database is restored from a backup, which gives old row ids to new paths', async () => {
+    const a = await add('aaa')
+    const dbFile = join(root, 'nix/var/nix/db/db.sqlite')
+    await copyFile(dbFile, join(nix.dir, 'backup.sqlite'))
+    const b = await add('bbb')
+    const db = NixDb.open(root)
+    try {
+      const summary = new StoreSummary({ db, policy: trustedOnly(), trustedPeers: [TRUSTED_PEER] })
+      await summary.resync()
+      // Restored as a restore does it (a file moved into place), then Nix registers a new path:
+      // it gets bbb's old row id, with the same (no) signatures.
+      await copyFile(join(nix.dir, 'backup.sqlite'), join(nix.dir, 'restore.tmp'))
+      await rename(join(nix.dir, 'restore.tmp'), dbFile)
+      const c = await add('ccc')
+      assert.equal(db.rowsAfter(0, 10).find(r => r.path === c)?.id, 2, 'the new path took the old row id')
+      await summary.resync()
+      const view = summary.view(TRUSTED_PEER)
+      assert.ok(view !== undefined)
+      assert.deepEqual([a, b, c].map(p => keySetHas(view.keys, keyOf(p))), [true, false, true])
+    } finally {
+      db.close()
+    }
+  })
+
+  it('after a database read failed once while deciding a path', async () => {
+    await add('aaa')
+    const real = NixDb.open(root)
+    try {
+      let failNext = false
+      const db = {
+        rowsAfter: (id: number, limit: number) => real.rowsAfter(id, limit),
+        byHashPart: (hashPart: string) => {
+          if (failNext) { failNext = false; throw new NixDbError('reading Nix database failed: database is locked') }
+          return real.byHashPart(hashPart)
+        }
+      }
+      const summary = new StoreSummary({ db, policy: trustedOnly(), trustedPeers: [TRUSTED_PEER] })
+      await summary.resync()
+      const b = await add('bbb')
+      failNext = true
+      await summary.poll()
+      assert.equal(summary.view(TRUSTED_PEER), undefined, 'a summary that may be wrong is not offered')
+      await summary.poll()
+      assert.ok(keySetHas(summary.view(TRUSTED_PEER)?.keys ?? new Uint32Array(), keyOf(b)), 'the next pass has it')
+    } finally {
+      real.close()
+    }
   })
 })
