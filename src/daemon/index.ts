@@ -79,6 +79,7 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
       mdns: config.mdns,
       source: served,
       summary,
+      useIndex: config.index,
       trustedPeers: config.trustedPeers,
       peersOnly: config.peersOnly,
       compressNars: config.wireCompression !== 'off',

@@ -42,6 +42,8 @@ export interface PeerixNodeOptions {
   source: PathSource
   /** The summary of it sent to peers over /peerix/index/1; without one peers ask us for everything. */
   summary?: SummarySource
+  /** Receive peers' summaries (default true; --no-index neither sends nor uses them). */
+  useIndex?: boolean
   /** Peer ID strings (`--trusted-peer`). */
   trustedPeers?: string[]
   /** Refuse connections to and from peers not in `trustedPeers`. */
@@ -106,7 +108,7 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
         ping: ping(),
         narinfo: narinfo({ source: opts.source, timeout: opts.narinfoTimeout, log }),
         nar: nar({ source: opts.source, compress: opts.compressNars, log }),
-        index: peerIndex({ summary: opts.summary, log }),
+        index: peerIndex({ summary: opts.summary, subscribe: opts.useIndex, log }),
         peerixPeers: peerixPeers({ protocol: NARINFO_PROTOCOL, log }),
         staticPeers: staticPeers({
           addrs: statics,

@@ -70,6 +70,17 @@ describe('/peerix/index/1 between libp2p nodes', function () {
 
   const versionOf = (from: Node, of: Node): number | undefined => from.services.index.summaryOf(of.peerId.toString())?.version
 
+  it('asks no peer for its summary when told not to (--no-index), and still serves its own', async () => {
+    const db = new MemoryDb()
+    db.add('one')
+    const a = await node({ summary: await summaryOver(db), subscribe: false })
+    const b = await node({ summary: await summaryOver(new MemoryDb()) })
+    await b.dial(a.getMultiaddrs()[0])
+    await eventually('B has A\'s summary', () => b.services.index.summaryOf(a.peerId.toString()) !== undefined)
+    await new Promise(resolve => setTimeout(resolve, 300))
+    assert.equal(a.services.index.summaryOf(b.peerId.toString()), undefined, 'A did not subscribe to B')
+  })
+
   it('sends the summary after identify and keeps it current: additions by poll, removals by resync', async () => {
     const db = new MemoryDb()
     const p1 = db.add('one')

@@ -42,6 +42,8 @@ export interface SummarySource {
 export interface PeerIndexInit {
   /** This host's summary; without one the protocol is not served (peers then ask us directly). */
   summary?: SummarySource
+  /** Ask peers for their summaries (default true; false with --no-index, which asks every peer anyway). */
+  subscribe?: boolean
   /** Largest summary accepted from a peer or sent to one. */
   maxKeys?: number
   maxUpdateBytes?: number

@@ -32,6 +32,7 @@ export class PeerIndexService implements PeerIndex, Startable {
   readonly [Symbol.toStringTag] = '@peerix/index'
   readonly #components: PeerIndexComponents
   readonly #summary?: SummarySource
+  readonly #subscribes: boolean
   readonly #log: Logger
   readonly #maxKeys: number
   readonly #maxUpdateBytes: number
@@ -50,6 +51,7 @@ export class PeerIndexService implements PeerIndex, Startable {
   constructor (components: PeerIndexComponents, init: PeerIndexInit) {
     this.#components = components
     this.#summary = init.summary
+    this.#subscribes = init.subscribe ?? true
     this.#log = init.log ?? silentLogger
     this.#maxKeys = init.maxKeys ?? MAX_KEYS
     this.#maxUpdateBytes = init.maxUpdateBytes ?? MAX_UPDATE_BYTES
@@ -66,7 +68,7 @@ export class PeerIndexService implements PeerIndex, Startable {
         maxOutboundStreams: MAX_OUTBOUND_STREAMS
       })
     }
-    this.#components.events.addEventListener('peer:identify', this.#onIdentify)
+    if (this.#subscribes) this.#components.events.addEventListener('peer:identify', this.#onIdentify)
     this.#components.events.addEventListener('peer:disconnect', this.#onDisconnect)
     this.#started = true
   }
