@@ -29,6 +29,11 @@ export interface ReadAheadLimits {
   maxQueued: number
   /** How long an answer read ahead waits for Nix (the narinfo cache's lifetime). */
   ttlMs: number
+  /**
+   * How long Nix may ask nothing before the references still queued are dropped: Nix that
+   * was killed, or whose copy failed, is not followed through the rest of its closure.
+   */
+  idleMs: number
 }
 
 /** Looks up a narinfo and caches it for Nix; undefined when no peer has it. */
@@ -44,6 +49,8 @@ export class NarInfoReadAhead {
   readonly #limits: ReadAheadLimits
   #running = 0
   #stopped = false
+  /** When Nix last asked for a narinfo. */
+  #lastAsked = Date.now()
 
   /** `wanted` says whether Nix may still ask for a path (not local, on a peer, not cached). */
   constructor (read: ReadNarInfo, wanted: (hashPart: string) => boolean, limits: Partial<ReadAheadLimits> = {}) {
@@ -53,7 +60,8 @@ export class NarInfoReadAhead {
       concurrency: limits.concurrency ?? READ_AHEAD_CONCURRENCY,
       maxAhead: limits.maxAhead ?? READ_AHEAD_MAX_AHEAD,
       maxQueued: limits.maxQueued ?? READ_AHEAD_MAX_QUEUED,
-      ttlMs: limits.ttlMs ?? NARINFO_CACHE_MS
+      ttlMs: limits.ttlMs ?? NARINFO_CACHE_MS,
+      idleMs: limits.idleMs ?? NARINFO_CACHE_MS
     }
   }
 
@@ -70,6 +78,9 @@ export class NarInfoReadAhead {
 
   /** Nix asked for `hashPart`: true when it had been read ahead (or is being read). */
   asked (hashPart: string): boolean {
+    // A request after a long pause is a new walk: not a reason to go on with the old one.
+    this.#dropIfIdle()
+    this.#lastAsked = Date.now()
     // Nix's own request looks it up now, if it was still waiting here.
     this.#queue.delete(hashPart)
     if (!this.#ahead.delete(hashPart)) return false
@@ -90,6 +101,7 @@ export class NarInfoReadAhead {
   }
 
   #pump (): void {
+    this.#dropIfIdle()
     this.#dropStale()
     const { concurrency, maxAhead } = this.#limits
     for (const hashPart of this.#queue) {
@@ -114,6 +126,10 @@ export class NarInfoReadAhead {
         this.#running -= 1
         this.#pump()
       })
+  }
+
+  #dropIfIdle (): void {
+    if (Date.now() - this.#lastAsked > this.#limits.idleMs) this.#queue.clear()
   }
 
   /** Forgets answers Nix did not ask for while the cache kept them. */

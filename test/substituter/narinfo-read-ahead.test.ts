@@ -89,6 +89,21 @@ describe('NarInfoReadAhead', () => {
     assert.equal(readAhead.ahead, 1)
   })
 
+  it('drops the rest of a closure when Nix asks nothing for a while (killed, or its copy failed)', async () => {
+    const manual = new ManualRead()
+    const readAhead = new NarInfoReadAhead(manual.read, h => h !== hp('t'), { concurrency: 1, idleMs: 50 })
+    readAhead.asked(hp('t'))
+    readAhead.follow(infoOf(hp('t'), ['a', 'b', 'c'].map(hp)))
+    assert.deepEqual(manual.names(), ['a'])
+    await new Promise(resolve => setTimeout(resolve, 80)) // Nix asked nothing since t
+    manual.asked[0].resolve(infoOf(hp('a'), [hp('x')]))
+    await tick()
+    assert.deepEqual(manual.names(), ['a'], 'b, c and x are not read for nobody')
+    readAhead.asked(hp('y')) // Nix is back with another walk: the old one does not resume
+    await tick()
+    assert.deepEqual(manual.names(), ['a'])
+  })
+
   it('bounds its queue, and reads nothing once stopped', async () => {
     const manual = new ManualRead()
     const readAhead = new NarInfoReadAhead(manual.read, h => h !== hp('t'), { concurrency: 1, maxQueued: 2 })
