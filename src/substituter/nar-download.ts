@@ -8,6 +8,7 @@
  */
 import type { Answer, NarBody } from '../p2p/peer-client.js'
 import { NarHasher } from '../nix/nar-hash.js'
+import { lookupNarInfo } from './narinfo-race.js'
 import { shortPeer, type SubstituterContext } from './context.js'
 
 /** The download cannot deliver the NAR: no peer can continue it, or its bytes are wrong. */
@@ -46,10 +47,18 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
   const hasher = new NarHasher()
   const tried = new Set<string>()
   const contributors = new Set<string>()
+  let askedAgain = false
   ctx.counters.narDownloads += 1
   try {
     for (;;) {
-      const peer = nextCandidate(ctx, hashPart, narHash, tried)
+      let peer = nextCandidate(ctx, hashPart, narHash, tried)
+      if (peer === undefined && !askedAgain) {
+        // Every peer remembered as offering it failed or left (the offers may be days old, as
+        // Nix's narinfo is): a connected peer may have the same bytes. Asked once per download.
+        askedAgain = true
+        await lookupNarInfo(ctx, hashPart, { signal: req.signal, wanted: info => info.narHash === narHash, mayHave: peer => !tried.has(peer) })
+        peer = nextCandidate(ctx, hashPart, narHash, tried)
+      }
       if (peer === undefined) {
         throw new NarDownloadError(`no peer could deliver ${hashPart} (${narHash}): stopped at byte ${hasher.size} of ${narSize}`)
       }
