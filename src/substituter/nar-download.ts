@@ -74,6 +74,8 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
         return
       }
       ctx.log(`nar ${hashPart}: peer ${shortPeer(peer)} failed at byte ${hasher.size} of ${narSize}: ${failure}`)
+      // Still offering it (it did not say absent, nor send wrong bytes): it stalled, cut or erred.
+      if (ctx.memory.offer(hashPart, narHash)?.peers.includes(peer) === true) ctx.memory.narFailed(peer)
     }
   } catch (err) {
     // Nix hanging up is not a failed download.
@@ -88,7 +90,8 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
 /** The next peer to ask: offered this NarHash, still connected, not tried, never bad. */
 function nextCandidate (ctx: SubstituterContext, hashPart: string, narHash: string, tried: Set<string>): string | undefined {
   const connected = new Set(ctx.client.peers())
-  return ctx.memory.offer(hashPart, narHash)?.peers.find(peer => connected.has(peer) && !tried.has(peer))
+  const offered = ctx.memory.offer(hashPart, narHash)?.peers.filter(peer => connected.has(peer) && !tried.has(peer)) ?? []
+  return ctx.memory.byNarRecord(offered)[0]
 }
 
 /**

@@ -20,11 +20,15 @@ interface Entry {
 }
 
 export const DEFAULT_MEMORY_PATHS = 10_000
+/** How long a peer that failed a NAR (stalled, cut, errored) is asked for NARs after the others. */
+export const NAR_FAILURE_MEMORY_MS = 60_000
 
 export class PeerMemory {
   private readonly entries = new Map<string, Entry>()
   /** By hash part, the peers that sent wrong bytes for some NAR of it (oldest paths first). */
   private readonly badByPath = new Map<string, Set<string>>()
+  /** When each peer last failed a NAR download (stalled, cut, errored). */
+  private readonly narFailedAt = new Map<string, number>()
 
   constructor (private readonly maxPaths = DEFAULT_MEMORY_PATHS) {}
 
@@ -82,6 +86,21 @@ export class PeerMemory {
    */
   badForPath (hashPart: string, peer: string): boolean {
     return this.badByPath.get(hashPart)?.has(peer) ?? false
+  }
+
+  /**
+   * `peer` failed a NAR download: for a while it is asked after the others, so that a peer
+   * that answers narinfos but stalls NARs does not cost every NAR its stall limit.
+   */
+  narFailed (peer: string, now = Date.now()): void {
+    for (const [p, at] of this.narFailedAt) if (now - at >= NAR_FAILURE_MEMORY_MS) this.narFailedAt.delete(p)
+    this.narFailedAt.set(peer, now)
+  }
+
+  /** `peers` with those that failed a NAR recently moved to the end, each group in its order. */
+  byNarRecord (peers: string[], now = Date.now()): string[] {
+    const failed = (p: string): boolean => now - (this.narFailedAt.get(p) ?? -Infinity) < NAR_FAILURE_MEMORY_MS
+    return [...peers.filter(p => !failed(p)), ...peers.filter(failed)]
   }
 
   /** True when `peer` sent wrong bytes for this NAR before. */

@@ -261,6 +261,28 @@ describe('substituter NAR download', () => {
     assert.ok(client.narCalls[0].signal.aborted, 'the stalled stream was aborted')
   })
 
+  it('asks a peer that stalled a NAR after the others for a while, so that it does not cost every NAR its stall limit', async () => {
+    const paths = [await makePath(HASH), await makePath(OTHER_HASH)]
+    const stallerNar: FixturePeer['nar'] = async (hashPart, narHash, offset, signal) => await narServer(paths.find(p => p.info.storePath.includes(hashPart))?.nar ?? new Uint8Array(0), { stallAt: 0 })(hashPart, narHash, offset, signal)
+    const goodNar: FixturePeer['nar'] = async (hashPart, narHash, offset, signal) => await narServer(paths.find(p => p.info.storePath.includes(hashPart))?.nar ?? new Uint8Array(0))(hashPart, narHash, offset, signal)
+    const narInfo = (delay: number): FixturePeer['narInfo'] => async (hashPart, signal) => await answerAfter(delay, found(signedBy((paths.find(p => p.info.storePath.includes(hashPart)) ?? paths[0]).info)))(signal)
+    const { sub, client } = substituter({ staller: { narInfo: narInfo(0), nar: stallerNar }, good: { narInfo: narInfo(20), nar: goodNar } }, { stallMs: 300 })
+    for (const path of paths) {
+      await sub.narInfo(path.info.storePath.slice(11, 43))
+      await new Promise(resolve => setTimeout(resolve, 40)) // both offered it, the staller first
+    }
+    const fetch = async (path: Path): Promise<number> => {
+      const started = performance.now()
+      const download = await sub.nar(path.info.storePath.slice(11, 43), path.info.narHash)
+      assert.ok(download !== undefined)
+      assert.deepEqual(await collect(download.stream), path.nar)
+      return performance.now() - started
+    }
+    assert.ok(await fetch(paths[0]) >= 300, 'the first NAR waited for the stall')
+    assert.ok(await fetch(paths[1]) < 250, 'the second went to the good peer first')
+    assert.deepEqual(client.narCalls.map(c => c.peer), ['staller', 'good', 'good'])
+  })
+
   it('treats a peer sending only empty chunks as stalled', async () => {
     const path = await makePath()
     const empty: FixturePeer['nar'] = async () => ({
