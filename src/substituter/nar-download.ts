@@ -39,6 +39,8 @@ export interface NarRequest {
   signal?: AbortSignal
   /** Updated as bytes arrive; the caller may show it. */
   transfer: Transfer
+  /** False for a peer whose index summary rules the path out (not asked when offers run out). */
+  mayHave?: (peer: string) => boolean
 }
 
 /** The NAR's bytes, in order, from as many peers as it takes; throws NarDownloadError. */
@@ -56,7 +58,7 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
         // Every peer remembered as offering it failed or left (the offers may be days old, as
         // Nix's narinfo is): a connected peer may have the same bytes. Asked once per download.
         askedAgain = true
-        await lookupNarInfo(ctx, hashPart, { signal: req.signal, wanted: info => info.narHash === narHash, mayHave: peer => !tried.has(peer) })
+        await lookupNarInfo(ctx, hashPart, { signal: req.signal, wanted: info => info.narHash === narHash, mayHave: peer => !tried.has(peer) && (req.mayHave?.(peer) ?? true) })
         peer = nextCandidate(ctx, hashPart, narHash, tried)
       }
       if (peer === undefined) {
@@ -74,8 +76,6 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
         return
       }
       ctx.log(`nar ${hashPart}: peer ${shortPeer(peer)} failed at byte ${hasher.size} of ${narSize}: ${failure}`)
-      // Still offering it (it did not say absent, nor send wrong bytes): it stalled, cut or erred.
-      if (ctx.memory.offer(hashPart, narHash)?.peers.includes(peer) === true) ctx.memory.narFailed(peer)
     }
   } catch (err) {
     // Nix hanging up is not a failed download.
@@ -111,6 +111,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
   try {
     const asked = ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal, { acceptZstd })
     const answer = await within(asked, ctx.stallMs, stop.signal).catch((err: Error): Answer<NarBody> => {
+      if (err instanceof StallError) ctx.memory.narStalled(peer)
       // A body that comes after we stopped waiting still holds the peer's stream: give it back.
       asked.then(late => { if (late.status === 'found') late.value[Symbol.asyncIterator]().return?.().catch(() => {}) }, () => {})
       return { status: 'error', message: err.message }
@@ -135,6 +136,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
         next = await within(chunks.next(), ctx.stallMs, stop.signal)
       } catch (err) {
         throwIfAborted(signal)
+        if (err instanceof StallError) ctx.memory.narStalled(peer)
         return (err as Error).message
       }
       rate.waited(performance.now() - asked)
@@ -142,7 +144,10 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
       const chunk = next.value
       if (chunk.length === 0) {
         // Empty chunks are not progress: a peer sending only those is stalled all the same.
-        if (Date.now() - lastProgress > ctx.stallMs) return `no data for ${ctx.stallMs} ms`
+        if (Date.now() - lastProgress > ctx.stallMs) {
+          ctx.memory.narStalled(peer)
+          return `no data for ${ctx.stallMs} ms`
+        }
         continue
       }
       lastProgress = Date.now()

@@ -20,15 +20,15 @@ interface Entry {
 }
 
 export const DEFAULT_MEMORY_PATHS = 10_000
-/** How long a peer that failed a NAR (stalled, cut, errored) is asked for NARs after the others. */
-export const NAR_FAILURE_MEMORY_MS = 60_000
+/** How long a peer that stalled a NAR is asked for NARs after the others. */
+export const NAR_STALL_MEMORY_MS = 60_000
 
 export class PeerMemory {
   private readonly entries = new Map<string, Entry>()
   /** By hash part, the peers that sent wrong bytes for some NAR of it (oldest paths first). */
   private readonly badByPath = new Map<string, Set<string>>()
-  /** When each peer last failed a NAR download (stalled, cut, errored). */
-  private readonly narFailedAt = new Map<string, number>()
+  /** When each peer last stalled a NAR download. */
+  private readonly narStalledAt = new Map<string, number>()
 
   constructor (private readonly maxPaths = DEFAULT_MEMORY_PATHS) {}
 
@@ -89,18 +89,19 @@ export class PeerMemory {
   }
 
   /**
-   * `peer` failed a NAR download: for a while it is asked after the others, so that a peer
-   * that answers narinfos but stalls NARs does not cost every NAR its stall limit.
+   * `peer` stalled a NAR download: for a while it is asked after the others, so that a peer
+   * that answers narinfos but stalls NARs does not cost every NAR its stall limit. (Other
+   * failures cost no time to find out, and wrong bytes make a peer bad for the path anyway.)
    */
-  narFailed (peer: string, now = Date.now()): void {
-    for (const [p, at] of this.narFailedAt) if (now - at >= NAR_FAILURE_MEMORY_MS) this.narFailedAt.delete(p)
-    this.narFailedAt.set(peer, now)
+  narStalled (peer: string, now = Date.now()): void {
+    for (const [p, at] of this.narStalledAt) if (now - at >= NAR_STALL_MEMORY_MS) this.narStalledAt.delete(p)
+    this.narStalledAt.set(peer, now)
   }
 
-  /** `peers` with those that failed a NAR recently moved to the end, each group in its order. */
+  /** `peers` with those that stalled a NAR recently moved to the end, each group in its order. */
   byNarRecord (peers: string[], now = Date.now()): string[] {
-    const failed = (p: string): boolean => now - (this.narFailedAt.get(p) ?? -Infinity) < NAR_FAILURE_MEMORY_MS
-    return [...peers.filter(p => !failed(p)), ...peers.filter(failed)]
+    const stalled = (p: string): boolean => now - (this.narStalledAt.get(p) ?? -Infinity) < NAR_STALL_MEMORY_MS
+    return [...peers.filter(p => !stalled(p)), ...peers.filter(stalled)]
   }
 
   /** True when `peer` sent wrong bytes for this NAR before. */

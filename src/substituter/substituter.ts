@@ -284,7 +284,7 @@ export class Substituter {
         yield prefetched
         return
       }
-      yield * downloadNar(this.ctx, { ...transfer, signal, transfer })
+      yield * downloadNar(this.ctx, { ...transfer, signal, transfer, mayHave: this.mayHave(transfer.hashPart) })
     } finally {
       this.active.delete(transfer)
     }
@@ -294,7 +294,7 @@ export class Substituter {
   private async wholeNar (hashPart: string, narHash: string, narSize: number, signal: AbortSignal): Promise<Uint8Array> {
     const chunks: Uint8Array[] = []
     const transfer: Transfer = { hashPart, narHash, narSize, received: 0 }
-    for await (const chunk of downloadNar(this.ctx, { hashPart, narHash, narSize, signal, transfer })) chunks.push(chunk)
+    for await (const chunk of downloadNar(this.ctx, { hashPart, narHash, narSize, signal, transfer, mayHave: this.mayHave(hashPart) })) chunks.push(chunk)
     return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
   }
 }
