@@ -21,7 +21,11 @@ export function isThisHost (address: string | undefined): boolean {
   if (address === undefined) return false
   if (isLoopback(address)) return true
   const plain = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address
-  return Object.values(networkInterfaces()).some(list => list?.some(i => i.address === plain) === true)
+  try {
+    return Object.values(networkInterfaces()).some(list => list?.some(i => i.address === plain) === true)
+  } catch {
+    return false // the interfaces cannot be listed (a sandbox without netlink): another host, then
+  }
 }
 
 /**

@@ -87,7 +87,7 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
   }
 }
 
-/** The next peer to ask: offered this NarHash, still connected, not tried, never bad. */
+/** The next peer to ask: offered this NarHash, still connected, not tried, never bad; one that stalled lately last. */
 function nextCandidate (ctx: SubstituterContext, hashPart: string, narHash: string, tried: Set<string>): string | undefined {
   const connected = new Set(ctx.client.peers())
   const offered = ctx.memory.offer(hashPart, narHash)?.peers.filter(peer => connected.has(peer) && !tried.has(peer)) ?? []
