@@ -6,7 +6,7 @@ import { DEFAULT_LISTEN } from '../config.js'
 
 export const DEFAULT_URL = `http://${DEFAULT_LISTEN}`
 
-/** Long enough for /which, which waits for every peer (the daemon's --timeout). */
+/** Longer than /which waits for peers (WHICH_MAX_WAIT_MS, src/substituter/which.ts). */
 export const REQUEST_TIMEOUT_MS = 30_000
 
 export class DaemonUnreachable extends Error {

@@ -17,9 +17,25 @@ export type PeerHolding =
   | { peer: string, status: 'refused', reason: string }
   | { peer: string, status: 'error', reason: string }
 
-/** Every peer's answer for `hashPart`, in the order of `client.peers()`; waits at most `timeoutMs`. */
+/**
+ * The longest `peerix which` waits for peers, whatever the daemon's `--timeout` (up to 600 s):
+ * the command gives up on the daemon after REQUEST_TIMEOUT_MS (30 s, src/cli/client.ts), and a
+ * table naming the peers that did not answer says more than "the daemon did not answer".
+ */
+export const WHICH_MAX_WAIT_MS = 20_000
+
+/** How long `peerix which` waits for peers on a daemon whose lookups wait `timeoutMs`. */
+export function whichWaitMs (timeoutMs: number): number {
+  return Math.min(timeoutMs, WHICH_MAX_WAIT_MS)
+}
+
+/**
+ * Every peer's answer for `hashPart`, in the order of `client.peers()`; waits at most
+ * `timeoutMs` (and WHICH_MAX_WAIT_MS), a peer still silent then is an error saying so.
+ */
 export async function whichPeers (client: PeerClient, trusted: TrustedKeys, hashPart: string, timeoutMs: number, signal?: AbortSignal): Promise<PeerHolding[]> {
-  const budget = AbortSignal.timeout(timeoutMs)
+  const waitMs = whichWaitMs(timeoutMs)
+  const budget = AbortSignal.timeout(waitMs)
   const asks = signal === undefined ? budget : AbortSignal.any([signal, budget])
   return await Promise.all(client.peers().map(async peer => {
     let answer: Answer<string>
@@ -28,6 +44,7 @@ export async function whichPeers (client: PeerClient, trusted: TrustedKeys, hash
     } catch (err) {
       answer = { status: 'error', message: (err as Error).message }
     }
+    if (answer.status === 'error' && budget.aborted) answer = { status: 'error', message: `no answer within ${waitMs / 1000} s` }
     return holding(peer, hashPart, answer, trusted)
   }))
 }

@@ -12,7 +12,8 @@ import { route } from '../../src/http/router.js'
 import { ShimMetrics } from '../../src/http/metrics.js'
 import type { Introspection } from '../../src/http/status.js'
 import { Substituter } from '../../src/substituter/substituter.js'
-import { whichPeers } from '../../src/substituter/which.js'
+import { WHICH_MAX_WAIT_MS, whichPeers, whichWaitMs } from '../../src/substituter/which.js'
+import { REQUEST_TIMEOUT_MS } from '../../src/cli/client.js'
 import { formatNarInfo, type NarInfo } from '../../src/nix/narinfo.js'
 import { signNarInfo } from '../../src/nix/narinfo-signing.js'
 import { TrustedKeys, formatPublicKey, generateSecretKey, publicKeyOf } from '../../src/nix/signing.js'
@@ -179,5 +180,12 @@ describe('the shim\'s operator routes', function () {
     assert.match(garbled.reason, /malformed narinfo/)
     assert.deepEqual(answers[4], { peer: 'strict', status: 'refused', reason: 'only this host has it' })
     assert.deepEqual(answers[5], { peer: 'broken', status: 'error', reason: 'stream reset' })
+    assert.deepEqual(answers[6], { peer: 'frozen', status: 'error', reason: 'no answer within 0.3 s' })
+  })
+
+  it('waits for peers less long than `peerix which` waits for the daemon, whatever --timeout says', () => {
+    assert.equal(whichWaitMs(2000), 2000)
+    assert.equal(whichWaitMs(600_000), WHICH_MAX_WAIT_MS)
+    assert.ok(WHICH_MAX_WAIT_MS + 5000 <= REQUEST_TIMEOUT_MS)
   })
 })
