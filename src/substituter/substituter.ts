@@ -16,6 +16,7 @@ import { NarPrefetcher, type PrefetchLimits } from './nar-prefetch.js'
 import { lookupNarInfo, type InlineNarOptions } from './narinfo-race.js'
 import { NarInfoReadAhead, type ReadAheadLimits } from './narinfo-read-ahead.js'
 import { PeerMemory, type NarOffer } from './peer-memory.js'
+import { PeerSetSettling } from './peer-set-settling.js'
 import { servedNarInfo } from './verify.js'
 import { NarInfoCache } from './narinfo-cache.js'
 import { WireCompressionPolicy, type WireCompression } from './wire-compression.js'
@@ -34,12 +35,20 @@ export const DEFAULT_STALL_MS = 20_000
 export const INLINE_NAR_PEERS = 2
 
 /**
- * How long a daemon that just started waits for its first peer before it answers "absent".
- * Until then it cannot know: Nix keeps a narinfo 404 for an hour, and gives up a NAR it was
+ * How long a daemon that just started waits for its peers before it answers "absent" (see
+ * PeerSetSettling). Until then it cannot know: Nix keeps a narinfo 404 for an hour, and gives up a NAR it was
  * resuming after a restart of this daemon on one 404. Static peers and mDNS find peers within
  * a second or two on a LAN.
  */
 export const STARTUP_GRACE_MS = 5_000
+
+/**
+ * Within the startup grace, how long the set of peers must stay the same before lookups start:
+ * the first peer to connect is not the only one (static peers are dialled together, mDNS
+ * answers come together, within a few hundred milliseconds), and a path only a later peer has
+ * would get a 404 that Nix keeps for an hour.
+ */
+export const PEER_SETTLE_MS = 500
 
 /**
  * How long a NAR request waits for a peer that offered the NAR and is not connected now: one
@@ -61,8 +70,13 @@ export interface SubstituterOptions {
   trusted: TrustedKeys
   /** The wait budget of a narinfo lookup for peers that do not answer. */
   timeoutMs: number
-  /** From now, how long to wait for a first peer before answering absent (default 0). */
+  /**
+   * From now, how long to wait for peers before answering absent (default 0): until one is
+   * connected and no other has connected for `peerSettleMs`, or this is over.
+   */
   startupGraceMs?: number
+  /** PEER_SETTLE_MS by default. */
+  peerSettleMs?: number
   /** How long a NAR request waits for a peer that offered it to come back (NAR_PEER_GRACE_MS). */
   narPeerGraceMs?: number
   stallMs?: number
@@ -103,7 +117,7 @@ export class Substituter {
   private readonly active = new Set<Transfer>()
   private readonly index?: PeerIndexView
   private readonly cache: NarInfoCache
-  private readonly graceEnds: number
+  private readonly startup?: PeerSetSettling
   private readonly narPeerGraceMs: number
   private readonly prefetcher?: NarPrefetcher
   private readonly inlineNars: boolean
@@ -114,7 +128,7 @@ export class Substituter {
     this.counters = opts.counters ?? new SubstituterCounters()
     this.index = opts.index
     this.cache = new NarInfoCache(opts.narInfoCacheMs)
-    this.graceEnds = Date.now() + (opts.startupGraceMs ?? 0)
+    if ((opts.startupGraceMs ?? 0) > 0) this.startup = new PeerSetSettling(() => opts.client.peers().length, opts.startupGraceMs ?? 0, opts.peerSettleMs ?? PEER_SETTLE_MS)
     this.narPeerGraceMs = opts.narPeerGraceMs ?? NAR_PEER_GRACE_MS
     this.ctx = {
       client: opts.client,
@@ -147,6 +161,7 @@ export class Substituter {
   stop (): void {
     this.prefetcher?.stop()
     this.readAhead?.stop()
+    this.startup?.stop()
   }
 
   /**
@@ -158,7 +173,7 @@ export class Substituter {
     parseHashPart(hashPart)
     this.counters.narInfoRequests += 1
     if (this.readAhead?.asked(hashPart) === true) this.counters.narInfoReadAheadHits += 1
-    if (Date.now() < this.graceEnds) await this.firstPeer(signal)
+    await this.startup?.settled(signal)
     // Most of what Nix asks for is on no peer, and the peers' summaries say so: answer at
     // once, without the machinery of a lookup (the shim's CPU per miss was 2.6–3.3 × that of
     // an HTTP server doing nothing; see src/http/server.ts for the rest).
@@ -199,7 +214,7 @@ export class Substituter {
     // A prefetch that fails leaves Nix's request to the peers, which may answer 404 as usual.
     const prefetched = await this.prefetcher?.ready(hashPart, hash, signal)
     if (prefetched !== undefined) return { narSize: prefetched, stream: this.track({ hashPart, narHash: hash, narSize: prefetched, received: 0 }, signal) }
-    await this.firstPeer(signal)
+    await this.startup?.settled(signal)
     let offer = this.connectedOffer(hashPart, hash)
     if (offer === undefined) {
       // A small NAR comes with the answer, and the download below takes it from the prefetcher.
@@ -219,13 +234,6 @@ export class Substituter {
   /** Returns once one of `peers` is connected, or at `deadline`, or when `signal` aborts. */
   private async untilConnected (peers: string[], deadline: number, signal?: AbortSignal): Promise<void> {
     while (Date.now() < deadline && signal?.aborted !== true && !this.ctx.client.peers().some(p => peers.includes(p))) {
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-  }
-
-  /** Returns once a peer is connected, or the startup grace is over, or `signal` aborts. */
-  private async firstPeer (signal?: AbortSignal): Promise<void> {
-    while (Date.now() < this.graceEnds && this.ctx.client.peers().length === 0 && signal?.aborted !== true) {
       await new Promise(resolve => setTimeout(resolve, 50))
     }
   }

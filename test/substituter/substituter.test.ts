@@ -146,6 +146,30 @@ describe('substituter narinfo lookup', () => {
     assert.ok(waited >= 300 && waited < 1500, `waited ${waited} ms for a grace of 400 ms`)
   })
 
+  it('just after start, asks every peer that connects with the first, not only the first', async () => {
+    const info = signedBy((await makePath()).info)
+    const client = new FixturePeerClient(new Map())
+    const sub = new Substituter({ client, trusted, timeoutMs: 2000, startupGraceMs: 5000, peerSettleMs: 400 })
+    setTimeout(() => { client.fixtures.set('first', { narInfo: answerAfter(0, { status: 'absent' }) }) }, 100)
+    setTimeout(() => { client.fixtures.set('second', { narInfo: answerAfter(0, found(info)) }) }, 250)
+    const started = performance.now()
+    assert.notEqual(await sub.narInfo(HASH), undefined, 'the peer that connected 150 ms after the first was not asked')
+    const waited = performance.now() - started
+    assert.ok(waited >= 550 && waited < 2500, `waited ${waited} ms: the peers settled 400 ms after the second connected at 250 ms`)
+    sub.stop()
+  })
+
+  it('once the peers have settled, answers without waiting, even within the grace', async () => {
+    const client = new FixturePeerClient(new Map([['only', { narInfo: answerAfter(0, { status: 'absent' }) }]]))
+    const sub = new Substituter({ client, trusted, timeoutMs: 2000, startupGraceMs: 5000, peerSettleMs: 200 })
+    await new Promise(resolve => setTimeout(resolve, 400))
+    const started = performance.now()
+    assert.equal(await sub.narInfo(HASH), undefined)
+    const waited = performance.now() - started
+    assert.ok(waited < 150, `waited ${waited} ms after the peers had settled`)
+    sub.stop()
+  })
+
   it('gives up on a peer that never answers within the wait budget, and stops asking it', async () => {
     const { sub, client } = substituter({
       frozen: { narInfo: never() },
