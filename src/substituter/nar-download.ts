@@ -46,7 +46,7 @@ export interface NarRequest {
 /** The NAR's bytes, in order, from as many peers as it takes; throws NarDownloadError. */
 export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): AsyncGenerator<Uint8Array> {
   const { hashPart, narHash, narSize } = req
-  const hasher = new NarHasher()
+  let hasher = new NarHasher()
   const tried = new Set<string>()
   const contributors = new Set<string>()
   let askedAgain = false
@@ -76,6 +76,13 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
         return
       }
       ctx.log(`nar ${hashPart}: peer ${shortPeer(peer)} failed at byte ${hasher.size} of ${narSize}: ${failure}`)
+      if (hasher.size === narSize) {
+        // The NAR came whole and hashed wrong before any of it was passed on (else fromPeer
+        // throws): another peer that offered it starts over, instead of a 404 for Nix.
+        hasher = new NarHasher()
+        contributors.clear()
+        req.transfer.received = 0
+      }
     }
   } catch (err) {
     // Nix hanging up is not a failed download.
@@ -166,7 +173,10 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
         if (got !== narHash) {
           // Which contributor lied cannot be known: none of them is used for this NAR again.
           for (const p of contributors) ctx.memory.bad(hashPart, narHash, p)
-          throw new NarDownloadError(`NAR ${hashPart} hashed to ${got}, expected ${narHash} (peers ${[...contributors].map(shortPeer).join(', ')})`)
+          const wrong = `NAR ${hashPart} hashed to ${got}, expected ${narHash} (peers ${[...contributors].map(shortPeer).join(', ')})`
+          // Nothing went to the consumer yet (the NAR came in one chunk): the download starts over.
+          if (hasher.size === chunk.length) return wrong
+          throw new NarDownloadError(wrong)
         }
         if (acceptZstd) ctx.log(`nar ${hashPart}: ${narSize - from} bytes from peer ${shortPeer(peer)} took ${body.wireBytes ?? narSize - from} on the wire (asked for zstd, got ${body.encoding ?? 'identity'})`)
         yield chunk

@@ -417,6 +417,29 @@ describe('substituter NAR download', () => {
     assert.equal(client.narCalls.length, 1)
   })
 
+  it('starts over on another peer when wrong bytes came whole, before any of them was passed on', async () => {
+    // A small NAR (or a zstd block of up to 256 KiB) comes as one chunk: nothing has gone to
+    // Nix when its hash turns out wrong, and a throw here was a 404 though a peer had the bytes.
+    const path = await makePath()
+    const { sub, client } = substituter(serving(path, {
+      liar: narServer(path.nar, { corruptAt: 4321, chunkSize: path.nar.length }),
+      honest: narServer(path.nar)
+    }, { honest: 10 }))
+    await sub.narInfo(HASH)
+    await new Promise(resolve => setTimeout(resolve, 30))
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.deepEqual(await collect(download.stream), path.nar)
+    assert.deepEqual(client.narCalls.map(c => [c.peer, c.offset]), [['liar', 0], ['honest', 0]])
+    assert.equal(sub.counters.narCompleted, 1)
+    assert.equal(sub.counters.narFailed, 0)
+    assert.equal(sub.counters.narFailovers, 0, 'it started over, it did not continue mid-NAR')
+    const again = await sub.nar(HASH, path.info.narHash)
+    assert.ok(again !== undefined)
+    assert.deepEqual(await collect(again.stream), path.nar)
+    assert.deepEqual(client.narCalls.map(c => c.peer).slice(2), ['honest'], 'the liar is not asked again')
+  })
+
   it('throws at NarSize + 1 bytes from an endless peer', async () => {
     const path = await makePath()
     const { sub } = substituter(serving(path, { endless: narServer(path.nar, { endless: true, chunkSize: 999 }) }))
