@@ -11,6 +11,7 @@ import { toNix32 } from '../../src/nix/nix32.js'
 import { decodeKeySet, encodeKeySet, riceBitsFor } from '../../src/p2p/index/golomb.js'
 import { IndexUpdate } from '../../src/p2p/index/pb/message.js'
 import { applyKeySetDelta, keySetDiff, keySetHas, summaryKey, toKeySet } from '../../src/store/summary-keys.js'
+import { decodeKeySetBitByBit, encodeKeySetBitByBit } from '../helpers/golomb-bit-by-bit.js'
 
 /** Bytes from a string of 0s and 1s, zero-padded to whole bytes. */
 function bits (text: string): Uint8Array<ArrayBuffer> {
@@ -20,6 +21,26 @@ function bits (text: string): Uint8Array<ArrayBuffer> {
 
 const randomHashPart = (): string => toNix32(randomBytes(20))
 const keySets = fc.uniqueArray(fc.integer({ min: 0, max: 2 ** 32 - 1 }), { maxLength: 300 }).map(keys => toKeySet(keys))
+
+/**
+ * A Rice parameter, 0 and 31 often, and a key set it codes in at most about 2^16 bits of unary
+ * runs: keys below 2^(k+16), crowded at both ends of that range (up to 2^32 - 1 from k = 16).
+ */
+const riceBitsAndKeys = fc.oneof(fc.constantFrom(0, 31), fc.integer({ min: 0, max: 31 })).chain(riceBits => {
+  const top = Math.min(2 ** 32, 2 ** (riceBits + 16)) - 1
+  const key = fc.oneof(fc.integer({ min: 0, max: top }), fc.integer({ min: Math.max(0, top - 1000), max: top }), fc.integer({ min: 0, max: Math.min(top, 1000) }))
+  return fc.tuple(fc.constant(riceBits), fc.uniqueArray(key, { maxLength: 500 }).map(keys => toKeySet(keys)))
+})
+
+/** The keys, or the FormatError's message: what a decoder makes of a peer's key set. */
+function outcome (decode: () => Uint32Array): number[] | string {
+  try {
+    return [...decode()]
+  } catch (err) {
+    assert.ok(err instanceof FormatError, String(err))
+    return err.message
+  }
+}
 
 describe('index summary keys and their coding', () => {
   it('takes the first 32 bits of the hash part\'s digest and rejects what is not a hash part', () => {
@@ -54,6 +75,37 @@ describe('index summary keys and their coding', () => {
     }))
     const edges = Uint32Array.of(0, 1, 2 ** 31, 2 ** 32 - 2, 2 ** 32 - 1)
     assert.deepEqual([...decodeKeySet(encodeKeySet(edges), 10)], [...edges])
+  })
+
+  it('codes exactly as the bit-by-bit reference, for any Rice parameter and keys up to 2^32 - 1', () => {
+    fc.assert(fc.property(riceBitsAndKeys, ([riceBits, keys]) => {
+      const encoded = encodeKeySet(keys, riceBits)
+      assert.deepEqual(encoded, encodeKeySetBitByBit(keys, riceBits))
+      assert.deepEqual([...decodeKeySet(encoded, 1000)], [...keys])
+    }), { numRuns: 500 })
+    fc.assert(fc.property(keySets, (keys) => {
+      assert.deepEqual(encodeKeySet(keys), encodeKeySetBitByBit(keys))
+    }))
+  })
+
+  it('decodes any peer data as the bit-by-bit reference does: the same keys or the same error', () => {
+    const damaged = riceBitsAndKeys.chain(([riceBits, keys]) => {
+      const { data } = encodeKeySet(keys, riceBits)
+      return fc.record({
+        count: fc.oneof(fc.constant(keys.length), fc.integer({ min: 0, max: keys.length + 3 })),
+        riceBits: fc.oneof(fc.constant(riceBits), fc.integer({ min: 0, max: 32 })),
+        // a bit flipped, bytes cut off or added
+        data: fc.tuple(fc.nat(Math.max(0, data.byteLength * 8 - 1)), fc.boolean(), fc.nat(data.byteLength), fc.uint8Array({ maxLength: 3 })).map(([bit, flip, keep, extra]) => {
+          const bytes = Uint8Array.from([...data.subarray(0, keep), ...extra])
+          if (flip && bit < bytes.byteLength * 8) bytes[bit >>> 3] ^= 0x80 >>> (bit & 7)
+          return bytes
+        })
+      })
+    })
+    const arbitrary = fc.record({ count: fc.integer({ min: 0, max: 40 }), riceBits: fc.integer({ min: 0, max: 32 }), data: fc.uint8Array({ maxLength: 40 }) })
+    fc.assert(fc.property(fc.oneof(damaged, arbitrary), (set) => {
+      assert.deepEqual(outcome(() => decodeKeySet(set, 1000)), outcome(() => decodeKeySetBitByBit(set, 1000)))
+    }), { numRuns: 2000 })
   })
 
   it('rejects peer data that is not a valid key set, naming the problem', () => {
