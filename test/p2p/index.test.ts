@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { identify } from '@libp2p/identify'
 import { toNix32 } from '../../src/nix/nix32.js'
+import { UPDATE_PAUSE_FACTOR } from '../../src/p2p/index/constants.js'
 import { peerIndex, INDEX_PROTOCOL, type PeerIndex, type PeerIndexInit } from '../../src/p2p/index/index.js'
 import { encodeKeySet } from '../../src/p2p/index/golomb.js'
 import { IndexUpdate } from '../../src/p2p/index/pb/message.js'
@@ -184,5 +185,26 @@ describe('/peerix/index/1 between libp2p nodes', function () {
     assert.equal(b.services.index.summaryOf(peerA), undefined, 'no summary after a broken one')
     assert.ok(b.services.index.mayHave(peerA, absent()))
     await eventually('a new subscription', () => subscriptions >= 2)
+  })
+
+  it('reads a peer that pushes full summaries back to back no faster than their cost allows', async () => {
+    const a = await node()
+    const logs = new LogLines()
+    // every update counts as 20 ms of event loop, whatever it really took
+    const cost = 20
+    const b = await node({ log: logs.logger, updateCost: work => { work(); return cost } })
+    await a.handle(INDEX_PROTOCOL, async (stream) => {
+      for (let version = 1; version <= 20; version++) {
+        stream.send(encodeFrame(IndexUpdate.encode({ kind: IndexUpdate.Kind.FULL, version, added: encodeKeySet(toKeySet([summaryKey(absent())])) })))
+      }
+    })
+    await b.dial(a.getMultiaddrs()[0])
+    await eventually('four updates applied', () => logs.matching(/full v4:/).length > 0)
+    const applied = logs.matching(/full v\d+:/).map(l => l.at)
+    assert.ok(applied.length < 20, `all ${applied.length} updates read at once`)
+    for (let i = 1; i < applied.length; i++) {
+      // a timer counts from the start of the event loop's turn, a little before the log line
+      assert.ok(applied[i] - applied[i - 1] >= cost * UPDATE_PAUSE_FACTOR - 20, `update ${i + 1} read ${applied[i] - applied[i - 1]} ms after the one before`)
+    }
   })
 })

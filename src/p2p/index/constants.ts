@@ -15,6 +15,14 @@ export const MAX_KEYS = 1_000_000
 /** One update frame: a full summary of MAX_KEYS keys, or a delta, with room to spare. */
 export const MAX_UPDATE_BYTES = 4 * 1024 * 1024
 
+/**
+ * After each update from a peer, its subscription reads nothing for this many times the event
+ * loop time the update took to decode and apply: a peer sending full summaries back to back
+ * (1,000,000 keys take ~12 ms to decode) gets at most about a tenth of the loop, which the
+ * HTTP shim needs for its answers. An honest peer sends one full summary, then small deltas.
+ */
+export const UPDATE_PAUSE_FACTOR = 10
+
 /** How long a responder waits for the request frame after the stream opened. */
 export const REQUEST_TIMEOUT = 10_000
 

@@ -51,6 +51,8 @@ export interface PeerIndexInit {
   stallTimeout?: number
   resubscribeMinMs?: number
   resubscribeMaxMs?: number
+  /** Runs one update's decode and apply, returning the ms of event loop it took (tests fix it). */
+  updateCost?: (work: () => void) => number
   log?: Logger
 }
 

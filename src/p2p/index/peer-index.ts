@@ -12,7 +12,7 @@ import { send } from '../wire/send.js'
 import { StreamReader } from '../wire/stream-reader.js'
 import {
   MAX_INBOUND_STREAMS, MAX_KEYS, MAX_OUTBOUND_STREAMS, MAX_REQUEST_BYTES, MAX_UPDATE_BYTES, PROTOCOL,
-  REQUEST_TIMEOUT, RESUBSCRIBE_MAX_MS, RESUBSCRIBE_MIN_MS, SEND_STALL_TIMEOUT
+  REQUEST_TIMEOUT, RESUBSCRIBE_MAX_MS, RESUBSCRIBE_MIN_MS, SEND_STALL_TIMEOUT, UPDATE_PAUSE_FACTOR
 } from './constants.js'
 import { decodeKeySet, encodeKeySet } from './golomb.js'
 import { IndexRequest, IndexUpdate } from './pb/message.js'
@@ -40,6 +40,7 @@ export class PeerIndexService implements PeerIndex, Startable {
   readonly #stallTimeout: number
   readonly #resubscribeMinMs: number
   readonly #resubscribeMaxMs: number
+  readonly #updateCost: (work: () => void) => number
   /** Summaries received, by peer ID string. */
   readonly #summaries = new Map<string, PeerSummary>()
   /** Running subscriptions, by peer ID string. */
@@ -59,6 +60,7 @@ export class PeerIndexService implements PeerIndex, Startable {
     this.#stallTimeout = init.stallTimeout ?? SEND_STALL_TIMEOUT
     this.#resubscribeMinMs = init.resubscribeMinMs ?? RESUBSCRIBE_MIN_MS
     this.#resubscribeMaxMs = init.resubscribeMaxMs ?? RESUBSCRIBE_MAX_MS
+    this.#updateCost = init.updateCost ?? loopTime
   }
 
   async start (): Promise<void> {
@@ -162,7 +164,9 @@ export class PeerIndexService implements PeerIndex, Startable {
           if (err instanceof FormatError && /ended before a frame/.test(err.message)) return
           throw err
         }
-        this.#apply(key, IndexUpdate.decode(frame))
+        const cost = this.#updateCost(() => { this.#apply(key, IndexUpdate.decode(frame)) })
+        // backpressure: however fast the peer sends, its updates take a bounded share of the loop
+        await sleep(cost * UPDATE_PAUSE_FACTOR, signal)
       }
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
@@ -269,6 +273,13 @@ export class PeerIndexService implements PeerIndex, Startable {
       reader.dispose()
     }
   }
+}
+
+/** The event-loop time `work` takes, in ms: it runs synchronously, so its wall time. */
+function loopTime (work: () => void): number {
+  const began = performance.now()
+  work()
+  return performance.now() - began
 }
 
 async function sleep (ms: number, signal: AbortSignal): Promise<void> {
