@@ -130,7 +130,8 @@ describe('substituter narinfo lookup', () => {
     const { sub } = substituter({}, { timeoutMs: 5000 })
     const started = performance.now()
     assert.equal(await sub.narInfo(HASH), undefined)
-    assert.ok(performance.now() - started < 100)
+    const elapsed = performance.now() - started
+    assert.ok(elapsed < 1000, `took ${elapsed} ms, the wait budget is 5000 ms`)
   })
 
   it('just after start, waits for a first peer instead of answering absent, and no longer than the grace', async () => {
@@ -166,7 +167,7 @@ describe('substituter narinfo lookup', () => {
     const started = performance.now()
     assert.equal(await sub.narInfo(HASH), undefined)
     const waited = performance.now() - started
-    assert.ok(waited < 150, `waited ${waited} ms after the peers had settled`)
+    assert.ok(waited < 1000, `waited ${waited} ms after the peers had settled (the grace is 5000 ms)`)
     sub.stop()
   })
 
@@ -178,7 +179,8 @@ describe('substituter narinfo lookup', () => {
     const started = performance.now()
     assert.equal(await sub.narInfo(HASH), undefined)
     const elapsed = performance.now() - started
-    assert.ok(elapsed >= 290 && elapsed < 1000, `took ${elapsed} ms with a 300 ms budget`)
+    // below the stall limit (2000 ms): it was the wait budget that ended it
+    assert.ok(elapsed >= 290 && elapsed < 1500, `took ${elapsed} ms with a 300 ms budget`)
     assert.ok(client.narInfoCalls.every(c => c.signal.aborted), 'the ask to the frozen peer was aborted')
   })
 
@@ -303,8 +305,8 @@ describe('substituter NAR download', () => {
       return performance.now() - started
     }
     assert.ok(await fetch(paths[0]) >= 300, 'the first NAR waited for the stall')
-    assert.ok(await fetch(paths[1]) < 250, 'the second went to the good peer first')
-    assert.deepEqual(client.narCalls.map(c => c.peer), ['staller', 'good', 'good'])
+    await fetch(paths[1])
+    assert.deepEqual(client.narCalls.map(c => c.peer), ['staller', 'good', 'good'], 'the second went to the good peer first')
   })
 
   it('treats a peer sending only empty chunks as stalled', async () => {
