@@ -79,7 +79,7 @@ describe('substituter with the peer index', function () {
     assert.equal(await substituter.narInfo(toNix32(randomBytes(20))), undefined)
     const missMs = performance.now() - started
     assert.deepEqual([withPath.asked, without.asked], [1, 0], 'nobody was asked for a miss')
-    assert.ok(missMs < 50, `a miss took ${missMs.toFixed(2)} ms`)
+    assert.ok(missMs < 1000, `a miss took ${missMs.toFixed(2)} ms, the wait budget is 5000 ms`)
 
     // a third peer that sends no summary (an older peerix, or --no-index) is asked for everything
     const d = await nodes.peerix({ source: older })
