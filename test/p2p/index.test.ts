@@ -171,16 +171,19 @@ describe('/peerix/index/1 between libp2p nodes', function () {
     const logs = new LogLines()
     const b = await node({ log: logs.logger })
     let subscriptions = 0
-    // A hand-written responder: a FULL summary, then a delta that skips a version.
+    let sawFull = (): void => {}
+    const fullSeen = new Promise<void>(resolve => { sawFull = resolve })
+    // A hand-written responder: a FULL summary, then (once B is seen to hold it) a delta that skips a version.
     await a.handle(INDEX_PROTOCOL, async (stream) => {
       subscriptions++
       stream.send(encodeFrame(IndexUpdate.encode({ kind: IndexUpdate.Kind.FULL, version: 1, added: encodeKeySet(toKeySet([summaryKey(absent())])) })))
-      await new Promise(resolve => setTimeout(resolve, 300))
+      await fullSeen
       stream.send(encodeFrame(IndexUpdate.encode({ kind: IndexUpdate.Kind.DELTA, version: 3, added: encodeKeySet(new Uint32Array()) })))
     })
     await b.dial(a.getMultiaddrs()[0])
     const peerA = a.peerId.toString()
     await eventually('the full summary', () => b.services.index.summaryOf(peerA) !== undefined)
+    sawFull()
     await eventually('the bad delta is refused', () => logs.matching(/delta to version 3 does not follow version 1/).length > 0)
     assert.equal(b.services.index.summaryOf(peerA), undefined, 'no summary after a broken one')
     assert.ok(b.services.index.mayHave(peerA, absent()))
