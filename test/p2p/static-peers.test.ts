@@ -75,12 +75,14 @@ describe('static peers', () => {
     await eventually('eight failed dials', () => log.matching(/static peer .* unreachable/).length >= 8, 10_000)
     const times = log.matching(/static peer .* unreachable/).map(l => l.at)
     const gaps = times.slice(1).map((t, i) => t - times[i])
-    // Step n is min(400, 50 * 2^n); each delay lies between half the step and the step.
+    // Step n is min(400, 50 * 2^n); each delay lies between half the step and the step (a gap
+    // adds the failed dial and a late timer on a busy machine).
     gaps.forEach((gap, i) => {
       const step = Math.min(400, 50 * 2 ** i)
-      assert.ok(gap >= step / 2 - 5 && gap <= step + 250, `gap ${i} = ${gap} ms for a step of ${step} ms (${gaps.join(', ')})`)
+      assert.ok(gap >= step / 2 - 5 && gap <= step + 500, `gap ${i} = ${gap} ms for a step of ${step} ms (${gaps.join(', ')})`)
     })
-    assert.ok(gaps.slice(-3).every(g => g <= 400 + 250), `capped: ${gaps.join(', ')}`)
+    // uncapped, the last three steps would be 800, 1600 and 3200 ms: gaps of at least half that
+    assert.ok(gaps.slice(-3).every(g => g < 800), `capped: ${gaps.join(', ')}`)
 
     await b.stop()
     const stoppedAt = log.lines.length
