@@ -40,8 +40,11 @@ export interface InlineNarOptions {
    * asked for it: each that has it sends it.
    */
   peers: number
-  /** A NAR that came with a verified narinfo and matched its NarHash and NarSize. */
-  take: (info: NarInfo, nar: Uint8Array) => void
+  /**
+   * A NAR that came with a verified narinfo and matched its NarHash and NarSize; false when it
+   * was not kept (another peer's copy came first, or there is no room).
+   */
+  take: (info: NarInfo, nar: Uint8Array) => boolean
 }
 
 /**
@@ -139,10 +142,11 @@ function takeInlineNar (ctx: SubstituterContext, peer: string, hashPart: string,
     ctx.logOnce.line(`peer ${shortPeer(peer)} sent a wrong NAR for ${hashPart}: ${wrong}`)
     return
   }
+  // Both peers asked send the NAR: only the copy kept is fetched (counted once, as a download is).
+  if (!inline.take(info, nar)) return
   ctx.counters.narsInline += 1
   ctx.counters.narBytesIn += nar.byteLength
   ctx.counters.peer(peer).narBytes += nar.byteLength
-  inline.take(info, nar)
 }
 
 function countError (ctx: SubstituterContext, peer: string, hashPart: string, message: string): void {

@@ -254,7 +254,7 @@ export class Substituter {
     return {
       maxBytes,
       peers: INLINE_NAR_PEERS,
-      take: (info, nar) => { prefetcher.hold(hashPart, info.narHash, nar) }
+      take: (info, nar) => prefetcher.hold(hashPart, info.narHash, nar)
     }
   }
 

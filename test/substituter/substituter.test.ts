@@ -11,6 +11,7 @@ import { signNarInfo } from '../../src/nix/narinfo-signing.js'
 import { hashNar } from '../../src/nix/nar-hash.js'
 import { TrustedKeys, formatPublicKey, generateSecretKey, publicKeyOf } from '../../src/nix/signing.js'
 import { formatNarUrl } from '../../src/store/nar-url.js'
+import type { NarInfoAnswer } from '../../src/p2p/peer-client.js'
 import { FixturePeerClient, answerAfter, narServer, never, type FixturePeer } from './fixture-peers.js'
 
 const trustedKey = generateSecretKey('trusted-1')
@@ -558,6 +559,19 @@ describe('substituter small NARs sent with their narinfo', () => {
     const { sub, client } = inlineSubstituter({ a: answer, b: answer, c: answer, d: answer })
     assert.ok(await sub.narInfo(HASH))
     assert.deepEqual(client.narInfoCalls.map(c => [c.peer, c.maxNarBytes]), [['a', 65536], ['b', 65536], ['c', undefined], ['d', undefined]])
+  })
+
+  it('counts a NAR both peers asked sent once: the copy it already holds is not fetched again', async () => {
+    const path = await makePath()
+    const answer = async (max: number | undefined): Promise<NarInfoAnswer> => ({ ...found(signedBy(path.info)), nar: max !== undefined && max >= path.nar.length ? path.nar : undefined })
+    const { sub, client } = inlineSubstituter({ a: answer, b: answer })
+    assert.ok(await sub.narInfo(HASH))
+    // the second peer's answer is checked after the first one won
+    await new Promise(resolve => setTimeout(resolve, 50))
+    assert.deepEqual(client.narInfoCalls.map(c => c.maxNarBytes), [65536, 65536], 'both were asked for the NAR')
+    assert.equal(sub.counters.narsInline, 1)
+    assert.equal(sub.counters.narBytesIn, path.nar.length)
+    assert.equal(sub.counters.peer('a').narBytes + sub.counters.peer('b').narBytes, path.nar.length)
   })
 
   it('drops a NAR that does not match the signed narinfo, fetches it from another peer, and asks that peer for no NAR of the path again', async () => {
