@@ -178,18 +178,23 @@ export class Substituter {
     // once, without the machinery of a lookup (the shim's CPU per miss was 2.6–3.3 × that of
     // an HTTP server doing nothing; see src/http/server.ts for the rest).
     if (!this.cache.has(hashPart) && !this.anyPeerMayHave(hashPart)) {
-      this.counters.narInfoMisses += 1
+      this.countMiss(signal)
       return undefined
     }
     const info = await this.cachedNarInfo(hashPart, signal)
     if (info === undefined) {
-      this.counters.narInfoMisses += 1
+      this.countMiss(signal)
       return undefined
     }
     this.counters.narInfoHits += 1
     this.prefetcher?.offer(hashPart, info.narHash, info.narSize)
     this.readAhead?.follow(info)
     return servedNarInfo(info)
+  }
+
+  /** A miss is "no peer has it": Nix leaving before the answer tells nothing about the peers. */
+  private countMiss (signal?: AbortSignal): void {
+    if (signal?.aborted !== true) this.counters.narInfoMisses += 1
   }
 
   /** The verified narinfo from the cache, or looked up (and cached) now. */

@@ -228,6 +228,16 @@ describe('substituter narinfo lookup', () => {
     assert.ok(client.narInfoCalls[0].signal.aborted)
   })
 
+  it('does not count a lookup Nix left as a miss: no peer said it lacks the path', async () => {
+    const { sub } = substituter({ frozen: { narInfo: never() } }, { timeoutMs: 5000 })
+    const caller = new AbortController()
+    setTimeout(() => { caller.abort() }, 50)
+    assert.equal(await sub.narInfo(HASH, caller.signal), undefined)
+    assert.equal(sub.counters.narInfoRequests, 1)
+    assert.equal(sub.counters.narInfoMisses, 0)
+    assert.equal(sub.counters.narInfoHits, 0)
+  })
+
   it('refuses a hash part that is not one', async () => {
     const { sub } = substituter({})
     await assert.rejects(sub.narInfo('../../etc/passwd'), /invalid store path hash/)
