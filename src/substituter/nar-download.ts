@@ -127,6 +127,8 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
     if (answer.status === 'found') iterator = answer.value[Symbol.asyncIterator]()
     throwIfAborted(signal)
     if (answer.status === 'absent' || answer.status === 'refused') {
+      // A refused NAR is a refusal received as much as a refused narinfo (/status, /metrics).
+      if (answer.status === 'refused') ctx.counters.refusals += 1
       ctx.memory.withdraw(hashPart, narHash, peer)
       return answer.status === 'absent' ? 'it no longer has the path' : `refused: ${answer.reason}`
     }

@@ -368,6 +368,19 @@ describe('substituter NAR download', () => {
     assert.equal(client.narInfoCalls.length, 2, 'its narinfo was')
   })
 
+  it('counts a peer refusing a NAR whose narinfo it gave as a refusal, and finishes from another', async () => {
+    const path = await makePath()
+    const peers = serving(path, { strict: async () => ({ status: 'refused', reason: 'for trusted peers only' }), open: narServer(path.nar) }, { open: 20 })
+    const { sub, client } = substituter(peers)
+    await sub.narInfo(HASH)
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.deepEqual(await collect(download.stream), path.nar)
+    assert.deepEqual(client.narCalls.map(c => c.peer), ['strict', 'open'])
+    assert.equal(sub.counters.refusals, 1)
+  })
+
   it('waits for the peer that offered the NAR to come back (a restart mid-transfer), no longer than the grace', async () => {
     const path = await makePath()
     const peers = serving(path, { restarting: narServer(path.nar) })
