@@ -36,7 +36,8 @@ export class ShimMetrics {
       () => { const c = snapshot(); return { in: c.narBytesIn, out: c.narBytesOut } })
     counted('peerix_narinfo_lookups_total', 'narinfo lookups by result: hit = a peer had it (verified), miss = none had it', 'result',
       () => { const c = snapshot(); return { hit: c.narInfoHits, miss: c.narInfoMisses } })
-    counted('peerix_verification_failures_total', 'Peer narinfos dropped: malformed, for another path, or not signed by a trusted key', undefined,
+    // Counts what SubstituterCounters.verificationFailures counts: a wrong inline NAR too.
+    counted('peerix_verification_failures_total', 'Peer answers dropped: a narinfo malformed, for another path or not signed by a trusted key, or a NAR sent with its narinfo that does not match it', undefined,
       () => ({ '': snapshot().verificationFailures }))
     counted('peerix_refusals_total', 'Refusals by direction: received = a peer would not give us a path, given = we would not give a peer one (serving policy)', 'direction',
       () => { const c = snapshot(); return { received: c.refusalsReceived, given: c.refusalsGiven } })
