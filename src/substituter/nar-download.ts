@@ -167,8 +167,6 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
       }
       hasher.update(chunk)
       contributors.add(peer)
-      ctx.counters.narBytesIn += chunk.length
-      ctx.counters.peer(peer).narBytes += chunk.length
       req.transfer.received = hasher.size
       if (hasher.size === narSize) {
         const got = hasher.digest().narHash
@@ -180,6 +178,12 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
           if (hasher.size === chunk.length) return wrong
           throw new NarDownloadError(wrong)
         }
+      }
+      // Counted as passed on (SubstituterCounters): a whole NAR that hashed wrong was not, and
+      // counting it made a start-over count the NAR twice.
+      ctx.counters.narBytesIn += chunk.length
+      ctx.counters.peer(peer).narBytes += chunk.length
+      if (hasher.size === narSize) {
         if (acceptZstd) ctx.log(`nar ${hashPart}: ${narSize - from} bytes from peer ${shortPeer(peer)} took ${body.wireBytes ?? narSize - from} on the wire (asked for zstd, got ${body.encoding ?? 'identity'})`)
         yield chunk
         return undefined

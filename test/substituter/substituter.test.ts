@@ -460,6 +460,8 @@ describe('substituter NAR download', () => {
     assert.equal(sub.counters.narCompleted, 1)
     assert.equal(sub.counters.narFailed, 0)
     assert.equal(sub.counters.narFailovers, 0, 'it started over, it did not continue mid-NAR')
+    assert.equal(sub.counters.narBytesIn, path.nar.length, 'the wrong copy was not passed on')
+    assert.equal(sub.counters.peer('liar').narBytes, 0)
     const again = await sub.nar(HASH, path.info.narHash)
     assert.ok(again !== undefined)
     assert.deepEqual(await collect(again.stream), path.nar)
