@@ -13,12 +13,12 @@ import { loadOrCreatePrivateKey } from '../p2p/identity.js'
 import { Libp2pPeerClient } from '../p2p/libp2p-peer-client.js'
 import { STARTUP_GRACE_MS, Substituter } from '../substituter/substituter.js'
 import { createShim, listenShim } from '../http/server.js'
-import { TrustedKeys, formatPublicKey, parsePublicKey, publicKeyOf, type PublicKey } from '../nix/signing.js'
+import { TrustedKeys, formatPublicKey, parsePublicKey, publicKeyOf } from '../nix/signing.js'
 import { DEFAULT_SERVE_DENY, ServingPolicy } from '../store/serving-policy.js'
 import { StoreSummary } from '../store/summary.js'
 import type { DaemonConfig } from '../config.js'
 import type { Logger } from '../log.js'
-import { loadSigningKey, nixTrustedKeys } from './keys.js'
+import { loadSigningKey, nixTrustedKeys, publicCacheKeys } from './keys.js'
 import { ServedLog } from './served.js'
 import { PeerTraffic } from './peer-traffic.js'
 import { daemonIntrospection } from './introspection.js'
@@ -47,7 +47,9 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
   // Only a public cache's signature makes a path public: a host's (ours or a peer's) is on
   // what it built or keeps to trusted peers, and a trusted peer that fetched such a path must
   // pass it on neither to a stranger peer nor to another machine's Nix.
-  const publicKeys = new TrustedKeys(config.publicCacheKeys.map(text => parsePublicKey(text)).filter(k => !sameKey(k, publicKeyOf(signingKey))))
+  const publicCaches = publicCacheKeys(config.publicCacheKeys, publicKeyOf(signingKey))
+  if (publicCaches.ignored) log.warn('--public-cache-keys names this host\'s own signing key: ignored (what this host signs is not public for that)')
+  const publicKeys = new TrustedKeys(publicCaches.keys)
   const deny = [...DEFAULT_SERVE_DENY, ...config.serveDeny]
   const policy = new ServingPolicy({ mode: config.serve, deny, trustedPeers: config.trustedPeers, publicKeys })
   // One database connection for the store and its summary; a private copy, when the WAL
@@ -94,7 +96,7 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
     const introspection = daemonIntrospection({
       node, substituter, served: served.counters, traffic, trusted, registry, publicKey, startedAt, httpUrl: () => httpUrl,
       policy: { mode: config.serve, deny, trustedPeers: config.trustedPeers.length, peersOnly: config.peersOnly },
-      keys: { trusted: trustedKeys.map(k => k.name), publicCaches: config.publicCacheKeys.map(k => parsePublicKey(k).name) },
+      keys: { trusted: trustedKeys.map(k => k.name), publicCaches: publicCaches.keys.map(k => k.name) },
       timeoutMs: config.timeoutMs
     })
     const remote = config.allowRemote ? { publicKeys, hostNames: [config.listen.host, hostname(), `${hostname()}.local`] } : undefined
@@ -112,8 +114,4 @@ export async function startDaemon (config: DaemonConfig, log: Logger): Promise<D
     await stop()
     throw err
   }
-}
-
-function sameKey (a: PublicKey, b: PublicKey): boolean {
-  return Buffer.from(a.key).equals(b.key)
 }

@@ -58,3 +58,14 @@ export async function nixTrustedKeys (env = process.env): Promise<PublicKey[]> {
     }
   })
 }
+
+/**
+ * The keys whose signature makes a path public (`--public-cache-keys`), without this host's
+ * own: a host's signature is on what it built, which is not public for being signed by it.
+ * `ignored` says whether the list named it (the daemon warns; /status shows what is used).
+ */
+export function publicCacheKeys (texts: string[], own: PublicKey): { keys: PublicKey[], ignored: boolean } {
+  const all = texts.map(text => parsePublicKey(text))
+  const keys = all.filter(k => !Buffer.from(k.key).equals(own.key))
+  return { keys, ignored: keys.length < all.length }
+}

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { GENERATED_KEY_FILE, loadSigningKey } from '../../src/daemon/keys.js'
-import { formatPublicKey, publicKeyOf } from '../../src/nix/signing.js'
+import { GENERATED_KEY_FILE, loadSigningKey, publicCacheKeys } from '../../src/daemon/keys.js'
+import { formatPublicKey, generateSecretKey, parsePublicKey, publicKeyOf } from '../../src/nix/signing.js'
 import { silentLogger } from '../../src/log.js'
 
 describe('generated signing key', () => {
@@ -23,5 +23,16 @@ describe('generated signing key', () => {
     const keys = await Promise.all([1, 2, 3].map(async () => await loadSigningKey(undefined, dir, silentLogger)))
     assert.equal(new Set(keys.map(k => formatPublicKey(publicKeyOf(k)))).size, 1)
     assert.deepEqual((await readdir(dir)).sort(), [GENERATED_KEY_FILE, `${GENERATED_KEY_FILE}.pub`], 'no temporary file left behind')
+  })
+})
+
+describe('public cache keys', () => {
+  it('leave out this host\'s own key, and say so', () => {
+    const own = publicKeyOf(generateSecretKey('host-a-1'))
+    const cache = formatPublicKey(publicKeyOf(generateSecretKey('cache.example.org-1')))
+    assert.deepEqual(publicCacheKeys([cache], own), { keys: [parsePublicKey(cache)], ignored: false })
+    const withOwn = publicCacheKeys([cache, formatPublicKey(own)], own)
+    assert.deepEqual(withOwn.keys.map(k => k.name), ['cache.example.org-1'])
+    assert.equal(withOwn.ignored, true)
   })
 })
