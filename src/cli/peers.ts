@@ -17,7 +17,7 @@ export function peersCommand (): Command {
  * One row per peer; INDEX is the size of the summary of its store it sent us, "in" is what it
  * gave us, "out" what we gave it.
  */
-export function formatPeers (peers: PeerStatus[], now = Date.now()): string {
+export function formatPeers (peers: PeerStatus[]): string {
   if (peers.length === 0) return 'no peers connected\n'
   return table(
     ['PEER', 'AGENT', 'ADDRESS', 'PING', 'CONNECTED', 'INDEX', 'NARINFOS IN/OUT', 'BYTES IN/OUT'],
@@ -27,7 +27,7 @@ export function formatPeers (peers: PeerStatus[], now = Date.now()): string {
       // The peer ID is in the first column already.
       p.addresses.map(a => a.replace(`/p2p/${p.id}`, '')).join(' '),
       p.latencyMs === null ? '-' : `${p.latencyMs} ms`,
-      formatDuration((now - p.connectedSince) / 1000),
+      formatDuration(p.connectedSeconds),
       p.indexSize === null ? '-' : `${p.indexSize} paths`,
       `${p.fetched.narInfos}/${p.served.narInfos}`,
       `${formatBytes(p.fetched.narBytes)}/${formatBytes(p.served.narBytes)}`

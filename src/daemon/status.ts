@@ -23,8 +23,13 @@ export interface PeerStatus {
   agent: string | null
   /** Ping round trip in ms; null when unknown or the last ping failed. */
   latencyMs: number | null
-  /** When the oldest open connection was opened (ms since the epoch). */
+  /** When the oldest open connection was opened (ms since the epoch, by the daemon's clock). */
   connectedSince: number
+  /**
+   * How long that connection has been open, by the daemon's clock: what the dashboard and
+   * `peerix peers` show, since the machine they run on (through `ssh -L`) may keep other time.
+   */
+  connectedSeconds: number
   /** Paths in the peer's index summary; null when it sent none (or no index is kept). */
   indexSize: number | null
   /** What it gave us: verified narinfos, answers we dropped, failed asks, NAR bytes. */
@@ -165,6 +170,7 @@ async function peerStatus (src: StatusSources, peerId: PeerId, connections: Conn
     // Not identified yet: no protocols or agent known.
   }
   const counted = src.substituter.counters.perPeer().get(id)
+  const connectedSince = Math.min(...connections.map(c => c.timeline.open))
   return {
     id,
     peerix: speaksPeerix,
@@ -172,7 +178,8 @@ async function peerStatus (src: StatusSources, peerId: PeerId, connections: Conn
     protocols,
     agent,
     latencyMs: src.latency.of(id)?.ms ?? null,
-    connectedSince: Math.min(...connections.map(c => c.timeline.open)),
+    connectedSince,
+    connectedSeconds: Math.max(0, Math.floor((Date.now() - connectedSince) / 1000)),
     indexSize: src.peerIndexSize(id) ?? null,
     fetched: {
       narInfos: counted?.narInfosFound ?? 0,

@@ -143,7 +143,7 @@ function render (s) {
       el('td', p.agent ?? '?'),
       el('td', p.addresses.map(a => a.replace('/p2p/' + p.id, '')).join(' '), 'addr'),
       el('td', p.latencyMs === null ? '–' : p.latencyMs + ' ms', 'num'),
-      el('td', duration(Math.max(0, Math.floor((Date.now() - p.connectedSince) / 1000)))),
+      el('td', duration(p.connectedSeconds)),
       el('td', p.indexSize === null ? '–' : p.indexSize + ' paths', 'num'),
       el('td', p.fetched.narInfos + ' / ' + p.served.narInfos, 'num'),
       el('td', bytes(p.fetched.narBytes) + ' / ' + bytes(p.served.narBytes), 'num')

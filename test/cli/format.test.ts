@@ -19,12 +19,22 @@ describe('operator command output', () => {
   it('writes out a peer\'s control characters in `peerix peers`', () => {
     const peer: PeerStatus = {
       id: ID, peerix: true, addresses: ['/ip4/10.0.0.5/tcp/12305'], protocols: [], agent: HOSTILE, latencyMs: 1,
-      connectedSince: 0, indexSize: null, fetched: { narInfos: 0, rejected: 0, errors: 0, narBytes: 0 }, served: { narInfos: 0, refusals: 0, narBytes: 0 }
+      connectedSince: 0, connectedSeconds: 1, indexSize: null, fetched: { narInfos: 0, rejected: 0, errors: 0, narBytes: 0 }, served: { narInfos: 0, refusals: 0, narBytes: 0 }
     }
-    const out = formatPeers([peer], 1000)
+    const out = formatPeers([peer])
     assert.doesNotMatch(out, ACTS)
     assert.equal(out.split('\n').length, 3, 'a header, one row, and the final newline')
     assert.match(out, /x\\x1b\]0;pwned\\x07\\x1b\[31m\\r\\nFAKE  verified\\x9b2J\\u202eevil\\t/)
+  })
+
+  it('shows how long a peer has been connected by the daemon\'s clock, not this machine\'s', () => {
+    const peer: PeerStatus = {
+      id: ID, peerix: true, addresses: [], protocols: [], agent: 'peerix/0.1.0', latencyMs: 1,
+      // the daemon's clock is a day behind this machine's
+      connectedSince: Date.now() - 86_400_000 - 90_000, connectedSeconds: 90, indexSize: null, fetched: { narInfos: 0, rejected: 0, errors: 0, narBytes: 0 }, served: { narInfos: 0, refusals: 0, narBytes: 0 }
+    }
+    const row = formatPeers([peer]).split('\n')[1]
+    assert.match(row, / 1m 30s /, row)
   })
 
   it('writes out a refusal reason\'s control characters in `peerix which`', () => {

@@ -77,6 +77,7 @@ describe('introspection of two daemons after a real fetch (/status, /metrics, /w
     assert.ok(peer.addresses.some(a => pair.aAddr.startsWith(a)), `${peer.addresses.join(' ')} vs ${pair.aAddr}`)
     assert.equal(typeof peer.latencyMs, 'number')
     assert.ok(peer.connectedSince <= Date.now())
+    assert.ok(peer.connectedSeconds >= 0 && peer.connectedSeconds <= (Date.now() - peer.connectedSince) / 1000 + 1)
     // A serves its whole store (--serve all): its index summary lists at least the closure.
     assert.ok(typeof peer.indexSize === 'number' && peer.indexSize >= pair.closure.length, `indexSize ${peer.indexSize}`)
     assert.ok(peer.fetched.narInfos >= pair.closure.length, JSON.stringify(peer.fetched))
