@@ -119,6 +119,12 @@ export class Substituter {
   private readonly cache: NarInfoCache
   private readonly startup?: PeerSetSettling
   private readonly narPeerGraceMs: number
+  /**
+   * Peers a NAR request waited `narPeerGraceMs` for in vain: gone for good, not just restarting.
+   * Not waited for again until seen connected, or every NAR they offered (Nix keeps narinfos for
+   * a month and asks for the NARs directly) would wait the whole grace before its 404.
+   */
+  private readonly notBack = new Set<string>()
   private readonly prefetcher?: NarPrefetcher
   private readonly inlineNars: boolean
   private readonly readAhead?: NarInfoReadAhead
@@ -236,11 +242,17 @@ export class Substituter {
     return { narSize, stream: this.track({ hashPart, narHash: hash, narSize, received: 0 }, signal) }
   }
 
-  /** Returns once one of `peers` is connected, or at `deadline`, or when `signal` aborts. */
+  /**
+   * Returns once one of `peers` is connected, or at `deadline`, or when `signal` aborts; at
+   * once when all of them were waited for in vain before (`notBack`).
+   */
   private async untilConnected (peers: string[], deadline: number, signal?: AbortSignal): Promise<void> {
-    while (Date.now() < deadline && signal?.aborted !== true && !this.ctx.client.peers().some(p => peers.includes(p))) {
+    const connected = (): boolean => this.ctx.client.peers().some(p => peers.includes(p))
+    if (peers.every(p => this.notBack.has(p))) return
+    while (Date.now() < deadline && signal?.aborted !== true && !connected()) {
       await new Promise(resolve => setTimeout(resolve, 50))
     }
+    if (signal?.aborted !== true && !connected()) for (const p of peers) this.notBack.add(p)
   }
 
   /** The NAR downloads in progress. */
@@ -280,6 +292,7 @@ export class Substituter {
   private connectedOffer (hashPart: string, narHash: string): NarOffer | undefined {
     const offer = this.ctx.memory.offer(hashPart, narHash)
     const connected = new Set(this.ctx.client.peers())
+    for (const peer of this.notBack) if (connected.has(peer)) this.notBack.delete(peer)
     return offer?.peers.some(peer => connected.has(peer)) === true ? offer : undefined
   }
 

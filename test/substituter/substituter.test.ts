@@ -403,6 +403,31 @@ describe('substituter NAR download', () => {
     assert.ok(waited >= 250 && waited < 2000, `gave up after ${waited.toFixed(0)} ms`)
   })
 
+  it('waits for a peer that offered the NAR once, not on every request, when it stays away; again once it came back and left', async () => {
+    const path = await makePath()
+    const peers = serving(path, { gone: narServer(path.nar) })
+    const { sub, client } = substituter(peers, { narPeerGraceMs: 400 })
+    await sub.narInfo(HASH)
+    client.fixtures.delete('gone')
+    const timed = async (): Promise<number> => {
+      const started = performance.now()
+      assert.equal(await sub.nar(HASH, path.info.narHash), undefined)
+      return performance.now() - started
+    }
+    const first = await timed()
+    assert.ok(first >= 350, `the first request waited ${first.toFixed(0)} ms for a grace of 400 ms`)
+    // The laptop that had it went home: Nix, which keeps narinfos for a month, asks for NAR after NAR.
+    for (let i = 0; i < 3; i++) {
+      const again = await timed()
+      assert.ok(again < 200, `request ${i + 2} waited ${again.toFixed(0)} ms for a peer already waited for in vain`)
+    }
+    client.fixtures.set('gone', peers.gone)
+    assert.ok(await sub.nar(HASH, path.info.narHash) !== undefined, 'the peer is back')
+    client.fixtures.delete('gone')
+    const afterReturn = await timed()
+    assert.ok(afterReturn >= 350, `after the peer came back and left, the request waited ${afterReturn.toFixed(0)} ms`)
+  })
+
   it('asks the connected peers again, once, when every peer remembered as offering the NAR fails', async () => {
     const path = await makePath()
     const peers = serving(path, { collected: narServer(path.nar) })
