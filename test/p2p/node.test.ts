@@ -10,7 +10,7 @@ import { MDNS_SERVICE_TAG } from '../../src/p2p/constants.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
 import { LogLines, Nodes, eventually } from './node-helpers.js'
 import type { FixtureArgs } from './mdns-node.fixture.js'
-import type { IdentifyResult, PeerId } from '@libp2p/interface'
+import type { Connection, IdentifyResult, PeerId, Stream } from '@libp2p/interface'
 
 describe('peerix node', () => {
   const nodes = new Nodes()
@@ -69,6 +69,27 @@ describe('peerix node', () => {
     await eventually('A to drop B', () => client.peers().length === 0)
     assert.equal(logA.matching(/^info peer lost \S+$/).length, 1)
     assert.ok(a.getConnections(plain.peerId).length > 0, 'the plain node is still connected')
+  })
+
+  it('lists a peer whose first identify timed out (its event loop was busy), by running identify again', async function () {
+    this.timeout(30_000)
+    const a = await nodes.peerix()
+    const busy = await nodes.peerix()
+    // The busy node answers its first identify after libp2p's 5 s timeout, then at once.
+    let first = true
+    const identify = busy.services.identify as unknown as { handleProtocol: (stream: Stream, connection: Connection) => Promise<void> }
+    await busy.unhandle('/ipfs/id/1.0.0')
+    await busy.handle('/ipfs/id/1.0.0', async (stream, connection) => {
+      if (first) {
+        first = false
+        await new Promise(resolve => setTimeout(resolve, 6000))
+      }
+      await identify.handleProtocol(stream, connection)
+    })
+    await busy.dial(a.getMultiaddrs()[0])
+    const client = new Libp2pPeerClient(a)
+    await eventually('A to list the busy peer', () => client.peers().length === 1, 20_000)
+    assert.equal(a.getConnections(busy.peerId).length, 1)
   })
 
   it('with peersOnly, refuses untrusted peers both ways and accepts a trusted one', async () => {
