@@ -4,15 +4,28 @@
  * figures themselves are not judged here (the machine may be loaded).
  */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
+/** Longer than a quick run takes, shorter than the test's timeout (600 s). */
+const BENCH_LIMIT_MS = 540_000
+
 async function bench (only: string): Promise<string> {
   return await new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--only', only], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err != null) reject(new Error(`bench ${only} failed: ${err.message}\n${stdout}\n${stderr}`))
+    // In a process group of its own: a run that hangs is killed with the daemons it started,
+    // which would otherwise outlive the test and hold up CI.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--only', only], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (text: string) => { stdout += text })
+    child.stderr.setEncoding('utf8').on('data', (text: string) => { stderr += text })
+    const limit = setTimeout(() => { try { process.kill(-(child.pid ?? 0), 'SIGKILL') } catch {} }, BENCH_LIMIT_MS)
+    child.on('error', err => { clearTimeout(limit); reject(err) })
+    child.on('close', (code, signal) => {
+      clearTimeout(limit)
+      if (code !== 0) reject(new Error(`bench ${only} failed: ${signal ?? `exit ${code}`}\n${stdout}\n${stderr}`))
       else resolve(stdout)
     })
   })

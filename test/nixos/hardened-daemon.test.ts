@@ -232,7 +232,7 @@ describe('the daemon under the NixOS module\'s flags and systemd hardening', fun
   it('A keeps serving while nix-build writes to its store, and serves what was built meanwhile', async () => {
     const expr = join(nix.dir, 'built-while-serving.nix')
     await writeFile(expr, `builtins.derivation { name = "built-while-serving"; builder = "/bin/sh"; system = builtins.currentSystem;
-      args = [ "-c" "/bin/sleep 6; /bin/mkdir $out; echo ${String(Date.now())} > $out/f" ]; }`)
+      args = [ "-c" "/bin/sleep 12; /bin/mkdir $out; echo ${String(Date.now())} > $out/f" ]; }`)
     nixBuild = spawn('nix-build', ['--store', rootA, expr, '--no-out-link', '--option', 'extra-sandbox-paths', SANDBOX_PATHS], { env: nix.env, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let errors = ''
