@@ -223,6 +223,28 @@ describe('/peerix/narinfo/1', function () {
       assert.equal((await client.services.narinfo.query(server.peerId, hashPartOf('x'))).status, 'absent')
     })
 
+    it('cannot make the server hold much of what it pipelines while its request is being answered', async () => {
+      source.hanging.add(hashPartOf('slow'))
+      const stream = await rawStream(client, server)
+      const request = encodeFrame(Uint8Array.from([10, 32, ...Buffer.from(hashPartOf('slow'))]))
+      stream.send(request)
+      // More of the same, as fast as the stream takes it, while the server waits for its store.
+      const burst = Buffer.concat(Array.from({ length: 1024 }, () => request))
+      let sent = 0
+      let taken = 0
+      for (let idle = 0; idle < 5 && sent < 8 * 1024 * 1024;) {
+        if (stream.send(burst)) { sent += burst.length; continue }
+        sent += burst.length
+        await Promise.race([stream.onDrain(), new Promise(resolve => setTimeout(resolve, 200))])
+        const nowTaken = sent - stream.writeBufferLength
+        idle = nowTaken === taken ? idle + 1 : 0
+        taken = nowTaken
+      }
+      // What left this side sits in the server's buffers (its reader's, libp2p's, yamux's window).
+      assert.ok(taken < 512 * 1024, `the server took ${taken} bytes of pipelined requests it did not read`)
+      stream.abort(new Error('done'))
+    })
+
     it('is cut off when it opens a stream and never sends a request', async () => {
       const impatient = await started({ source, requestTimeout: 300 })
       const stream = await rawStream(client, impatient)

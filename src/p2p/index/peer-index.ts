@@ -9,7 +9,7 @@ import { applyKeySetDelta, keySetHas, summaryKey } from '../../store/summary-key
 import { describe } from '../wire/describe.js'
 import { encodeFrame } from '../wire/frame.js'
 import { send } from '../wire/send.js'
-import { StreamReader } from '../wire/stream-reader.js'
+import { RESPONDER_HIGH_WATER_MARK, StreamReader } from '../wire/stream-reader.js'
 import {
   MAX_INBOUND_STREAMS, MAX_KEYS, MAX_OUTBOUND_STREAMS, MAX_REQUEST_BYTES, MAX_UPDATE_BYTES, PROTOCOL,
   REQUEST_TIMEOUT, RESUBSCRIBE_MAX_MS, RESUBSCRIBE_MIN_MS, SEND_STALL_TIMEOUT, UPDATE_PAUSE_FACTOR
@@ -214,7 +214,7 @@ export class PeerIndexService implements PeerIndex, Startable {
     const summary = this.#summary
     if (summary === undefined) { stream.abort(new Error('no summary')); return }
     const peer = connection.remotePeer.toString()
-    const reader = new StreamReader(stream)
+    const reader = new StreamReader(stream, { highWaterMark: RESPONDER_HIGH_WATER_MARK })
     const pending: SummaryChange[] = []
     let wake: (() => void) | undefined
     const notify = (): void => { const w = wake; wake = undefined; w?.() }

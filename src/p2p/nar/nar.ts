@@ -12,7 +12,7 @@ import { encodeFrame } from '../wire/frame.js'
 import { nextRequest } from '../wire/keep-alive.js'
 import { send } from '../wire/send.js'
 import { StreamPool } from '../wire/stream-pool.js'
-import { StreamReader } from '../wire/stream-reader.js'
+import { RESPONDER_HIGH_WATER_MARK, StreamReader } from '../wire/stream-reader.js'
 import { ProtocolError } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import {
@@ -193,7 +193,7 @@ export class NarService implements Startable, NarServiceInterface {
   /** Serves requests until the requester closes its write side or lets the keep-alive pass. */
   readonly #handle = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer.toString()
-    const reader = new StreamReader(stream)
+    const reader = new StreamReader(stream, { highWaterMark: RESPONDER_HIGH_WATER_MARK })
     // the store stops reading files as soon as the requester goes away
     const gone = new AbortController()
     const onClose = (): void => { gone.abort() }

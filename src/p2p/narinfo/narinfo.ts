@@ -13,7 +13,7 @@ import { encodeFrame } from '../wire/frame.js'
 import { nextRequest } from '../wire/keep-alive.js'
 import { send } from '../wire/send.js'
 import { StreamPool } from '../wire/stream-pool.js'
-import { StreamReader } from '../wire/stream-reader.js'
+import { RESPONDER_HIGH_WATER_MARK, StreamReader } from '../wire/stream-reader.js'
 import {
   IDLE_STREAM_TIMEOUT, IDLE_STREAMS_PER_PEER, KEEP_ALIVE_TIMEOUT, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS,
   MAX_INLINE_NAR_BYTES, MAX_REQUEST_BYTES, maxResponseBytes, PROTOCOL, QUERY_TIMEOUT, REQUEST_TIMEOUT
@@ -102,7 +102,7 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
   /** Answers requests until the requester closes its write side or lets the keep-alive pass. */
   readonly #handle = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer.toString()
-    const reader = new StreamReader(stream)
+    const reader = new StreamReader(stream, { highWaterMark: RESPONDER_HIGH_WATER_MARK })
     try {
       for (let first = true; first || await nextRequest(reader, this.#keepAlive); first = false) {
         const request = await this.#readRequest(stream, reader, peer)
