@@ -387,6 +387,19 @@ describe('/peerix/nar/1', function () {
       assert.ok(Date.now() - start < 6_000)
     })
 
+    it('does not fail a body whose bytes keep coming within the idle timeout, however long it takes', async () => {
+      // the body's one idle timer fires during these waits and must re-arm for the wait in progress
+      const node = await liar(async (stream) => {
+        stream.send(header(1000))
+        for (let i = 0; i < 4; i++) {
+          await sleep(1_100)
+          stream.send(new Uint8Array(250))
+        }
+      })
+      const body = await fetchFromLiar(node)
+      assert.equal((await collect(body)).byteLength, 1000)
+    })
+
     it('ends the body once the announced bytes are in, without awaiting the end of the stream (r1)', async () => {
       const node = await liar(async (stream) => {
         stream.send(header(1000))

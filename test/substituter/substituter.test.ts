@@ -281,6 +281,33 @@ describe('substituter NAR download', () => {
     assert.equal(sub.counters.narCompleted, 1)
   })
 
+  it('counts neither chunks that keep coming slowly nor the time the consumer takes as a stall', async () => {
+    // The stall limit's one timer fires during these waits and must re-arm for the wait in
+    // progress, not fail it; while the consumer holds a chunk, no wait is in progress.
+    const path = await makePath(HASH, 5000)
+    const slow: FixturePeer['nar'] = async (_hashPart, _narHash, offset) => ({
+      status: 'found',
+      value: (async function * () {
+        for (let pos = offset; pos < path.nar.length; pos += 1000) {
+          await new Promise(resolve => setTimeout(resolve, 120))
+          yield path.nar.slice(pos, Math.min(pos + 1000, path.nar.length))
+        }
+      })()
+    })
+    const { sub, client } = substituter(serving(path, { slow }), { stallMs: 200 })
+    await sub.narInfo(HASH)
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    const got: Uint8Array[] = []
+    for await (const chunk of download.stream) {
+      got.push(chunk)
+      await new Promise(resolve => setTimeout(resolve, 300))
+    }
+    assert.deepEqual(Uint8Array.from(Buffer.concat(got)), path.nar)
+    assert.deepEqual(client.narCalls.map(c => c.peer), ['slow'])
+    assert.equal(sub.counters.narFailovers, 0)
+  })
+
   it('moves on from a peer that stalls', async () => {
     const path = await makePath(HASH, 20_000)
     const { sub, client } = substituter(serving(path, {
