@@ -36,9 +36,9 @@ export const INLINE_NAR_PEERS = 2
 
 /**
  * How long a daemon that just started waits for its peers before it answers "absent" (see
- * PeerSetSettling). Until then it cannot know: Nix keeps a narinfo 404 for an hour, and gives up a NAR it was
- * resuming after a restart of this daemon on one 404. Static peers and mDNS find peers within
- * a second or two on a LAN.
+ * PeerSetSettling). Until then it cannot know: Nix keeps a narinfo 404 for an hour, and
+ * gives up a NAR it was resuming after a restart of this daemon on one 404. Static peers and
+ * mDNS find peers within a second or two on a LAN.
  */
 export const STARTUP_GRACE_MS = 5_000
 
