@@ -10,6 +10,7 @@ import type { Answer, NarBody } from '../p2p/peer-client.js'
 import { NarHasher } from '../nix/nar-hash.js'
 import { lookupNarInfo } from './narinfo-race.js'
 import { shortPeer, type SubstituterContext } from './context.js'
+import { RepeatedWaits } from '../repeated-waits.js'
 
 /** The download cannot deliver the NAR: no peer can continue it, or its bytes are wrong. */
 export class NarDownloadError extends Error {
@@ -115,7 +116,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
   let iterator: AsyncIterator<Uint8Array> | undefined
   const acceptZstd = ctx.compression.wants(peer, narSize - hasher.size)
   const rate = new LinkRate()
-  let watch: StallWatch | undefined
+  let waits: RepeatedWaits | undefined
   try {
     const asked = ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal, { acceptZstd })
     const answer = await within(asked, ctx.stallMs, stop.signal).catch((err: Error): Answer<NarBody> => {
@@ -139,12 +140,14 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
     rate.compressed = body.encoding === 'zstd'
     const chunks = iterator ?? body[Symbol.asyncIterator]()
     let lastProgress = Date.now()
-    watch = new StallWatch(ctx.stallMs, stop.signal)
+    // one stall timer and abort listener for all of the body's ~30,000 pieces per GiB
+    waits = new RepeatedWaits(ctx.stallMs, stop.signal, ms => new StallError(`no data for ${ms} ms`))
     for (;;) {
       let next: IteratorResult<Uint8Array>
       const asked = performance.now()
       try {
-        next = await watch.wait(chunks.next(), asked)
+        const piece = chunks.next()
+        next = await waits.wait<IteratorResult<Uint8Array>>((resolve, reject) => { piece.then(resolve, reject) }, asked)
       } catch (err) {
         throwIfAborted(signal)
         if (err instanceof StallError) ctx.memory.narStalled(peer)
@@ -193,7 +196,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
       yield chunk
     }
   } finally {
-    watch?.dispose()
+    waits?.dispose()
     rate.report(peer, ctx)
     signal?.removeEventListener('abort', onAbort)
     stop.abort()
@@ -239,74 +242,6 @@ class LinkRate {
 
 function throwIfAborted (signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw signal.reason ?? new Error('aborted')
-}
-
-/**
- * The stall limit on one body's chunks: `wait(next)` is `next`, or a StallError once it has
- * taken `ms`, or the abort reason once `signal` aborts, as within() is, but with one timer
- * and one abort listener for the whole body. The timer is armed by a wait when none is
- * pending and, when it fires, re-armed for what is left of the wait then in progress, if
- * any: a body of ~30,000 chunks per GiB no longer makes a timer, an abort listener and a
- * Promise.race per chunk (3–4 µs each in a micro-benchmark; within() and its listeners were
- * 3–5 % of the shim's samples while a NAR streamed, bench/profile-nar.ts).
- */
-class StallWatch {
-  readonly #ms: number
-  readonly #signal: AbortSignal
-  #timer: NodeJS.Timeout | undefined
-  /** When the wait in progress began (performance.now()). */
-  #since = 0
-  /** Rejects the wait in progress; undefined when none is. */
-  #reject: ((err: Error) => void) | undefined
-
-  constructor (ms: number, signal: AbortSignal) {
-    this.#ms = ms
-    this.#signal = signal
-    signal.addEventListener('abort', this.#onAbort, { once: true })
-  }
-
-  /** `next`, begun at `now` (performance.now()), within the stall limit. */
-  async wait<T> (next: Promise<T>, now: number): Promise<T> {
-    return await new Promise<T>((resolve, reject) => {
-      // `next` may reject after we stopped waiting for it: its rejection is handled here.
-      next.then(value => { this.#reject = undefined; resolve(value) }, (err: unknown) => { this.#reject = undefined; reject(err) })
-      if (this.#signal.aborted) { reject(abortReason(this.#signal)); return }
-      this.#reject = reject
-      this.#since = now
-      if (this.#timer === undefined) this.#arm(this.#ms)
-    })
-  }
-
-  dispose (): void {
-    clearTimeout(this.#timer)
-    this.#timer = undefined
-    this.#reject = undefined
-    this.#signal.removeEventListener('abort', this.#onAbort)
-  }
-
-  #arm (ms: number): void {
-    this.#timer = setTimeout(this.#onTimer, ms)
-  }
-
-  readonly #onTimer = (): void => {
-    this.#timer = undefined
-    const reject = this.#reject
-    if (reject === undefined) return
-    const left = this.#since + this.#ms - performance.now()
-    if (left > 0) { this.#arm(left); return }
-    this.#reject = undefined
-    reject(new StallError(`no data for ${this.#ms} ms`))
-  }
-
-  readonly #onAbort = (): void => {
-    const reject = this.#reject
-    this.#reject = undefined
-    reject?.(abortReason(this.#signal))
-  }
-}
-
-function abortReason (signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new Error('aborted')
 }
 
 /** `promise`, or a StallError after `ms`, or the abort reason once `signal` aborts. */

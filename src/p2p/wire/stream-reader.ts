@@ -11,6 +11,7 @@
 import { ProtocolError, TimeoutError } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { FormatError } from '../../nix/errors.js'
+import { RepeatedWaits } from '../../repeated-waits.js'
 import { varintLength } from './frame.js'
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 
@@ -119,11 +120,11 @@ export class StreamReader {
    */
   async * readBody (length: number, options: ReadOptions = {}): AsyncGenerator<Uint8Array> {
     let received = 0
-    const guard = new BodyWaits(options)
+    const waits = new RepeatedWaits(options.idleTimeout, options.signal, ms => new TimeoutError(`the peer sent nothing for ${ms} ms`))
     try {
       while (received < length) {
         options.signal?.throwIfAborted()
-        if (!await this.#fill(1, guard)) throw new ProtocolError(`the stream ended after ${received} of the ${length} bytes announced`)
+        if (!await this.#fill(1, options, waits)) throw new ProtocolError(`the stream ended after ${received} of the ${length} bytes announced`)
         if (received + this.#buffer.byteLength > length) throw new ProtocolError(`the peer sent more than the ${length} bytes it announced`)
         const chunks = [...this.#buffer]
         this.#buffer.consume(this.#buffer.byteLength)
@@ -133,7 +134,7 @@ export class StreamReader {
         }
       }
     } finally {
-      guard.dispose()
+      waits.dispose()
     }
     // the last bytes may have paused the stream: resuming hands over what it held back
     if (this.#stream.readStatus === 'paused') this.#stream.resume()
@@ -178,8 +179,11 @@ export class StreamReader {
     wake?.()
   }
 
-  /** Waits until `bytes` are buffered: true, or false when the stream ended cleanly before. */
-  async #fill (bytes: number, options: ReadOptions | BodyWaits): Promise<boolean> {
+  /**
+   * Waits until `bytes` are buffered: true, or false when the stream ended cleanly before.
+   * A body's many waits share `waits` (one timer and listener for all), a frame's have their own.
+   */
+  async #fill (bytes: number, options: ReadOptions, waits?: RepeatedWaits): Promise<boolean> {
     while (this.#buffer.byteLength < bytes) {
       options.signal?.throwIfAborted()
       // resuming hands over what the stream held back while paused, even after the remote ended
@@ -190,13 +194,10 @@ export class StreamReader {
       if (this.#error != null) throw this.#error
       // bytes the stream holds for a listener that was just added come in a later tick
       if (this.#ended && this.#stream.readBufferLength === 0) return false
-      await (options instanceof BodyWaits ? options.next(this.#waker) : this.#nextEvent(options))
+      await (waits !== undefined ? waits.wait<void>(resolve => { this.#wake = () => { resolve() } }) : this.#nextEvent(options))
     }
     return true
   }
-
-  /** Makes `wake` the next event's callback (a body's waits, BodyWaits). */
-  readonly #waker = (wake: () => void): void => { this.#wake = wake }
 
   #nextEvent ({ signal, idleTimeout }: ReadOptions): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -215,69 +216,5 @@ export class StreamReader {
       signal?.addEventListener('abort', onAbort, { once: true })
       this.#wake = () => { done() }
     })
-  }
-}
-
-/**
- * The waits of one body, with its signal and idle timeout set up once for the whole body:
- * a body waits for the next event tens of thousands of times per GiB, and a timer, an abort
- * listener and their removal per wait (as #nextEvent makes for a frame) were a few per cent
- * of the shim's CPU while a NAR streamed. The one timer is armed by a wait when none is
- * pending and, when it fires, re-armed for what is left of the wait then in progress, if any.
- */
-class BodyWaits {
-  readonly #signal: AbortSignal | undefined
-  readonly #idleTimeout: number | undefined
-  #timer: NodeJS.Timeout | undefined
-  /** When the wait in progress began (performance.now()). */
-  #since = 0
-  /** Rejects the wait in progress; undefined when none is. */
-  #reject: ((err: unknown) => void) | undefined
-
-  constructor ({ signal, idleTimeout }: ReadOptions) {
-    this.#signal = signal
-    this.#idleTimeout = idleTimeout
-    signal?.addEventListener('abort', this.#onAbort, { once: true })
-  }
-
-  get signal (): AbortSignal | undefined {
-    return this.#signal
-  }
-
-  /** Waits for the callback `setWake` is handed, the signal or the idle timeout. */
-  async next (setWake: (wake: () => void) => void): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      if (this.#signal?.aborted === true) { reject(this.#signal.reason ?? new Error('aborted')); return }
-      this.#reject = reject
-      this.#since = performance.now()
-      setWake(() => { this.#reject = undefined; resolve() })
-      if (this.#timer === undefined && this.#idleTimeout !== undefined) this.#timer = setTimeout(this.#onTimer, this.#idleTimeout)
-    })
-  }
-
-  dispose (): void {
-    clearTimeout(this.#timer)
-    this.#timer = undefined
-    this.#reject = undefined
-    this.#signal?.removeEventListener('abort', this.#onAbort)
-  }
-
-  readonly #onTimer = (): void => {
-    this.#timer = undefined
-    const idleTimeout = this.#idleTimeout ?? 0
-    if (this.#reject === undefined) return
-    const left = this.#since + idleTimeout - performance.now()
-    if (left > 0) { this.#timer = setTimeout(this.#onTimer, left); return }
-    this.#fail(new TimeoutError(`the peer sent nothing for ${idleTimeout} ms`))
-  }
-
-  readonly #onAbort = (): void => {
-    this.#fail(this.#signal?.reason ?? new Error('aborted'))
-  }
-
-  #fail (err: unknown): void {
-    const reject = this.#reject
-    this.#reject = undefined
-    reject?.(err)
   }
 }
