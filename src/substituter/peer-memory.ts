@@ -29,6 +29,8 @@ export class PeerMemory {
   private readonly badByPath = new Map<string, Set<string>>()
   /** When each peer last stalled a NAR download. */
   private readonly narStalledAt = new Map<string, number>()
+  /** Peers a NAR request waited for in vain, until seen connected again (`awaitedInVain`). */
+  private readonly gone = new Set<string>()
 
   constructor (private readonly maxPaths = DEFAULT_MEMORY_PATHS) {}
 
@@ -102,6 +104,25 @@ export class PeerMemory {
   byNarRecord (peers: string[], now = Date.now()): string[] {
     const stalled = (p: string): boolean => now - (this.narStalledAt.get(p) ?? -Infinity) < NAR_STALL_MEMORY_MS
     return [...peers.filter(p => !stalled(p)), ...peers.filter(stalled)]
+  }
+
+  /**
+   * A NAR request waited the whole grace for `peers` to come back, in vain: gone for good, not
+   * restarting. They are not waited for again until seen connected (`seen`), or every NAR they
+   * offered (Nix keeps narinfos for a month and asks for the NARs directly) would wait it out.
+   */
+  awaitedInVain (peers: string[]): void {
+    for (const peer of peers) this.gone.add(peer)
+  }
+
+  /** True when every one of `peers` was waited for in vain and not seen since. */
+  allGone (peers: string[]): boolean {
+    return peers.every(peer => this.gone.has(peer))
+  }
+
+  /** The peers connected now: any of them waited for in vain is back. */
+  seen (connected: Set<string>): void {
+    for (const peer of this.gone) if (connected.has(peer)) this.gone.delete(peer)
   }
 
   /** True when `peer` sent wrong bytes for this NAR before. */

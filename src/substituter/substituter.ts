@@ -119,12 +119,6 @@ export class Substituter {
   private readonly cache: NarInfoCache
   private readonly startup?: PeerSetSettling
   private readonly narPeerGraceMs: number
-  /**
-   * Peers a NAR request waited `narPeerGraceMs` for in vain: gone for good, not just restarting.
-   * Not waited for again until seen connected, or every NAR they offered (Nix keeps narinfos for
-   * a month and asks for the NARs directly) would wait the whole grace before its 404.
-   */
-  private readonly notBack = new Set<string>()
   private readonly prefetcher?: NarPrefetcher
   private readonly inlineNars: boolean
   private readonly readAhead?: NarInfoReadAhead
@@ -244,15 +238,15 @@ export class Substituter {
 
   /**
    * Returns once one of `peers` is connected, or at `deadline`, or when `signal` aborts; at
-   * once when all of them were waited for in vain before (`notBack`).
+   * once when all of them were waited for in vain before (PeerMemory.awaitedInVain).
    */
   private async untilConnected (peers: string[], deadline: number, signal?: AbortSignal): Promise<void> {
     const connected = (): boolean => this.ctx.client.peers().some(p => peers.includes(p))
-    if (peers.every(p => this.notBack.has(p))) return
+    if (this.ctx.memory.allGone(peers)) return
     while (Date.now() < deadline && signal?.aborted !== true && !connected()) {
       await new Promise(resolve => setTimeout(resolve, 50))
     }
-    if (signal?.aborted !== true && !connected()) for (const p of peers) this.notBack.add(p)
+    if (signal?.aborted !== true && !connected()) this.ctx.memory.awaitedInVain(peers)
   }
 
   /** The NAR downloads in progress. */
@@ -292,7 +286,7 @@ export class Substituter {
   private connectedOffer (hashPart: string, narHash: string): NarOffer | undefined {
     const offer = this.ctx.memory.offer(hashPart, narHash)
     const connected = new Set(this.ctx.client.peers())
-    for (const peer of this.notBack) if (connected.has(peer)) this.notBack.delete(peer)
+    this.ctx.memory.seen(connected)
     return offer?.peers.some(peer => connected.has(peer)) === true ? offer : undefined
   }
 
