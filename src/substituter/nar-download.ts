@@ -59,7 +59,8 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
         // Every peer remembered as offering it failed or left (the offers may be days old, as
         // Nix's narinfo is): a connected peer may have the same bytes. Asked once per download.
         askedAgain = true
-        await lookupNarInfo(ctx, hashPart, { signal: req.signal, wanted: info => info.narHash === narHash, mayHave: peer => !tried.has(peer) && (req.mayHave?.(peer) ?? true) })
+        // Peers that stalled this NAR lately are not asked: they would not be asked for it anyway.
+        await lookupNarInfo(ctx, hashPart, { signal: req.signal, wanted: info => info.narHash === narHash, mayHave: peer => !tried.has(peer) && !ctx.memory.stalledNar(hashPart, narHash, peer) && (req.mayHave?.(peer) ?? true) })
         peer = nextCandidate(ctx, hashPart, narHash, tried)
       }
       if (peer === undefined) {
@@ -95,11 +96,16 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
   }
 }
 
-/** The next peer to ask: offered this NarHash, still connected, not tried, never bad; one that stalled lately last. */
+/**
+ * The next peer to ask: offered this NarHash, still connected, not tried, never bad, and did not
+ * stall this NAR lately (as in a prefetch of it that Nix's request waited for); one that
+ * stalled another NAR lately last.
+ */
 function nextCandidate (ctx: SubstituterContext, hashPart: string, narHash: string, tried: Set<string>): string | undefined {
   const connected = new Set(ctx.client.peers())
-  const offered = ctx.memory.offer(hashPart, narHash)?.peers.filter(peer => connected.has(peer) && !tried.has(peer)) ?? []
-  return ctx.memory.byNarRecord(offered)[0]
+  const now = Date.now()
+  const offered = ctx.memory.offer(hashPart, narHash)?.peers.filter(peer => connected.has(peer) && !tried.has(peer) && !ctx.memory.stalledNar(hashPart, narHash, peer, now)) ?? []
+  return ctx.memory.byNarRecord(offered, now)[0]
 }
 
 /**
@@ -120,7 +126,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
   try {
     const asked = ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal, { acceptZstd })
     const answer = await within(asked, ctx.stallMs, stop.signal).catch((err: Error): Answer<NarBody> => {
-      if (err instanceof StallError) ctx.memory.narStalled(peer)
+      if (err instanceof StallError) ctx.memory.narStalled(hashPart, narHash, peer)
       // A body that comes after we stopped waiting still holds the peer's stream: give it back.
       asked.then(late => { if (late.status === 'found') late.value[Symbol.asyncIterator]().return?.().catch(() => {}) }, () => {})
       return { status: 'error', message: err.message }
@@ -150,7 +156,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
         next = await waits.wait<IteratorResult<Uint8Array>>((resolve, reject) => { piece.then(resolve, reject) }, asked)
       } catch (err) {
         throwIfAborted(signal)
-        if (err instanceof StallError) ctx.memory.narStalled(peer)
+        if (err instanceof StallError) ctx.memory.narStalled(hashPart, narHash, peer)
         return (err as Error).message
       }
       rate.waited(performance.now() - asked)
@@ -159,7 +165,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
       if (chunk.length === 0) {
         // Empty chunks are not progress: a peer sending only those is stalled all the same.
         if (Date.now() - lastProgress > ctx.stallMs) {
-          ctx.memory.narStalled(peer)
+          ctx.memory.narStalled(hashPart, narHash, peer)
           return `no data for ${ctx.stallMs} ms`
         }
         continue

@@ -17,10 +17,15 @@ interface Entry {
   peers: Set<string>
   /** Peers whose bytes for this NAR were wrong: never asked for it again. */
   bad: Set<string>
+  /** When peers stalled this NAR: not asked for it again for a while (`stalledNar`). */
+  stalled: Map<string, number>
 }
 
 export const DEFAULT_MEMORY_PATHS = 10_000
-/** How long a peer that stalled a NAR is asked for NARs after the others. */
+/**
+ * How long a peer that stalled a NAR is asked for NARs after the others, and not asked for that
+ * NAR at all.
+ */
 export const NAR_STALL_MEMORY_MS = 60_000
 
 export class PeerMemory {
@@ -37,7 +42,7 @@ export class PeerMemory {
   /** Records that `peer` offered the NAR (hashPart, narHash) of `narSize` bytes. */
   offered (hashPart: string, narHash: string, narSize: number, peer: string): void {
     const key = keyOf(hashPart, narHash)
-    const entry = this.entries.get(key) ?? { narSize, peers: new Set(), bad: new Set() }
+    const entry = this.entries.get(key) ?? { narSize, peers: new Set(), bad: new Set(), stalled: new Map() }
     // A signed NarSize that differs for the same NarHash cannot be right; keep the first.
     if (entry.narSize !== narSize || entry.bad.has(peer)) return
     entry.peers.add(peer)
@@ -91,13 +96,30 @@ export class PeerMemory {
   }
 
   /**
-   * `peer` stalled a NAR download: for a while it is asked after the others, so that a peer
-   * that answers narinfos but stalls NARs does not cost every NAR its stall limit. (Other
-   * failures cost no time to find out, and wrong bytes make a peer bad for the path anyway.)
+   * `peer` stalled a download of this NAR: for a while it is asked for NARs after the others,
+   * so that a peer that answers narinfos but stalls NARs does not cost every NAR its stall
+   * limit, and it is not asked for this NAR again (`stalledNar`). (Other failures cost no time
+   * to find out, and wrong bytes make a peer bad for the path anyway.)
    */
-  narStalled (peer: string, now = Date.now()): void {
+  narStalled (hashPart: string, narHash: string, peer: string, now = Date.now()): void {
     for (const [p, at] of this.narStalledAt) if (now - at >= NAR_STALL_MEMORY_MS) this.narStalledAt.delete(p)
     this.narStalledAt.set(peer, now)
+    const stalled = this.entries.get(keyOf(hashPart, narHash))?.stalled
+    if (stalled === undefined) return
+    for (const [p, at] of stalled) if (now - at >= NAR_STALL_MEMORY_MS) stalled.delete(p)
+    stalled.set(peer, now)
+  }
+
+  /**
+   * True when `peer` stalled this NAR in the last NAR_STALL_MEMORY_MS: the next download of it
+   * does not ask that peer again. A small NAR's prefetch and then Nix's own request for it
+   * would otherwise wait out the same peer's stall limit twice before Nix has its answer (the
+   * NAR from another peer, or a 404). The peer may offer it anew meanwhile (a download that
+   * runs out of peers asks for the narinfo again): that does not count, it stalled all the same.
+   */
+  stalledNar (hashPart: string, narHash: string, peer: string, now = Date.now()): boolean {
+    const at = this.entries.get(keyOf(hashPart, narHash))?.stalled.get(peer)
+    return at !== undefined && now - at < NAR_STALL_MEMORY_MS
   }
 
   /** `peers` with those that stalled a NAR recently moved to the end, each group in its order. */

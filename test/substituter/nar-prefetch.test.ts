@@ -2,7 +2,9 @@
  * Small NARs fetched with their narinfo (src/substituter/nar-prefetch.ts): the prefetcher's
  * limits with a fetch function of the test's own, then the substituter between real libp2p
  * nodes, where a small NAR that came in the narinfo's answer, or was prefetched after it,
- * reaches Nix after the peer that had it is gone.
+ * reaches Nix after the peer that had it is gone; and, through the HTTP shim, a small NAR whose
+ * peers stall: Nix's request waits out each stall once, not once in the prefetch and again in
+ * its own download.
  */
 import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
@@ -12,8 +14,12 @@ import { generateSecretKey, publicKeyOf, TrustedKeys } from '../../src/nix/signi
 import { Libp2pPeerClient } from '../../src/p2p/libp2p-peer-client.js'
 import { NarPrefetcher, PREFETCH_MAX_NAR_BYTES } from '../../src/substituter/nar-prefetch.js'
 import { Substituter } from '../../src/substituter/substituter.js'
-import { MemorySource, Nodes, eventually } from '../p2p/node-helpers.js'
+import { createShim, listenShim } from '../../src/http/server.js'
+import { parseNarInfo } from '../../src/nix/narinfo.js'
+import { MemorySource, Nodes, eventually, hashPartOf } from '../p2p/node-helpers.js'
 import type { PeerixNode } from '../../src/p2p/node.js'
+import type { NarBytes, NarInfoOptions, Served, ServedNarInfo } from '../../src/store/source.js'
+import type { Server } from 'node:http'
 
 const H1 = '11111111111111111111111111111111'
 const H2 = '22222222222222222222222222222222'
@@ -203,5 +209,146 @@ describe('substituter prefetching between peerix nodes', () => {
     } finally {
       pair.sub.stop()
     }
+  })
+})
+
+/** A peer that answers narinfos (without their NAR) and, asked for a NAR, sends nothing: its connection stays up. */
+class StallingSource extends MemorySource {
+  narAsks = 0
+
+  override async narInfo (hashPart: string, peer?: string): Promise<ServedNarInfo> {
+    return await super.narInfo(hashPart, peer) // no NAR with it, whatever the asker would take
+  }
+
+  override async nar (hashPart: string, narHash: string, offset: number, _peer?: string, signal?: AbortSignal): Promise<Served<NarBytes>> {
+    const served = await super.nar(hashPart, narHash, offset)
+    if (served.status !== 'found') return served
+    this.narAsks += 1
+    const stall = async function * (): AsyncGenerator<Uint8Array> {
+      await new Promise<void>(resolve => { if (signal?.aborted === true) resolve(); else signal?.addEventListener('abort', () => { resolve() }, { once: true }) })
+      throw new Error('the asker went away')
+    }
+    return { status: 'found', value: { length: served.value.length, stream: stall() } }
+  }
+}
+
+/** An honest peer of r1: it sends a NAR only when asked for it over /peerix/nar/1, after `delayMs` for its narinfo. */
+class PlainSource extends MemorySource {
+  narAsks = 0
+  constructor (private readonly delayMs = 0) { super() }
+
+  override async narInfo (hashPart: string, peer?: string, _options?: NarInfoOptions): Promise<ServedNarInfo> {
+    await new Promise(resolve => setTimeout(resolve, this.delayMs))
+    return await super.narInfo(hashPart, peer)
+  }
+
+  override async nar (hashPart: string, narHash: string, offset: number): Promise<Served<NarBytes>> {
+    this.narAsks += 1
+    return await super.nar(hashPart, narHash, offset)
+  }
+}
+
+describe('a small NAR whose peers stall (real peerix nodes, the HTTP shim)', function () {
+  /** The substituter's stall limit here; the daemon's is 20 s. */
+  const STALL_MS = 1000
+  this.timeout(30_000)
+  const nodes = new Nodes()
+  const key = generateSecretKey('stall-test-1')
+  const small = new Uint8Array(randomBytes(20_000))
+  let sub: Substituter | undefined
+  let shim: Server | undefined
+
+  afterEach(async () => {
+    sub?.stop()
+    if (shim !== undefined) {
+      const closed = new Promise(resolve => shim?.close(resolve))
+      shim.closeAllConnections()
+      await closed
+    }
+    sub = undefined
+    shim = undefined
+    await nodes.stopAll()
+  })
+
+  /** `source` with the small NAR, its narinfo signed by the key the shim trusts. */
+  function holding<T extends MemorySource> (source: T): T {
+    const { hashPart } = source.add('small', small)
+    const info = source.infos.get(hashPart)
+    assert.ok(info !== undefined)
+    source.infos.set(hashPart, signNarInfo({ ...info, url: `nar/${hashPart}.nar` }, key))
+    return source
+  }
+
+  /** A node serving each of `sources`, and B (the shim's host) connected to them. */
+  async function peers (...sources: MemorySource[]): Promise<{ b: PeerixNode, url: string, hashPart: string }> {
+    const b = await nodes.peerix()
+    for (const source of sources) await connect(b, source)
+    sub = new Substituter({ client: new Libp2pPeerClient(b), trusted: new TrustedKeys([publicKeyOf(key)]), timeoutMs: 5000, stallMs: STALL_MS, narPeerGraceMs: 200 })
+    shim = createShim({ substituter: sub, priority: 30 })
+    const { port } = await listenShim(shim, '127.0.0.1', 0)
+    return { b, url: `http://127.0.0.1:${port}`, hashPart: hashPartOf('small') }
+  }
+
+  async function connect (b: PeerixNode, source: MemorySource): Promise<void> {
+    const known = b.services.peerixPeers.list().length
+    const node = await nodes.peerix({ source })
+    await b.dial(node.getMultiaddrs()[0])
+    await eventually('the peer known to speak peerix', () => b.services.peerixPeers.list().length === known + 1)
+  }
+
+  /** Nix's two requests: the narinfo, then at once its NAR; how long the NAR's answer took. */
+  async function nixAsks (url: string, hashPart: string): Promise<{ status: number, body: Buffer, narMs: number }> {
+    const narinfo = await fetch(`${url}/${hashPart}.narinfo`)
+    assert.equal(narinfo.status, 200)
+    const info = parseNarInfo(await narinfo.text())
+    return await narAsked(`${url}/${info.url}`)
+  }
+
+  async function narAsked (narUrl: string): Promise<{ status: number, body: Buffer, narMs: number }> {
+    const started = performance.now()
+    const res = await fetch(narUrl)
+    const body = Buffer.from(await res.arrayBuffer())
+    return { status: res.status, body, narMs: performance.now() - started }
+  }
+
+  for (const stallers of [1, 2]) {
+    it(`answers 404 after the prefetch's stall${stallers > 1 ? 's' : ''} when the ${stallers > 1 ? `${stallers} peers that offered the NAR all stall` : 'one peer that offered the NAR stalls'}: no peer is waited for twice`, async () => {
+      const sources = Array.from({ length: stallers }, () => holding(new StallingSource()))
+      const { url, hashPart } = await peers(...sources)
+      const { status, narMs } = await nixAsks(url, hashPart)
+      assert.equal(status, 404)
+      // Before: each staller's limit in the prefetch, then again in Nix's own download (2 × it).
+      assert.ok(narMs < 1.5 * stallers * STALL_MS, `the NAR's 404 took ${narMs.toFixed(0)} ms, for ${stallers} stall limit(s) of ${STALL_MS} ms`)
+      assert.ok(narMs >= 0.5 * stallers * STALL_MS, `the NAR's 404 took ${narMs.toFixed(0)} ms: the prefetch did not wait out the stalls`)
+      assert.deepEqual(sources.map(s => s.narAsks), sources.map(() => 1), 'each staller asked for the NAR once')
+    })
+  }
+
+  it('still takes the NAR from an honest peer that offered it too, after one stall', async () => {
+    // The staller answers the narinfo first, so it is asked for the NAR first.
+    const staller = holding(new StallingSource())
+    const honest = holding(new PlainSource(300))
+    const { url, hashPart } = await peers(staller, honest)
+    const { status, body, narMs } = await nixAsks(url, hashPart)
+    assert.equal(status, 200)
+    assert.ok(body.equals(small))
+    assert.ok(narMs < 1.5 * STALL_MS, `the NAR took ${narMs.toFixed(0)} ms`)
+    assert.deepEqual([staller.narAsks, honest.narAsks], [1, 1])
+  })
+
+  it('takes the NAR from an honest peer that came after the prefetch stalled, without asking the staller again', async () => {
+    const staller = holding(new StallingSource())
+    const { b, url, hashPart } = await peers(staller)
+    const narinfo = await fetch(`${url}/${hashPart}.narinfo`)
+    assert.equal(narinfo.status, 200)
+    const narUrl = `${url}/${parseNarInfo(await narinfo.text()).url}`
+    await eventually('the prefetch to give up on the staller', () => sub?.counters.narFailed === 1, 5 * STALL_MS)
+    const honest = holding(new PlainSource())
+    await connect(b, honest)
+    const { status, body, narMs } = await narAsked(narUrl)
+    assert.equal(status, 200)
+    assert.ok(body.equals(small))
+    assert.ok(narMs < 0.5 * STALL_MS, `the NAR took ${narMs.toFixed(0)} ms: the staller was waited for again`)
+    assert.deepEqual([staller.narAsks, honest.narAsks], [1, 1])
   })
 })

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Substituter } from '../../src/substituter/substituter.js'
 import { NarDownloadError } from '../../src/substituter/nar-download.js'
+import { NAR_STALL_MEMORY_MS, PeerMemory } from '../../src/substituter/peer-memory.js'
 import { formatNarInfo, parseNarInfo, type NarInfo } from '../../src/nix/narinfo.js'
 import { signNarInfo } from '../../src/nix/narinfo-signing.js'
 import { hashNar } from '../../src/nix/nar-hash.js'
@@ -345,6 +346,42 @@ describe('substituter NAR download', () => {
     assert.ok(await fetch(paths[0]) >= 300, 'the first NAR waited for the stall')
     await fetch(paths[1])
     assert.deepEqual(client.narCalls.map(c => c.peer), ['staller', 'good', 'good'], 'the second went to the good peer first')
+  })
+
+  it('does not ask a peer for a NAR it stalled lately, even when it offers it anew; a peer that has it still is asked', async () => {
+    const path = await makePath()
+    const { sub, client } = substituter(serving(path, { staller: narServer(path.nar, { stallAt: 0 }) }), { stallMs: 200 })
+    assert.ok(await sub.narInfo(HASH))
+    const fails = async (): Promise<number> => {
+      const started = performance.now()
+      const download = await sub.nar(HASH, path.info.narHash)
+      assert.ok(download !== undefined)
+      assert.match((await collectFailure(download.stream)).err.message, /no peer could deliver/)
+      return performance.now() - started
+    }
+    assert.ok(await fails() >= 200, 'the first download waited for the stall')
+    const narInfoCalls = client.narInfoCalls.length
+    assert.ok(await fails() < 150, 'the second did not')
+    assert.deepEqual(client.narCalls.map(c => c.peer), ['staller'])
+    assert.equal(client.narInfoCalls.length, narInfoCalls, 'nor asked the staller for the narinfo again')
+    client.fixtures.set('good', { narInfo: answerAfter(0, found(signedBy(path.info))), nar: narServer(path.nar) })
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.deepEqual(await collect(download.stream), path.nar)
+    assert.deepEqual(client.narCalls.map(c => c.peer), ['staller', 'good'])
+  })
+
+  it('remembers a stall for that NAR only, for NAR_STALL_MEMORY_MS', () => {
+    const memory = new PeerMemory()
+    const stalled = 'sha256:1111111111111111111111111111111111111111111111111111'
+    const other = 'sha256:0000000000000000000000000000000000000000000000000000'
+    memory.offered(HASH, stalled, 10, 'p')
+    memory.offered(HASH, other, 10, 'p')
+    memory.narStalled(HASH, stalled, 'p', 1000)
+    assert.equal(memory.stalledNar(HASH, stalled, 'p', 1000 + NAR_STALL_MEMORY_MS - 1), true)
+    assert.equal(memory.stalledNar(HASH, stalled, 'p', 1000 + NAR_STALL_MEMORY_MS), false)
+    assert.equal(memory.stalledNar(HASH, other, 'p', 1000), false)
+    assert.equal(memory.stalledNar(HASH, stalled, 'q', 1000), false)
   })
 
   it('treats a peer sending only empty chunks as stalled', async () => {
