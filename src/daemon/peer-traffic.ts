@@ -1,12 +1,15 @@
 /**
  * What this host gave each peer, for the per-peer view of /status: a PathSource wrapper that
  * counts narinfos, refusals and NAR bytes by peer (ServedLog keeps the totals and the log).
+ * Narinfos and bytes are counted as the p2p services report them delivered, as ServedLog's.
  */
 import type { NarBytes, NarInfoOptions, PathSource, Served, ServedNarInfo } from '../store/source.js'
 
 export interface ServedToPeer {
+  /** Found narinfos whose answer went out in full. */
   narInfos: number
   refusals: number
+  /** NAR bytes that went out, with narinfos or streamed, whole or not. */
   narBytes: number
 }
 
@@ -24,27 +27,32 @@ export class PeerTraffic implements PathSource {
     const answer = await this.source.narInfo(hashPart, peer, options)
     if (answer.status === 'refused') this.of(peer).refusals++
     if (answer.status !== 'found') return answer
-    this.of(peer).narInfos++
-    return answer.nar === undefined ? answer : { ...answer, nar: this.counted(peer, answer.nar) }
+    const { nar, sent } = answer
+    return {
+      ...answer,
+      sent: (withNar) => {
+        sent?.(withNar)
+        const counters = this.of(peer)
+        counters.narInfos++
+        if (withNar && nar !== undefined) counters.narBytes += nar.length
+      }
+    }
   }
 
   async nar (hashPart: string, narHash: string, offset: number, peer: string, signal?: AbortSignal): Promise<Served<NarBytes>> {
     const answer = await this.source.nar(hashPart, narHash, offset, peer, signal)
     if (answer.status === 'refused') this.of(peer).refusals++
     if (answer.status !== 'found') return answer
-    return { status: 'found', value: this.counted(peer, answer.value) }
-  }
-
-  /** `nar`, its bytes counted for `peer` as they go out. */
-  private counted (peer: string, nar: NarBytes): NarBytes {
-    return { length: nar.length, stream: this.count(peer, nar.stream) }
-  }
-
-  private async * count (peer: string, stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-    const counters = this.of(peer)
-    for await (const chunk of stream) {
-      counters.narBytes += chunk.byteLength
-      yield chunk
+    const nar = answer.value
+    return {
+      status: 'found',
+      value: {
+        ...nar,
+        sent: (bytes, end) => {
+          nar.sent?.(bytes, end)
+          this.of(peer).narBytes += bytes
+        }
+      }
     }
   }
 

@@ -1,15 +1,24 @@
 /**
  * What this host gives its peers, seen from the daemon: one log line per NAR served, refusals
  * logged once per peer and path with the reason, and counters for /status and /metrics.
+ * Served means delivered: the p2p services say what went out (NarBytes.sent,
+ * ServedNarInfo.sent), and only that is counted, not what was handed to them to send.
  */
 import { LogOnce } from '../log-once.js'
 import { shortPeer, type Logger } from '../log.js'
 import type { NarBytes, NarInfoOptions, PathSource, Served, ServedNarInfo } from '../store/source.js'
 
 export class ServedCounters {
+  /** Found narinfos whose answer went out in full. */
   narInfosServed = 0
   narInfosAbsent = 0
+  /**
+   * NARs that went out whole, to their last byte: streamed from byte 0, or sent with their
+   * narinfo. One resumed from an offset (a peer that got its start elsewhere) adds its bytes
+   * to narBytesOut, not a NAR here; one cut off midway adds the bytes that went out.
+   */
   narsServed = 0
+  /** NAR bytes that went out to peers (before compression). */
   narBytesOut = 0
   refusals = 0
 }
@@ -26,14 +35,24 @@ export class ServedLog implements PathSource {
   async narInfo (hashPart: string, peer: string, options?: NarInfoOptions): Promise<ServedNarInfo> {
     const answer = await this.source.narInfo(hashPart, peer, options)
     if (answer.status === 'found') {
-      this.counters.narInfosServed++
-      this.log.debug(`narinfo ${hashPart} served to ${shortPeer(peer)}`)
-      if (answer.nar !== undefined) return { ...answer, nar: this.serving(hashPart, peer, 0, answer.nar) }
-    } else if (answer.status === 'absent') {
-      this.counters.narInfosAbsent++
-    } else {
-      this.refused(hashPart, peer, answer.reason)
+      const { nar, sent } = answer
+      return {
+        ...answer,
+        sent: (withNar) => {
+          sent?.(withNar)
+          this.counters.narInfosServed++
+          if (withNar && nar !== undefined) {
+            this.counters.narsServed++
+            this.counters.narBytesOut += nar.length
+            this.log.info(`served ${hashPart} to ${shortPeer(peer)} with its narinfo: ${nar.length} bytes`)
+          } else {
+            this.log.debug(`narinfo ${hashPart} served to ${shortPeer(peer)}`)
+          }
+        }
+      }
     }
+    if (answer.status === 'absent') this.counters.narInfosAbsent++
+    else this.refused(hashPart, peer, answer.reason)
     return answer
   }
 
@@ -44,17 +63,20 @@ export class ServedLog implements PathSource {
     return { status: 'found', value: this.serving(hashPart, peer, offset, answer.value) }
   }
 
-  /** Logs and counts a NAR handed out, alone or with its narinfo; its bytes as they go. */
+  /** Logs a NAR handed out to be streamed; counts what of it goes out, as the service tells. */
   private serving (hashPart: string, peer: string, offset: number, nar: NarBytes): NarBytes {
-    this.log.info(`serving ${hashPart} to ${shortPeer(peer)}: ${nar.length} bytes${offset > 0 ? ` from offset ${offset}` : ''}`)
-    this.counters.narsServed++
-    return { length: nar.length, stream: this.count(nar.stream) }
-  }
-
-  private async * count (stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-    for await (const chunk of stream) {
-      this.counters.narBytesOut += chunk.byteLength
-      yield chunk
+    const from = offset > 0 ? ` from offset ${offset}` : ''
+    this.log.info(`serving ${hashPart} to ${shortPeer(peer)}: ${nar.length} bytes${from}`)
+    let out = 0
+    return {
+      ...nar,
+      sent: (bytes, end) => {
+        nar.sent?.(bytes, end)
+        out += bytes
+        this.counters.narBytesOut += bytes
+        if (end === 'complete' && offset === 0) this.counters.narsServed++
+        if (end === 'cut') this.log.debug(`serving ${hashPart} to ${shortPeer(peer)}${from} stopped after ${out} of ${nar.length} bytes`)
+      }
     }
   }
 

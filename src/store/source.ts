@@ -15,6 +15,16 @@ export type Served<T> =
 export interface NarBytes {
   length: number
   stream: AsyncIterable<Uint8Array>
+  /**
+   * Told by the /peerix/nar/1 service what of these bytes went out to the peer, for the
+   * operator's figures: `bytes` more since the last call (NAR bytes, before compression, whose
+   * writes left the stream for the connection: bytes still queued when a peer resets the
+   * stream are never counted), and with `end` that the body is over: `complete` once all
+   * `length` bytes went out, `cut` when it stopped short (the peer went away or stalled, the
+   * store failed). `end` comes at most once. Not called for a NAR sent with its narinfo:
+   * ServedNarInfo's `sent` says whether that one went out.
+   */
+  sent?: (bytes: number, end?: 'complete' | 'cut') => void
 }
 
 /** What a narinfo request may ask for besides the narinfo. */
@@ -26,9 +36,13 @@ export interface NarInfoOptions {
   narUpTo?: number
 }
 
-/** A narinfo answer; a found one carries its NAR when it was asked for and is small enough. */
+/**
+ * A narinfo answer; a found one carries its NAR when it was asked for and is small enough.
+ * `sent` is called by the /peerix/narinfo/1 service once the answer went out in full (never
+ * when sending it failed), `withNar` when the NAR went with it.
+ */
 export type ServedNarInfo =
-  | { status: 'found', value: NarInfo, nar?: NarBytes }
+  | { status: 'found', value: NarInfo, nar?: NarBytes, sent?: (withNar: boolean) => void }
   | { status: 'absent' }
   | { status: 'refused', reason: string }
 

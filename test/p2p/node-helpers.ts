@@ -14,22 +14,32 @@ import type { NarInfo } from '../../src/nix/narinfo.js'
 import type { NarBytes, NarInfoOptions, PathSource, Served, ServedNarInfo } from '../../src/store/source.js'
 import type { Libp2p, PeerId, PrivateKey, ServiceMap, Stream } from '@libp2p/interface'
 
-/** `bytes` as a NAR handed out by a store, in one chunk. */
-function bytesFrom (bytes: Uint8Array): NarBytes {
-  return { length: bytes.length, stream: (async function * () { yield bytes })() }
+/** `bytes` as a NAR handed out by a store, in pieces of at most `pieceBytes`. */
+function bytesFrom (bytes: Uint8Array, pieceBytes: number): NarBytes {
+  return {
+    length: bytes.length,
+    stream: (async function * () {
+      for (let at = 0; at < bytes.length; at += pieceBytes) yield bytes.subarray(at, at + pieceBytes)
+    })()
+  }
 }
 
-/** A store of narinfos and NAR bytes kept in memory, answering every peer alike. */
+/**
+ * A store of narinfos and NAR bytes kept in memory, answering every peer alike; a NAR comes
+ * in one piece, or in pieces of `pieceBytes` as a store reading files yields it.
+ */
 export class MemorySource implements PathSource {
   readonly infos = new Map<string, NarInfo>()
   readonly nars = new Map<string, Uint8Array>()
+
+  constructor (readonly pieceBytes = Number.MAX_SAFE_INTEGER) {}
 
   /** Adds a NAR of `bytes` under a hash part made from `label`; returns what a fetch names it by. */
   add (label: string, bytes: Uint8Array): { hashPart: string, narHash: string } {
     const hashPart = hashPartOf(label)
     const narHash = narHashOf(bytes)
     this.nars.set(hashPart, bytes)
-    this.infos.set(hashPart, { storePath: `/nix/store/${hashPart}-${label}`, url: '', compression: 'none', narHash, narSize: bytes.byteLength, references: [], sigs: [] })
+    this.infos.set(hashPart, { storePath: `/nix/store/${hashPart}-${label}`, url: `nar/${hashPart}.nar`, compression: 'none', narHash, narSize: bytes.byteLength, references: [], sigs: [] })
     return { hashPart, narHash }
   }
 
@@ -38,13 +48,13 @@ export class MemorySource implements PathSource {
     if (info === undefined) return { status: 'absent' }
     const bytes = this.nars.get(hashPart)
     const small = bytes !== undefined && options.narUpTo !== undefined && info.narSize <= options.narUpTo
-    return small ? { status: 'found', value: info, nar: bytesFrom(bytes) } : { status: 'found', value: info }
+    return small ? { status: 'found', value: info, nar: bytesFrom(bytes, this.pieceBytes) } : { status: 'found', value: info }
   }
 
   async nar (hashPart: string, narHash: string, offset: number): Promise<Served<NarBytes>> {
     const bytes = this.nars.get(hashPart)
     if (bytes === undefined || this.infos.get(hashPart)?.narHash !== narHash) return { status: 'absent' }
-    return { status: 'found', value: bytesFrom(bytes.subarray(offset)) }
+    return { status: 'found', value: bytesFrom(bytes.subarray(offset), this.pieceBytes) }
   }
 }
 

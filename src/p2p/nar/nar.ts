@@ -10,7 +10,7 @@ import { describe } from '../wire/describe.js'
 import { deadline, timeLimit } from '../wire/deadline.js'
 import { encodeFrame } from '../wire/frame.js'
 import { nextRequest } from '../wire/keep-alive.js'
-import { send } from '../wire/send.js'
+import { delivered, send } from '../wire/send.js'
 import { StreamPool } from '../wire/stream-pool.js'
 import { RESPONDER_HIGH_WATER_MARK, StreamReader } from '../wire/stream-reader.js'
 import { ProtocolError } from '@libp2p/interface'
@@ -24,6 +24,7 @@ import { NarRequest, NarResponse } from './pb/message.js'
 import { checkNarQuery } from './request.js'
 import { loadZstd, type ZstdCodec } from './compression.js'
 import { decodeZstdBody, ZstdBodyEncoder } from './zstd-body.js'
+import { BodyProgress } from './body-progress.js'
 import type { NarQuery } from './request.js'
 import type { FetchOptions, NarService as NarServiceInterface, NarServiceComponents, NarServiceInit, NarStream } from './index.js'
 import type { Answer } from '../peer-client.js'
@@ -265,26 +266,46 @@ export class NarService implements Startable, NarServiceInterface {
    * The FOUND header, then exactly the announced bytes, as zstd blocks when the requester
    * accepts them and we compress. The store's small pieces are gathered into larger writes; a
    * store that yields more or fewer bytes than it announced has the stream reset, so the
-   * requester never mistakes a wrong NAR for a complete one.
+   * requester never mistakes a wrong NAR for a complete one. The store is told what went out
+   * (NarBytes.sent): the body is complete once its last byte left the stream's queue.
    */
   async #sendNar (stream: Stream, nar: NarBytes, peer: string, query: NarAsk): Promise<void> {
-    const stall = this.#sendStallTimeout
     const zstd = query.acceptZstd && this.#compress ? new ZstdBodyEncoder(await loadZstd()) : undefined
     const encoding = zstd === undefined ? Encoding.IDENTITY : Encoding.ZSTD
     const header = encodeFrame(NarResponse.encode({ status: Status.FOUND, length: BigInt(nar.length), encoding }))
+    const progress = BodyProgress.of(stream, nar, zstd === undefined ? header.byteLength : undefined)
+    try {
+      await this.#sendBody(stream, nar, peer, query, { zstd, header, progress })
+    } catch (err) {
+      progress?.cut()
+      throw err
+    }
+    progress?.complete()
+  }
+
+  async #sendBody (stream: Stream, nar: NarBytes, peer: string, query: NarAsk, body: { zstd?: ZstdBodyEncoder, header: Uint8Array, progress?: BodyProgress }): Promise<void> {
+    const { zstd, header, progress } = body
+    const stall = this.#sendStallTimeout
+    let sent = 0
     const write = async (data: Uint8ArrayList): Promise<void> => {
       const encoded = zstd === undefined ? data : zstd.encode(data)
+      if (encoded.byteLength === 0) return
+      progress?.queued(encoded.byteLength, zstd === undefined ? sent : zstd.narBytes)
       // One chunk may stay queued while the next is read: the disk and the link overlap.
-      if (encoded.byteLength > 0) await send(stream, encoded, stall, this.#chunkBytes)
+      await send(stream, encoded, stall, this.#chunkBytes)
+      progress?.update()
     }
-    let sent = 0
     let sinceTurn = 0
     // A raw body's first bytes go out with the header, in the same yamux frame and socket write:
     // a small NAR is then one write, not two, and each write that wakes the requester cost
     // A ~0.2 ms of CPU here (bench/nar-cpu-per-path.ts 1, profiled).
     let pending = new Uint8ArrayList()
-    if (zstd === undefined) pending.append(header)
-    else await send(stream, header, stall)
+    if (zstd === undefined) {
+      pending.append(header)
+    } else {
+      progress?.queued(header.byteLength, 0)
+      await send(stream, header, stall)
+    }
     for await (const chunk of nar.stream) {
       sent += chunk.byteLength
       if (sent > nar.length) throw new Error(`the store produced more than the ${nar.length} bytes it announced`)
@@ -305,8 +326,13 @@ export class NarService implements Startable, NarServiceInterface {
     }
     if (pending.byteLength > 0) await write(pending)
     const last = zstd?.end()
-    if (last !== undefined && last.byteLength > 0) await send(stream, last, stall)
+    if (zstd !== undefined && last !== undefined && last.byteLength > 0) {
+      progress?.queued(last.byteLength, zstd.narBytes)
+      await send(stream, last, stall)
+    }
     if (sent !== nar.length) throw new Error(`the store produced ${sent} of the ${nar.length} bytes it announced`)
+    // Served once the last bytes left the stream's queue: a reset until then throws them away.
+    if (!await delivered(stream, stall)) throw new Error('the stream closed before the NAR went out')
     const compressed = zstd === undefined ? '' : `, ${zstd.wireBytes} as zstd blocks`
     this.#log.debug(`nar: served ${query.hashPart} from ${query.offset} (${sent} bytes${compressed}) to ${shortPeer(peer)}`)
   }

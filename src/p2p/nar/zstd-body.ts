@@ -37,6 +37,8 @@ export class ZstdBodyEncoder {
   #backoff = 1
   /** Bytes of the blocks produced so far, frame prefixes included: what goes on the wire. */
   wireBytes = 0
+  /** NAR bytes in the blocks produced so far (what is held for the next block is not). */
+  narBytes = 0
 
   constructor (zstd: ZstdCodec) {
     this.#zstd = zstd
@@ -64,6 +66,7 @@ export class ZstdBodyEncoder {
   #block (content: Uint8Array): Uint8ArrayList {
     const block = this.#encodeBlock(content)
     this.wireBytes += block.byteLength
+    this.narBytes += content.byteLength
     return block
   }
 

@@ -11,7 +11,7 @@ import { describe } from '../wire/describe.js'
 import { deadline, timeLimit } from '../wire/deadline.js'
 import { encodeFrame } from '../wire/frame.js'
 import { nextRequest } from '../wire/keep-alive.js'
-import { send } from '../wire/send.js'
+import { delivered, send } from '../wire/send.js'
 import { StreamPool } from '../wire/stream-pool.js'
 import { RESPONDER_HIGH_WATER_MARK, StreamReader } from '../wire/stream-reader.js'
 import {
@@ -107,7 +107,10 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
       for (let first = true; first || await nextRequest(reader, this.#keepAlive); first = false) {
         const request = await this.#readRequest(stream, reader, peer)
         if (request === undefined) return
-        await send(stream, encodeFrame(NarinfoResponse.encode(await this.#answer(request, peer))), this.#requestTimeout)
+        const { response, sent } = await this.#answer(request, peer)
+        await send(stream, encodeFrame(NarinfoResponse.encode(response)), this.#requestTimeout)
+        // The store hears of a narinfo (and its NAR) served only once the answer is out.
+        if (sent !== undefined && await delivered(stream, this.#requestTimeout)) sent()
       }
       await stream.close({ signal: AbortSignal.timeout(this.#requestTimeout) })
     } catch (err) {
@@ -140,19 +143,21 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
     }
   }
 
-  async #answer ({ hashPart, maxNarBytes }: NarinfoRequest, peer: string): Promise<Partial<NarinfoResponse>> {
+  /** The response, and for a FOUND one what to tell the store once it went out. */
+  async #answer ({ hashPart, maxNarBytes }: NarinfoRequest, peer: string): Promise<{ response: Partial<NarinfoResponse>, sent?: () => void }> {
     try {
       const narUpTo = Math.min(maxNarBytes, MAX_INLINE_NAR_BYTES)
       const served = await this.#source.narInfo(hashPart, peer, narUpTo > 0 ? { narUpTo } : {})
-      if (served.status === 'absent') return { status: Status.ABSENT }
-      if (served.status === 'refused') return { status: Status.REFUSED, message: served.reason }
+      if (served.status === 'absent') return { response: { status: Status.ABSENT } }
+      if (served.status === 'refused') return { response: { status: Status.REFUSED, message: served.reason } }
       const narinfo = formatNarInfo(served.value)
       if (Buffer.byteLength(narinfo) > MAX_NARINFO_BYTES) throw new Error(`the narinfo is larger than ${MAX_NARINFO_BYTES} bytes`)
       const nar = served.nar !== undefined && served.value.narSize <= narUpTo ? await this.#whole(hashPart, served.value, served.nar, peer) : undefined
-      return { status: Status.FOUND, narinfo, nar }
+      const told = served.sent
+      return { response: { status: Status.FOUND, narinfo, nar }, sent: told === undefined ? undefined : () => { told(nar !== undefined) } }
     } catch (err) {
       this.#log.warn(`narinfo: cannot answer ${hashPart} for ${shortPeer(peer)}: ${describe(err)}`)
-      return { status: Status.ERROR, message: 'the store could not answer' }
+      return { response: { status: Status.ERROR, message: 'the store could not answer' } }
     }
   }
 

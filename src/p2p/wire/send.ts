@@ -15,6 +15,27 @@ export async function send (stream: Stream, data: Uint8Array | Uint8ArrayList, s
 }
 
 /**
+ * Waits until all that is queued on the stream has been handed to the muxer; true when it
+ * went out, false when the stream can no longer deliver it (reset, aborted, or the peer
+ * closed its reading end: libp2p then drops what was queued). Throws as `send` does when the
+ * peer reads nothing for `stallTimeout` ms.
+ */
+export async function delivered (stream: Stream, stallTimeout: number): Promise<boolean> {
+  if (!canDeliver(stream)) return false // closed already: no event would end the wait
+  await flushed(stream, 0, stallTimeout)
+  return canDeliver(stream)
+}
+
+/**
+ * True while what is queued on the stream can still reach the peer: our writing end open and
+ * the peer's reading end too. Once either is closed libp2p throws the queued bytes away (and
+ * says `idle`, as if they had been sent).
+ */
+export function canDeliver (stream: Stream): boolean {
+  return stream.writeStatus === 'writable' && stream.remoteReadStatus !== 'closed'
+}
+
+/**
  * Waits until the stream's write buffer holds at most `highWater` bytes. Not the `drain` event
  * alone: @libp2p/utils 7.4 sends it to every stream of a connection whenever the connection's
  * socket drains, also to a stream whose yamux window the peer keeps shut, and a sender that
