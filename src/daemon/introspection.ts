@@ -50,6 +50,7 @@ export function daemonIntrospection (parts: DaemonParts): Introspection {
       verificationFailures: counters.verificationFailures,
       narInfoHits: counters.narInfoHits,
       narInfoMisses: counters.narInfoMisses,
+      narInfoRefusals: counters.narInfoRefusals,
       refusalsReceived: counters.refusals,
       refusalsGiven: parts.served.refusals
     }))

@@ -65,6 +65,8 @@ export interface StatusReport {
     narInfoRequests: number
     narInfoHits: number
     narInfoMisses: number
+    /** Lookups of another host's Nix (the shim on the LAN) refused a path no public cache signed: not hits. */
+    narInfoRefusals: number
     /** Peers' answers that were "refused" (their serving policy). */
     refusalsReceived: number
     /** Our refusals to peers (our serving policy). */
@@ -136,6 +138,7 @@ export async function statusReport (src: StatusSources): Promise<StatusReport> {
       narInfoRequests: fetched.narInfoRequests,
       narInfoHits: fetched.narInfoHits,
       narInfoMisses: fetched.narInfoMisses,
+      narInfoRefusals: fetched.narInfoRefusals,
       refusalsReceived: fetched.refusals,
       refusalsGiven: served.refusals,
       verificationFailures: fetched.verificationFailures,

@@ -93,9 +93,10 @@ function render (s) {
   const c = s.counters;
   $('node').textContent = s.agent + ' · ' + s.peerId;
   $('uptime').textContent = 'up ' + duration(s.uptimeSeconds);
-  const asked = c.narInfoHits + c.narInfoMisses;
+  const refused = c.narInfoRefusals || 0;
+  const asked = c.narInfoHits + c.narInfoMisses + refused;
   $('hit-rate').textContent = asked === 0 ? '–' : Math.round(100 * c.narInfoHits / asked) + ' %';
-  $('hits').textContent = c.narInfoHits + ' hits, ' + c.narInfoMisses + ' misses';
+  $('hits').textContent = c.narInfoHits + ' hits, ' + c.narInfoMisses + ' misses' + (refused > 0 ? ', ' + refused + ' refused to other hosts' : '');
   $('bytes-in').textContent = bytes(c.narBytesIn);
   $('nars-in').textContent = (c.narCompleted + (c.narsInline || 0)) + ' NARs fetched' + (c.narFailed > 0 ? ', ' + c.narFailed + ' failed' : '');
   $('bytes-out').textContent = bytes(c.narBytesOut);

@@ -16,6 +16,7 @@ export interface MetricsSnapshot {
   verificationFailures: number
   narInfoHits: number
   narInfoMisses: number
+  narInfoRefusals: number
   refusalsReceived: number
   refusalsGiven: number
 }
@@ -34,8 +35,8 @@ export class ShimMetrics {
     const counted = countersFromSnapshot(registers)
     counted('peerix_nar_bytes_total', 'NAR bytes by direction: in = fetched from peers, out = served to peers', 'direction',
       () => { const c = snapshot(); return { in: c.narBytesIn, out: c.narBytesOut } })
-    counted('peerix_narinfo_lookups_total', 'narinfo lookups by result: hit = a peer had it (verified), miss = none had it', 'result',
-      () => { const c = snapshot(); return { hit: c.narInfoHits, miss: c.narInfoMisses } })
+    counted('peerix_narinfo_lookups_total', 'narinfo lookups by result: hit = a peer had it (verified), miss = none had it, refused = a peer had it but no public cache signed it, and another host asked', 'result',
+      () => { const c = snapshot(); return { hit: c.narInfoHits, miss: c.narInfoMisses, refused: c.narInfoRefusals } })
     // Counts what SubstituterCounters.verificationFailures counts: a wrong inline NAR too.
     counted('peerix_verification_failures_total', 'Peer answers dropped: a narinfo malformed, for another path or not signed by a trusted key, or a NAR sent with its narinfo that does not match it', undefined,
       () => ({ '': snapshot().verificationFailures }))

@@ -9,8 +9,6 @@
  * still fetched and hashed; only the bytes before N are not sent again.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { toNarHash } from '../nix/hash.js'
-import { verifyNarInfo } from '../nix/narinfo-signing.js'
 import type { TrustedKeys } from '../nix/signing.js'
 import type { Substituter } from '../substituter/substituter.js'
 import { BatchedWriter } from './batched-writer.js'
@@ -19,9 +17,9 @@ import { sendText } from './respond.js'
 export async function serveNar (req: IncomingMessage, res: ServerResponse, substituter: Substituter, target: { hashPart: string, narHash: string }, signal: AbortSignal, log: (line: string) => void, publicKeys?: TrustedKeys): Promise<void> {
   if (publicKeys !== undefined) {
     // Another host's client: only the NAR of a narinfo it could have (see serveNarInfo).
-    const info = await substituter.narInfo(target.hashPart, signal)
+    const allowed = await substituter.isPublicNar(target.hashPart, target.narHash, publicKeys, signal)
     if (signal.aborted) return
-    if (info === undefined || toNarHash(info.narHash) !== toNarHash(target.narHash) || verifyNarInfo(info, publicKeys) === undefined) {
+    if (!allowed) {
       sendText(req, res, 404, `the NAR of ${target.hashPart} with ${target.narHash} is not a public cache's\n`)
       return
     }

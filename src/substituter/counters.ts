@@ -16,12 +16,17 @@ export interface PeerCounters {
 }
 
 export class SubstituterCounters {
-  /** narinfo lookups asked of the substituter (one per Nix request). */
+  /** narinfo lookups asked of the substituter (one per Nix request): each a hit, a miss or a refusal, unless Nix left first. */
   narInfoRequests = 0
   /** Lookups answered with a verified narinfo. */
   narInfoHits = 0
   /** Lookups no peer could answer: all absent, or the wait budget ran out. */
   narInfoMisses = 0
+  /**
+   * Lookups of Nix on another host (the shim serving the LAN) refused a path a peer has, as
+   * no public cache signed it: answered 404, and neither a hit nor a miss.
+   */
+  narInfoRefusals = 0
   /** Peer answers that were not used because they failed parsing or verification. */
   verificationFailures = 0
   /** Peer answers saying "refused" (the peer's serving policy). */

@@ -8,6 +8,8 @@ import type { NarInfo } from '../nix/narinfo.js'
 import { toNarHash } from '../nix/hash.js'
 import { parseHashPart } from '../nix/store-path.js'
 import type { TrustedKeys } from '../nix/signing.js'
+import { verifyNarInfo } from '../nix/narinfo-signing.js'
+import type { Served } from '../store/source.js'
 import type { SubstituterContext } from './context.js'
 import { SubstituterCounters } from './counters.js'
 import { LogOnce } from '../log-once.js'
@@ -56,6 +58,9 @@ export const PEER_SETTLE_MS = 500
  * the NAR up on one 404 (`nix copy` and `nix-store --realise` then fail).
  */
 export const NAR_PEER_GRACE_MS = 5_000
+
+/** Why a lookup of Nix on another host is refused a path a peer has (see Substituter.lookup). */
+export const NOT_PUBLIC = 'no public cache signed it'
 
 /** What peers' summaries say (the /peerix/index/1 service): false rules a peer out for a path. */
 export interface PeerIndexView {
@@ -170,31 +175,56 @@ export class Substituter {
    * stays valid across restarts and peer changes. Throws FormatError for a bad hash part.
    */
   async narInfo (hashPart: string, signal?: AbortSignal): Promise<NarInfo | undefined> {
+    const answer = await this.lookup(hashPart, { signal })
+    return answer.status === 'found' ? answer.value : undefined
+  }
+
+  /**
+   * narInfo as one of Nix's lookups, counted as a hit, a miss or a refusal. With `publicKeys`
+   * it is Nix on another host asking (the shim serving the LAN), which gets only what one of
+   * them signed: a path a peer has that none of them signed is refused, counted as that
+   * (narInfoRefusals), not as a hit, and nothing is prefetched or read ahead for it.
+   */
+  async lookup (hashPart: string, opts: { signal?: AbortSignal, publicKeys?: TrustedKeys } = {}): Promise<Served<NarInfo>> {
+    const { signal, publicKeys } = opts
     parseHashPart(hashPart)
     this.counters.narInfoRequests += 1
     if (this.readAhead?.asked(hashPart) === true) this.counters.narInfoReadAheadHits += 1
-    await this.startup?.settled(signal)
-    // Most of what Nix asks for is on no peer, and the peers' summaries say so: answer at
-    // once, without the machinery of a lookup (the shim's CPU per miss was 2.6–3.3 × that of
-    // an HTTP server doing nothing; see src/http/server.ts for the rest).
-    if (!this.cache.has(hashPart) && !this.anyPeerMayHave(hashPart)) {
-      this.countMiss(signal)
-      return undefined
-    }
-    const info = await this.cachedNarInfo(hashPart, signal)
+    const info = await this.verifiedNarInfo(hashPart, signal)
     if (info === undefined) {
-      this.countMiss(signal)
-      return undefined
+      // A miss is "no peer has it": Nix leaving before the answer tells nothing about the peers.
+      if (signal?.aborted !== true) this.counters.narInfoMisses += 1
+      return { status: 'absent' }
+    }
+    if (publicKeys !== undefined && verifyNarInfo(info, publicKeys) === undefined) {
+      this.counters.narInfoRefusals += 1
+      return { status: 'refused', reason: NOT_PUBLIC }
     }
     this.counters.narInfoHits += 1
     this.prefetcher?.offer(hashPart, info.narHash, info.narSize)
     this.readAhead?.follow(info)
-    return servedNarInfo(info)
+    return { status: 'found', value: servedNarInfo(info) }
   }
 
-  /** A miss is "no peer has it": Nix leaving before the answer tells nothing about the peers. */
-  private countMiss (signal?: AbortSignal): void {
-    if (signal?.aborted !== true) this.counters.narInfoMisses += 1
+  /**
+   * Whether Nix on another host may have the NAR of (hashPart, narHash): a peer has the path
+   * with that NarHash, signed by one of `publicKeys` (see lookup). Not one of Nix's narinfo
+   * lookups: it counts none.
+   */
+  async isPublicNar (hashPart: string, narHash: string, publicKeys: TrustedKeys, signal?: AbortSignal): Promise<boolean> {
+    parseHashPart(hashPart)
+    const info = await this.verifiedNarInfo(hashPart, signal)
+    return info !== undefined && toNarHash(info.narHash) === toNarHash(narHash) && verifyNarInfo(info, publicKeys) !== undefined
+  }
+
+  /** The verified narinfo a peer has for `hashPart`, or undefined when none has it. */
+  private async verifiedNarInfo (hashPart: string, signal?: AbortSignal): Promise<NarInfo | undefined> {
+    await this.startup?.settled(signal)
+    // Most of what Nix asks for is on no peer, and the peers' summaries say so: answer at
+    // once, without the machinery of a lookup (the shim's CPU per miss was 2.6–3.3 × that of
+    // an HTTP server doing nothing; see src/http/server.ts for the rest).
+    if (!this.cache.has(hashPart) && !this.anyPeerMayHave(hashPart)) return undefined
+    return await this.cachedNarInfo(hashPart, signal)
   }
 
   /** The verified narinfo from the cache, or looked up (and cached) now. */

@@ -99,7 +99,7 @@ describe('the shim\'s operator routes', function () {
         await new Promise(resolve => { signal.addEventListener('abort', resolve, { once: true }) })
         return []
       },
-      metrics: new ShimMetrics(registry, () => ({ narBytesIn: 1234, narBytesOut: 99, peersConnected: 2, verificationFailures: 3, narInfoHits: 4, narInfoMisses: 5, refusalsReceived: 6, refusalsGiven: 7 }))
+      metrics: new ShimMetrics(registry, () => ({ narBytesIn: 1234, narBytesOut: 99, peersConnected: 2, verificationFailures: 3, narInfoHits: 4, narInfoMisses: 5, narInfoRefusals: 8, refusalsReceived: 6, refusalsGiven: 7 }))
     }
     const port = await shim(introspection)
 
@@ -151,6 +151,7 @@ describe('the shim\'s operator routes', function () {
       '# HELP peerix_verification_failures_total Peer answers dropped: a narinfo malformed, for another path or not signed by a trusted key, or a NAR sent with its narinfo that does not match it',
       'peerix_narinfo_lookups_total{result="hit"} 4',
       'peerix_narinfo_lookups_total{result="miss"} 5',
+      'peerix_narinfo_lookups_total{result="refused"} 8',
       'peerix_refusals_total{direction="received"} 6',
       'peerix_refusals_total{direction="given"} 7'
     ]) assert.ok(lines.includes(expected), `${expected} not in:\n${metrics.body}`)
