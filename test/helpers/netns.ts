@@ -31,6 +31,15 @@ async function removeStaleLabs (): Promise<void> {
 
 export interface LabHost { ns: string, ip: string, dev: string }
 
+export interface LabOptions {
+  /**
+   * Runs for each host (its namespace, its number from 1) before its link to the lab is added:
+   * interfaces made there come before `eth0` in the host's interface order, and so in the
+   * addresses a daemon listening on every address announces.
+   */
+  beforeLink?: (ns: string, index: number) => Promise<void>
+}
+
 export class Lab {
   readonly hosts: LabHost[] = []
   private readonly namespaces: string[] = []
@@ -39,7 +48,7 @@ export class Lab {
   private constructor (private readonly id: string) {}
 
   /** `count` hosts 10.77.0.1, .2, … on one bridged segment, each with loopback and a multicast route. */
-  static async create (count: number): Promise<Lab> {
+  static async create (count: number, opts: LabOptions = {}): Promise<Lab> {
     await removeStaleLabs()
     const lab = new Lab(`${PREFIX}${process.pid}-${labCounter++}`)
     try {
@@ -50,6 +59,7 @@ export class Lab {
       for (let i = 1; i <= count; i++) {
         const ns = `${lab.id}h${i}`
         await lab.addNamespace(ns)
+        await opts.beforeLink?.(ns, i)
         const outer = `pv${process.pid % 100000}x${labCounter}x${i}`.slice(0, 15)
         await ip('link', 'add', outer, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns)
         await ip('link', 'set', outer, 'netns', sw)
