@@ -12,6 +12,11 @@
  * grow); a periodic resync re-reads every row, which catches garbage-collected paths and
  * signatures added to existing ones. Decisions are remembered per row and signature list, so
  * a resync re-decides (and verifies signatures of) only what changed.
+ *
+ * A pass reads the database a page at a time and lets the event loop turn between pieces of
+ * SLICE_MS, whether or not it has anything to decide: a resync that re-decided nothing read a
+ * 100,000-path store in one piece of 175-200 ms (2-core VM), every --index-resync, during
+ * which the daemon answered neither Nix nor its peers.
  */
 import { FormatError } from '../nix/errors.js'
 import { parseStorePath } from '../nix/store-path.js'
@@ -62,7 +67,7 @@ export interface StoreSummaryOptions {
 export const DEFAULT_MAX_KEYS = 4_000_000
 /** Rows read from the database per query. */
 const PAGE_ROWS = 5000
-/** Deciding (verifying signatures) yields to the event loop after this long. */
+/** A pass (reading rows, verifying signatures) yields to the event loop after this long. */
 const SLICE_MS = 10
 /** Stands for every peer that is not a --trusted-peer: no peer ID is empty. */
 const ANYONE = ''
@@ -193,7 +198,7 @@ export class StoreSummary {
   async #poll (): Promise<void> {
     try {
       const added = this.#views.map(() => new Set<number>())
-      for (let rows = this.#db.rowsAfter(this.#lastId, PAGE_ROWS); rows.length > 0; rows = this.#db.rowsAfter(this.#lastId, PAGE_ROWS)) {
+      for (let rows = await this.#page(this.#lastId); rows.length > 0; rows = await this.#page(this.#lastId)) {
         for (const row of rows) {
           const state = await this.#decide(row)
           this.#rows.set(row.id, state)
@@ -219,11 +224,15 @@ export class StoreSummary {
   async #resync (): Promise<void> {
     try {
       const rows = new Map<number, RowState>()
+      // Each view's keys, gathered as the rows are read rather than in one more pass over them.
+      const viewKeys = this.#views.map(() => new Set<number>())
       let lastId = 0
-      for (let page = this.#db.rowsAfter(0, PAGE_ROWS); page.length > 0; page = this.#db.rowsAfter(lastId, PAGE_ROWS)) {
+      for (let page = await this.#page(0); page.length > 0; page = await this.#page(lastId)) {
         for (const row of page) {
           const known = this.#rows.get(row.id)
-          rows.set(row.id, known !== undefined && known.path === row.path && known.sigs === row.sigs ? known : await this.#decide(row))
+          const state = known !== undefined && known.path === row.path && known.sigs === row.sigs ? known : await this.#decide(row)
+          rows.set(row.id, state)
+          viewKeys.forEach((keys, i) => { if (state.visible[i]) keys.add(state.key) })
           lastId = row.id
         }
       }
@@ -233,8 +242,7 @@ export class StoreSummary {
       this.#lastId = lastId
       this.#ready = true
       this.#views.forEach((view, i) => {
-        const keys = new Set<number>()
-        for (const state of rows.values()) if (state.visible[i]) keys.add(state.key)
+        const keys = viewKeys[i]
         const before = view.sorted ?? toKeySet(view.keys)
         view.keys = keys
         view.sorted = toKeySet(keys)
@@ -268,14 +276,25 @@ export class StoreSummary {
     const key = summaryKey(hashPart)
     const policy = this.#policy
     if (policy === undefined) return { path: row.path, key, sigs: row.sigs, visible: this.#views.map(() => true) }
-    if (performance.now() - this.#sliceStart > SLICE_MS) {
-      await new Promise(resolve => setImmediate(resolve))
-      this.#sliceStart = performance.now()
-    }
+    await this.#turn()
     const info = this.#db.byHashPart(hashPart)
     // Gone since the row was read: the next resync drops it; meanwhile nobody is told of it.
     const visible = this.#views.map(view => info !== undefined && policy.decide(info, view.peer).allowed)
     return { path: row.path, key, sigs: row.sigs, visible }
+  }
+
+  /** The next page of rows after `afterId`, read at a turn of the event loop if the pass has held it long enough. */
+  async #page (afterId: number): Promise<PathRow[]> {
+    await this.#turn()
+    return this.#db.rowsAfter(afterId, PAGE_ROWS)
+  }
+
+  /** Lets the event loop turn once the pass has held it for SLICE_MS. */
+  async #turn (): Promise<void> {
+    if (performance.now() - this.#sliceStart > SLICE_MS) {
+      await new Promise(resolve => setImmediate(resolve))
+      this.#sliceStart = performance.now()
+    }
   }
 
   #view (name: SummaryViewName): ViewState {

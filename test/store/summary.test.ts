@@ -7,8 +7,9 @@ import assert from 'node:assert/strict'
 import { copyFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv } from '../helpers/nix.js'
+import { addSyntheticPaths } from '../helpers/large-store.js'
 import { NixDb, NixDbError } from '../../src/store/db.js'
-import { ServingPolicy } from '../../src/store/serving-policy.js'
+import { DEFAULT_SERVE_DENY, ServingPolicy } from '../../src/store/serving-policy.js'
 import { StoreSummary, type SummaryChange } from '../../src/store/summary.js'
 import { keySetHas, summaryKey } from '../../src/store/summary-keys.js'
 import { TrustedKeys } from '../../src/nix/signing.js'
@@ -229,5 +230,66 @@ describe('store summary: a path the host has is never left out for good', () => 
     } finally {
       real.close()
     }
+  })
+})
+
+/** Counts the event loop's turns while it runs, and the longest time it went without one. */
+function watchEventLoop (): { stop: () => { turns: number, longestMs: number } } {
+  let last = performance.now()
+  let turns = 0
+  let longestMs = 0
+  const timer = setInterval(() => {
+    const now = performance.now()
+    longestMs = Math.max(longestMs, now - last)
+    last = now
+    turns++
+  }, 1)
+  return {
+    stop: () => {
+      clearInterval(timer)
+      return { turns, longestMs: Math.max(longestMs, performance.now() - last) }
+    }
+  }
+}
+
+describe('store summary of a large store', function () {
+  this.timeout(300_000)
+  const ROWS = 60_000
+  let nix: NixEnv
+  let root: string
+  let db: NixDb
+
+  before(async () => {
+    nix = await NixEnv.create()
+    root = await nix.initStore('large')
+    addSyntheticPaths(root, ROWS)
+    db = NixDb.open(root)
+  })
+  after(async () => { db?.close(); await nix?.cleanup() })
+
+  // `--serve all`: every path is decided without a signature check, the cheapest a pass gets.
+  const serveAll = (): ServingPolicy => new ServingPolicy({ mode: 'all', deny: DEFAULT_SERVE_DENY, trustedPeers: [], publicKeys: new TrustedKeys([]) })
+
+  it('lets the event loop turn while a resync reads every row, the first and the periodic ones', async () => {
+    // A periodic resync (every --index-resync) re-decides nothing, and read the whole table
+    // in one piece of the event loop: 175-200 ms for 100,000 paths on a 2-core VM, during
+    // which the daemon answered neither Nix nor peers.
+    const summary = new StoreSummary({ db, policy: serveAll() })
+    for (const pass of ['first', 'periodic', 'periodic again']) {
+      const loop = watchEventLoop()
+      await summary.resync()
+      const { turns, longestMs } = loop.stop()
+      assert.ok(turns >= 3, `${pass} resync: the event loop turned ${turns} times while it read ${ROWS} rows`)
+      assert.ok(longestMs < 250, `${pass} resync: held the event loop for ${longestMs.toFixed(0)} ms in one piece`)
+    }
+    assert.ok((summary.view(STRANGER)?.keys.length ?? 0) > ROWS * 0.99, 'every path is in the summary')
+  })
+
+  it('lets the event loop turn while it summarises a store without a serving policy', async () => {
+    const summary = new StoreSummary({ db })
+    const loop = watchEventLoop()
+    await summary.poll()
+    const { turns } = loop.stop()
+    assert.ok(turns >= 3, `the event loop turned ${turns} times while the summary read ${ROWS} rows`)
   })
 })
