@@ -292,4 +292,26 @@ describe('store summary of a large store', function () {
     const { turns } = loop.stop()
     assert.ok(turns >= 3, `the event loop turned ${turns} times while the summary read ${ROWS} rows`)
   })
+
+  it('is abandoned by close(): a pass under way stops at its next turn, and the database is closed only then', async () => {
+    let closedDb = false
+    let reads = 0
+    const counted = {
+      rowsAfter: (id: number, limit: number) => { assert.ok(!closedDb, 'no read after the database was closed'); reads++; return db.rowsAfter(id, limit) },
+      byHashPart: (hashPart: string) => { assert.ok(!closedDb, 'no read after the database was closed'); return db.byHashPart(hashPart) }
+    }
+    // a store whose paths are all checked against a key: the first pass takes seconds here
+    const policy = new ServingPolicy({ mode: 'trusted', deny: [], trustedPeers: [], publicKeys: TrustedKeys.parse('cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=') })
+    const summary = new StoreSummary({ db: counted, policy, closeDb: () => { closedDb = true } })
+    const started = performance.now()
+    const building = summary.poll()
+    await new Promise(resolve => setTimeout(resolve, 100))
+    await summary.close()
+    const closedAfter = performance.now() - started
+    await building
+    assert.equal(summary.view(STRANGER), undefined, 'no summary was made')
+    assert.ok(closedDb)
+    assert.ok(reads < ROWS / 5000, `it stopped reading after ${reads} pages`)
+    assert.ok(closedAfter < 2000, `close() took ${closedAfter.toFixed(0)} ms`)
+  })
 })
