@@ -64,7 +64,7 @@ export class LocalStore implements PathSource {
     if (refused !== undefined) return refused
     const value = this.toNarInfo(hashPart, info)
     return options.narUpTo !== undefined && info.narSize <= options.narUpTo
-      ? { status: 'found', value, nar: this.narBytes(info, 0) }
+      ? { status: 'found', value, nar: this.narBytes(hashPart, info, 0) }
       : { status: 'found', value }
   }
 
@@ -76,7 +76,7 @@ export class LocalStore implements PathSource {
     if (info === undefined || info.narHash !== wanted || offset > info.narSize) return ABSENT
     const refused = this.refusal(info, peer)
     if (refused !== undefined) return refused
-    return { status: 'found', value: this.narBytes(info, offset, signal) }
+    return { status: 'found', value: this.narBytes(hashPart, info, offset, signal) }
   }
 
   close (): void {
@@ -107,12 +107,13 @@ export class LocalStore implements PathSource {
   }
 
   /** The path's NAR from `offset`, written from its files as it is read. */
-  private narBytes (info: PathInfo, offset: number, signal?: AbortSignal): NarBytes {
+  private narBytes (hashPart: string, info: PathInfo, offset: number, signal?: AbortSignal): NarBytes {
     const length = info.narSize - offset
     // A NAR smaller than the writer's chunk goes out as one chunk of its own size, not a copy
     // out of a 256 KiB buffer allocated for it.
     const chunkSize = Math.max(1, Math.min(DEFAULT_CHUNK_SIZE, length))
-    return { length, stream: exactly(length, info.storePath, narStream(this.onDisk(info), { offset, signal, chunkSize })) }
+    const stillValid = (): boolean => this.info(hashPart)?.narHash === info.narHash
+    return { length, stream: exactly(length, info.storePath, stillValid, narStream(this.onDisk(info), { offset, signal, chunkSize })) }
   }
 
   private onDisk (info: PathInfo): string {
@@ -159,13 +160,26 @@ function baseName (storePath: string): string {
 /**
  * Passes the NAR through, failing if it is not exactly `length` bytes: the files changed
  * under us or the database is wrong, and the receiver must not take a short or long NAR.
+ *
+ * The last chunk is held back until the database, asked again once every byte was read, still
+ * gives the path the NarHash it had when the NAR was announced (`stillValid`). A path Nix
+ * collected and rebuilt while its files were being read (a build whose output differs each
+ * time, in files of the same sizes) gives a NAR of the right length with bytes of both builds:
+ * ended as if whole, the requester would find a wrong NarHash and hold it against this host,
+ * and against any peer it resumed the download from. Failed instead, it is an ordinary failed
+ * transfer. (While the database has that NarHash, every file read was the path's: unchanged,
+ * or rebuilt to the same bytes.)
  */
-async function * exactly (length: number, storePath: string, chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+async function * exactly (length: number, storePath: string, stillValid: () => boolean, chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   let sent = 0
+  let held: Uint8Array | undefined
   for await (const chunk of chunks) {
     sent += chunk.length
     if (sent > length) throw new Error(`the NAR of ${storePath} is longer than the ${length} bytes its NarSize leaves`)
-    yield chunk
+    if (held !== undefined) yield held
+    held = chunk
   }
   if (sent !== length) throw new Error(`the NAR of ${storePath} ended after ${sent} of ${length} bytes`)
+  if (!stillValid()) throw new Error(`${storePath} was collected or rebuilt while its NAR was read`)
+  if (held !== undefined) yield held
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import Database from 'better-sqlite3'
 import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -205,6 +206,34 @@ describe('LocalStore: the narinfos and NARs this host serves, checked against re
     await assert.rejects(store.nar(hashPart, 'sha256:nonsense', 0, 'p'), /nonsense/)
     await assert.rejects(store.nar(hashPart, toNarHash(e.narHash), -1, 'p'), /offset -1/)
     await assert.rejects(store.narInfo('not-a-hash', 'p'), /not-a-hash/)
+  })
+
+  it('fails a NAR whose path Nix collected and rebuilt while it was read, rather than end it as if whole', async () => {
+    // A build whose output differs every time, in files of the same sizes: a rebuild between
+    // two reads of one NAR gives a NAR of the announced length with bytes from both builds.
+    const expr = `builtins.derivation { name = "rebuilt-under-us"; builder = "/bin/sh"; system = builtins.currentSystem; PATH = "/bin:/usr/bin";
+      args = [ "-c" "mkdir $out; head -c 1048576 /dev/urandom > $out/f0; head -c 1048576 /dev/urandom > $out/f1" ]; }`
+    const [path] = await nix.build(root, expr)
+    const { hashPart } = parseStorePath(path)
+    const narHash = found(await store.narInfo(hashPart, 'p')).narHash
+    const nar = found(await store.nar(hashPart, narHash, 0, 'p'))
+    const chunks: Uint8Array[] = []
+    const reading = nar.stream[Symbol.asyncIterator]()
+    const first = await reading.next()
+    assert.equal(first.done, false)
+    chunks.push(first.value as Uint8Array)
+
+    await nix.run('nix-store', ['--store', root, '--delete', path])
+    assert.deepEqual(await nix.build(root, expr), [path])
+    const rebuilt = found(await store.narInfo(hashPart, 'p')).narHash
+    assert.notEqual(rebuilt, narHash, 'the rebuild made other bytes')
+
+    const failed = await (async () => { for (let r = await reading.next(); r.done !== true; r = await reading.next()) chunks.push(r.value) })().then(() => undefined, (err: Error) => err)
+    const read = Buffer.concat(chunks)
+    const readHash = toNarHash(`sha256:${createHash('sha256').update(read).digest('hex')}`)
+    assert.ok(failed !== undefined, `a NAR of ${read.length} bytes (NarSize ${nar.length}) hashing to ${readHash}, not ${narHash}, was ended as if whole`)
+    assert.match(failed.message, /collected or rebuilt while its NAR was read/)
+    assert.ok(read.length < nar.length, 'its last bytes were held back')
   })
 
   describe('written out as a file:// binary cache from peerix\'s own output', function () {
