@@ -29,10 +29,17 @@ export function dbPath (storeRoot: string): string {
 
 /**
  * The writer holds a lock for a moment during checkpoints and WAL recovery; SQLite's busy
- * handler covers most waits, and these retries cover the few it answers with SQLITE_BUSY at once.
+ * handler covers most waits, and retries (isTransient) cover what it answers at once.
  */
 const BUSY_TIMEOUT_MS = 2000
-const BUSY_RETRIES = 5
+/**
+ * Retries of a read or an open SQLite refused at once for a writer's moment, waiting 1, 2, 4 …
+ * 512 ms between them (about 1 s in all): the moment is usually over after the first wait
+ * (SQLITE_READONLY_ROLLBACK lasted about 1 ms here), which a first wait of 20 ms overshot.
+ */
+const TRANSIENT_RETRIES = 10
+const TRANSIENT_FIRST_WAIT_MS = 1
+/** Between tries to open a database whose WAL files come and go under us. */
 const BUSY_BACKOFF_MS = 20
 /** Tries to open a database whose WAL files come and go under us, before giving up. */
 const SNAPSHOT_ATTEMPTS = 5
@@ -117,9 +124,17 @@ function stampOf (st: BigIntStats, snapshot: boolean): string {
   return snapshot ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}` : `${st.dev}:${st.ino}`
 }
 
-function isBusy (err: unknown): boolean {
+/**
+ * SQLite refused for a moment a writer is in: a lock it holds (SQLITE_BUSY, SQLITE_LOCKED), or,
+ * in a database Nix keeps without a WAL (`use-sqlite-wal = false`), the journal of a commit under
+ * way, which a read-only connection meeting it at the wrong moment takes for a hot journal it
+ * may not roll back (SQLITE_READONLY_ROLLBACK, "attempt to write a readonly database"): 1 % of
+ * reads and 5 % of opens failed so while `nix-store --add` ran in a loop. A journal
+ * left hot by a Nix that crashed stays so until the next Nix rolls it back: the retries run out.
+ */
+function isTransient (err: unknown): boolean {
   const code = (err as { code?: unknown }).code
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') || code === 'SQLITE_READONLY_ROLLBACK')
 }
 
 /**
@@ -181,15 +196,15 @@ export class NixDb {
     return this.read(conn => conn.rowsAfter.all(afterId, limit))
   }
 
-  /** Runs a read on the current connection, retrying while the writer holds its lock. */
+  /** Runs a read on the current connection, retrying while a writer is in the way. */
   private read<T> (query: (conn: Connection) => T): T {
     this.refresh()
     for (let attempt = 0; ; attempt++) {
       try {
         return query(this.source.conn)
       } catch (err) {
-        if (!isBusy(err) || attempt >= BUSY_RETRIES) throw new NixDbError(`reading Nix database ${this.file} failed: ${describe(err)}`)
-        sleepSync(BUSY_BACKOFF_MS << attempt)
+        if (!isTransient(err) || attempt >= TRANSIENT_RETRIES) throw new NixDbError(`reading Nix database ${this.file} failed: ${describe(err)}`)
+        sleepSync(TRANSIENT_FIRST_WAIT_MS << attempt)
       }
     }
   }
@@ -225,13 +240,21 @@ export class NixDb {
 
   /** A live connection if possible, else a snapshot when only the missing WAL files prevent one. */
   private connect (): Source {
-    for (let attempt = 1; ; attempt++) {
+    let attempts = 0
+    let transient = 0
+    while (true) {
       const before = this.stat()
       try {
         return { conn: new Connection(this.file), snapshot: false, stamp: stampOf(before, false) }
       } catch (err) {
+        if (isTransient(err) && transient < TRANSIENT_RETRIES) {
+          // A writer's moment, not missing WAL files: try again, live.
+          sleepSync(TRANSIENT_FIRST_WAIT_MS << transient++)
+          continue
+        }
         if (!needsWalFiles(err, this.file)) throw new NixDbError(`cannot read Nix database ${this.file}: ${describe(err)}; ${this.hint()}`)
       }
+      attempts++
       // With a WAL present a writer is creating its files right now: wait for them instead.
       if (!existsSync(`${this.file}-wal`)) {
         const conn = this.openCopy()
@@ -241,8 +264,8 @@ export class NixDb {
         }
         conn.db.close()
       }
-      if (attempt >= SNAPSHOT_ATTEMPTS) throw new NixDbError(`Nix database ${this.file} kept changing while peerix tried to open it; ${this.hint()}`)
-      sleepSync(BUSY_BACKOFF_MS << attempt)
+      if (attempts >= SNAPSHOT_ATTEMPTS) throw new NixDbError(`Nix database ${this.file} kept changing while peerix tried to open it; ${this.hint()}`)
+      sleepSync(BUSY_BACKOFF_MS << attempts)
     }
   }
 
