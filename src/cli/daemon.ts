@@ -98,10 +98,10 @@ export function daemonCommand (): Command {
     .action(async (flags: DaemonFlags) => {
       const config = configFromFlags(flags)
       const log = createLogger(config.logLevel)
-      // Loaded here, not at the top: status, peers and keygen need none of libp2p.
-      const { startDaemon } = await import('../daemon/index.js')
-      const daemon = await startDaemon(config, log)
-      await new Promise<void>((resolve) => {
+      // Listening for the signals before starting: one that comes while the daemon starts (a
+      // `systemctl stop` right after the start) stops it once it has started, where Node's
+      // default would kill it halfway.
+      const stopping = new Promise<void>((resolve) => {
         const onSignal = (signal: string): void => {
           log.info(`${signal}: stopping`)
           process.off('SIGINT', onSignal)
@@ -111,6 +111,10 @@ export function daemonCommand (): Command {
         process.on('SIGINT', onSignal)
         process.on('SIGTERM', onSignal)
       })
+      // Loaded here, not at the top: status, peers and keygen need none of libp2p.
+      const { startDaemon } = await import('../daemon/index.js')
+      const daemon = await startDaemon(config, log)
+      await stopping
       await daemon.stop()
       log.info('stopped')
     })

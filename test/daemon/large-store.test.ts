@@ -29,8 +29,6 @@ describe('daemon over a store of 100,000 paths', function () {
     const daemon = await startDaemon(['--state-dir', state, '--store-root', root, '--listen', '127.0.0.1:0', '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns'], { env: nix.env })
     daemons.push(daemon)
     const exited = new Promise<number | null>(resolve => daemon.child.once('exit', (code) => { resolve(code) }))
-    // its signal handlers are set up just after it logs its URL
-    await new Promise(resolve => setTimeout(resolve, 300))
     const sent = Date.now()
     daemon.child.kill('SIGTERM')
     const code = await exited
