@@ -8,7 +8,7 @@ import { narinfo, NARINFO_PROTOCOL } from '../../src/p2p/narinfo/index.js'
 import { NarinfoResponse } from '../../src/p2p/narinfo/pb/message.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
 import { StreamReader } from '../../src/p2p/wire/stream-reader.js'
-import { loopbackNode } from './node-helpers.js'
+import { LogLines, loopbackNode } from './node-helpers.js'
 import type { NarinfoService, NarinfoServiceInit } from '../../src/p2p/narinfo/index.js'
 import type { NarInfo } from '../../src/nix/narinfo.js'
 import type { NarBytes, NarInfoOptions, PathSource, Served, ServedNarInfo } from '../../src/store/source.js'
@@ -162,6 +162,19 @@ describe('/peerix/narinfo/1', function () {
     assert.equal(answer.status, 'error')
     assert.match((answer as { message: string }).message, /ERROR: the store could not answer/)
     assert.doesNotMatch((answer as { message: string }).message, /secret/)
+  })
+
+  it('warns once, not per request, while the store fails every request the same way', async () => {
+    // A store whose database moved away fails each of a peer's requests: 4,874 warnings in 4 s.
+    const lines = new LogLines()
+    const failing = new FixtureSource()
+    const logged = await started({ source: failing, log: lines.logger })
+    await client.dial(logged.getMultiaddrs()[0])
+    const labels = Array.from({ length: 20 }, (_, i) => `gone-${i}`)
+    for (const label of labels) failing.failing.add(hashPartOf(label))
+    for (const label of labels) assert.equal((await client.services.narinfo.query(logged.peerId, hashPartOf(label))).status, 'error')
+    assert.equal(lines.matching(/warn narinfo: cannot answer/).length, 1, lines.lines.map(l => l.line).join('\n'))
+    assert.equal(lines.matching(/debug narinfo: cannot answer/).length, labels.length - 1)
   })
 
   it('does not send a request for a hash part that is not one', async () => {

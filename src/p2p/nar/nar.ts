@@ -29,6 +29,7 @@ import type { NarQuery } from './request.js'
 import type { FetchOptions, NarService as NarServiceInterface, NarServiceComponents, NarServiceInit, NarStream } from './index.js'
 import type { Answer } from '../peer-client.js'
 import type { NarBytes, PathSource, Served } from '../../store/source.js'
+import { LogEvery } from '../../log-every.js'
 import type { Logger } from '../../log.js'
 import type { PooledStream } from '../wire/stream-pool.js'
 import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
@@ -47,6 +48,8 @@ export class NarService implements Startable, NarServiceInterface {
   readonly #components: NarServiceComponents
   readonly #source: PathSource
   readonly #log: Logger
+  /** A peer's malformed requests and the store's failures: a line per problem per minute. */
+  readonly #warnings: LogEvery
   readonly #timeout: number
   readonly #idleTimeout: number
   readonly #requestTimeout: number
@@ -63,6 +66,8 @@ export class NarService implements Startable, NarServiceInterface {
     this.#components = components
     this.#source = init.source
     this.#log = init.log ?? silentLogger
+    const log = this.#log
+    this.#warnings = new LogEvery((line) => { log.warn(line) }, (line) => { log.debug(line) })
     this.#timeout = init.timeout ?? HEADER_TIMEOUT
     this.#idleTimeout = init.idleTimeout ?? IDLE_TIMEOUT
     this.#requestTimeout = init.requestTimeout ?? REQUEST_TIMEOUT
@@ -240,7 +245,7 @@ export class NarService implements Startable, NarServiceInterface {
         return undefined
       }
       const message = `malformed request: ${describe(err)}`
-      this.#log.warn(`nar: ${message} (from ${shortPeer(peer)})`)
+      this.#warnings.line(`malformed from ${peer}`, `nar: ${message} (from ${shortPeer(peer)})`)
       if (stream.writeStatus === 'writable') stream.send(encodeFrame(NarResponse.encode({ status: Status.ERROR, message })))
       stream.abort(new Error(message))
       return undefined
@@ -257,7 +262,7 @@ export class NarService implements Startable, NarServiceInterface {
       }
       return served
     } catch (err) {
-      this.#log.warn(`nar: cannot serve ${hashPart} to ${shortPeer(peer)}: ${describe(err)}`)
+      this.#warnings.line(`store: ${describe(err)}`, `nar: cannot serve ${hashPart} to ${shortPeer(peer)}: ${describe(err)}`)
       return { status: 'error', message: 'the store could not serve the NAR' }
     }
   }

@@ -23,6 +23,7 @@ import type { NarinfoQueryOptions, NarinfoService as NarinfoServiceInterface, Na
 import type { NarInfoAnswer } from '../peer-client.js'
 import type { NarInfo } from '../../nix/narinfo.js'
 import type { NarBytes, PathSource } from '../../store/source.js'
+import { LogEvery } from '../../log-every.js'
 import type { Logger } from '../../log.js'
 import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 
@@ -34,6 +35,8 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
   readonly #components: NarinfoServiceComponents
   readonly #source: PathSource
   readonly #log: Logger
+  /** A peer's malformed requests and the store's failures: a line per problem per minute. */
+  readonly #warnings: LogEvery
   readonly #timeout: number
   readonly #requestTimeout: number
   readonly #keepAlive: number
@@ -46,6 +49,8 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
     this.#components = components
     this.#source = init.source
     this.#log = init.log ?? silentLogger
+    const log = this.#log
+    this.#warnings = new LogEvery((line) => { log.warn(line) }, (line) => { log.debug(line) })
     this.#timeout = init.timeout ?? QUERY_TIMEOUT
     this.#requestTimeout = init.requestTimeout ?? REQUEST_TIMEOUT
     this.#keepAlive = init.keepAlive ?? KEEP_ALIVE_TIMEOUT
@@ -134,7 +139,7 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
         return undefined
       }
       const message = `malformed request: ${describe(err)}`
-      this.#log.warn(`narinfo: ${message} (from ${shortPeer(peer)})`)
+      this.#warnings.line(`malformed from ${peer}`, `narinfo: ${message} (from ${shortPeer(peer)})`)
       if (stream.writeStatus === 'writable') stream.send(encodeFrame(NarinfoResponse.encode({ status: Status.ERROR, message })))
       stream.abort(new Error(message))
       return undefined
@@ -156,7 +161,7 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
       const told = served.sent
       return { response: { status: Status.FOUND, narinfo, nar }, sent: told === undefined ? undefined : () => { told(nar !== undefined) } }
     } catch (err) {
-      this.#log.warn(`narinfo: cannot answer ${hashPart} for ${shortPeer(peer)}: ${describe(err)}`)
+      this.#warnings.line(`store: ${describe(err)}`, `narinfo: cannot answer ${hashPart} for ${shortPeer(peer)}: ${describe(err)}`)
       return { response: { status: Status.ERROR, message: 'the store could not answer' } }
     }
   }
