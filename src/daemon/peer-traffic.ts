@@ -13,10 +13,17 @@ export interface ServedToPeer {
   narBytes: number
 }
 
+/**
+ * Peers whose figures are kept: any host on the LAN can connect with a new peer ID each time, and
+ * a map that kept every one would grow without end. The least recently served go first.
+ */
+export const MAX_PEERS_COUNTED = 10_000
+
 export class PeerTraffic implements PathSource {
+  /** In order of last use, the least recent first. */
   private readonly peers = new Map<string, ServedToPeer>()
 
-  constructor (private readonly source: PathSource) {}
+  constructor (private readonly source: PathSource, private readonly maxPeers = MAX_PEERS_COUNTED) {}
 
   /** What `peer` was given so far (zeros for a peer never served). */
   servedTo (peer: string): Readonly<ServedToPeer> {
@@ -57,10 +64,12 @@ export class PeerTraffic implements PathSource {
   }
 
   private of (peer: string): ServedToPeer {
-    let counters = this.peers.get(peer)
-    if (counters === undefined) {
-      counters = { narInfos: 0, refusals: 0, narBytes: 0 }
-      this.peers.set(peer, counters)
+    const counters = this.peers.get(peer) ?? { narInfos: 0, refusals: 0, narBytes: 0 }
+    this.peers.delete(peer)
+    this.peers.set(peer, counters)
+    if (this.peers.size > this.maxPeers) {
+      const leastRecent = this.peers.keys().next().value
+      if (leastRecent !== undefined) this.peers.delete(leastRecent)
     }
     return counters
   }

@@ -14,7 +14,7 @@ import { nar, NAR_PROTOCOL, type NarService } from '../../src/p2p/nar/index.js'
 import { narinfo, NARINFO_PROTOCOL, type NarinfoService } from '../../src/p2p/narinfo/index.js'
 import { NarRequest, NarResponse } from '../../src/p2p/nar/pb/message.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
-import { ending, eventually, LogLines, loopbackNode, MemorySource, streamsOf } from '../p2p/node-helpers.js'
+import { ending, eventually, hashPartOf, LogLines, loopbackNode, MemorySource, streamsOf } from '../p2p/node-helpers.js'
 import type { NarInfoOptions, PathSource, ServedNarInfo } from '../../src/store/source.js'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -146,5 +146,26 @@ describe('what the daemon counts as served to peers', function () {
       { narInfos: served.counters.narInfosServed, nars: served.counters.narsServed, bytes: served.counters.narBytesOut },
       { narInfos: 1, nars: 1, bytes: bytes.length })
     assert.deepEqual(traffic.servedTo(peer), { narInfos: 1, refusals: 0, narBytes: bytes.length })
+  })
+})
+
+describe('PeerTraffic', () => {
+  it('keeps the figures of the most recently served peers only, up to its bound', async () => {
+    // Any host on the LAN can connect with a new peer ID each time: a figure per peer ID ever
+    // seen grew without end.
+    const store = new MemorySource()
+    store.add('path', randomBytes(100))
+    const traffic = new PeerTraffic(store, 3)
+    const ask = async (peer: string): Promise<void> => {
+      const answer = await traffic.narInfo(hashPartOf('path'), peer)
+      if (answer.status === 'found') answer.sent?.(false)
+    }
+    for (const peer of ['p1', 'p2', 'p3']) await ask(peer)
+    await ask('p1') // p2 is now the least recently served
+    await ask('p4')
+    assert.equal(traffic.servedTo('p2').narInfos, 0, 'the least recently served peer was dropped')
+    assert.equal(traffic.servedTo('p1').narInfos, 2)
+    assert.equal(traffic.servedTo('p3').narInfos, 1)
+    assert.equal(traffic.servedTo('p4').narInfos, 1)
   })
 })
