@@ -75,7 +75,8 @@ export class ServedLog implements PathSource {
         out += bytes
         this.counters.narBytesOut += bytes
         if (end === 'complete' && offset === 0) this.counters.narsServed++
-        if (end === 'cut') this.log.debug(`serving ${hashPart} to ${shortPeer(peer)}${from} stopped after ${out} of ${nar.length} bytes`)
+        // At the level of the line that said it started: an operator reading one looks for the other.
+        if (end === 'cut') this.log.info(`serving ${hashPart} to ${shortPeer(peer)}${from} stopped after ${out} of ${nar.length} bytes`)
       }
     }
   }

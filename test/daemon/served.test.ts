@@ -47,6 +47,7 @@ describe('what the daemon counts as served to peers', function () {
   let held: HeldSource
   let traffic: PeerTraffic
   let served: ServedLog
+  let lines: LogLines
   let server: Node
   let client: Node
 
@@ -61,7 +62,8 @@ describe('what the daemon counts as served to peers', function () {
     store = new MemorySource(64 * KiB)
     held = new HeldSource(store)
     traffic = new PeerTraffic(held)
-    served = new ServedLog(traffic, new LogLines().logger)
+    lines = new LogLines()
+    served = new ServedLog(traffic, lines.logger)
     server = await node(served, 500)
     client = await node(new MemorySource())
     await client.dial(server.getMultiaddrs()[0])
@@ -117,6 +119,8 @@ describe('what the daemon counts as served to peers', function () {
     assert.equal(served.counters.narsServed, 0)
     assert.equal(served.counters.narBytesOut, received, 'the bytes counted are the bytes that went out')
     assert.equal(traffic.servedTo(client.peerId.toString()).narBytes, served.counters.narBytesOut)
+    // Its "serving" line is at info; so is the line saying it stopped short.
+    assert.equal(lines.matching(new RegExp(`info serving ${hashPart} to .* stopped after ${received} of ${bytes.length} bytes`)).length, 1, lines.lines.map(l => l.line).join('\n'))
   })
 
   it('counts a narinfo and the NAR sent with it once the answer went out, not when it could not', async () => {
