@@ -234,6 +234,13 @@ describe('the specs against a peerix node: a requester and a responder written f
       assert.equal(await reader.end(), 'closed')
     })
 
+    it('closes the stream cleanly, answering nothing, when the requester closes its write side instead of a first request', async () => {
+      const { open } = await peerixAndPlain(new SpecSource())
+      const { stream, reader } = await open(NARINFO)
+      await stream.close()
+      assert.equal(await reader.end(), 'closed', 'no ERROR and no reset: the requester was done with the stream')
+    })
+
     it('answers a malformed request with one ERROR "malformed request: …" and a reset of that stream only', async () => {
       const { open } = await peerixAndPlain(new SpecSource())
       const other = await open(NARINFO)
@@ -393,6 +400,13 @@ describe('the specs against a peerix node: a requester and a responder written f
       // a nix32 SHA-256 whose first character is 1 still fits 256 bits
       stream.send(narRequest(EXAMPLE_HASH, `sha256:1${'z'.repeat(51)}`))
       assert.deepEqual(await reader.bytes(3), Buffer.of(0x02, 0x08, 0x02))
+    })
+
+    it('closes the stream cleanly, answering nothing, when the requester closes its write side instead of a first request', async () => {
+      const { open } = await peerixAndPlain(new SpecSource())
+      const { stream, reader } = await open(NAR)
+      await stream.close()
+      assert.equal(await reader.end(), 'closed', 'no ERROR and no reset: the requester was done with the stream')
     })
 
     it('answers a malformed request with one ERROR "malformed request: …" and a reset of that stream only', async () => {

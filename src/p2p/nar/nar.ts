@@ -207,6 +207,7 @@ export class NarService implements Startable, NarServiceInterface {
     try {
       for (let first = true; first || await nextRequest(reader, this.#keepAlive); first = false) {
         const query = await this.#readRequest(stream, reader, peer)
+        if (query === 'ended') break
         if (query === undefined) return
         await this.#respond(stream, query, peer, gone.signal)
       }
@@ -232,10 +233,15 @@ export class NarService implements Startable, NarServiceInterface {
       : served.status === 'absent' ? { status: Status.ABSENT } : { status: Status.ERROR, message: served.message })), this.#sendStallTimeout)
   }
 
-  /** The request, or undefined when the stream was cut off or answered ERROR for it. */
-  async #readRequest (stream: Stream, reader: StreamReader, peer: string): Promise<NarAsk | undefined> {
+  /**
+   * The request; 'ended' when the requester closed its write side before a first byte of it
+   * (done with the stream: it is closed cleanly, as after the last exchange); undefined when
+   * the stream was cut off or answered ERROR for it.
+   */
+  async #readRequest (stream: Stream, reader: StreamReader, peer: string): Promise<NarAsk | 'ended' | undefined> {
     const timer = timeLimit(this.#requestTimeout)
     try {
+      if (!await reader.hasMore({ signal: timer.signal })) return 'ended'
       const request = NarRequest.decode(await reader.readFrame(MAX_REQUEST_BYTES, { signal: timer.signal }))
       return { ...checkNarQuery(request.hashPart, request.narHash, request.offset), acceptZstd: request.acceptZstd }
     } catch (err) {

@@ -111,6 +111,7 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
     try {
       for (let first = true; first || await nextRequest(reader, this.#keepAlive); first = false) {
         const request = await this.#readRequest(stream, reader, peer)
+        if (request === 'ended') break
         if (request === undefined) return
         const { response, sent } = await this.#answer(request, peer)
         await send(stream, encodeFrame(NarinfoResponse.encode(response)), this.#requestTimeout)
@@ -125,10 +126,15 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
     }
   }
 
-  /** The request, its hash part checked, or undefined when the stream was cut off or answered ERROR for it. */
-  async #readRequest (stream: Stream, reader: StreamReader, peer: string): Promise<NarinfoRequest | undefined> {
+  /**
+   * The request, its hash part checked; 'ended' when the requester closed its write side
+   * before a first byte of it (done with the stream: it is closed cleanly, as after the last
+   * exchange); undefined when the stream was cut off or answered ERROR for it.
+   */
+  async #readRequest (stream: Stream, reader: StreamReader, peer: string): Promise<NarinfoRequest | 'ended' | undefined> {
     const timer = timeLimit(this.#requestTimeout)
     try {
+      if (!await reader.hasMore({ signal: timer.signal })) return 'ended'
       const request = NarinfoRequest.decode(await reader.readFrame(MAX_REQUEST_BYTES, { signal: timer.signal }))
       parseHashPart(request.hashPart)
       return request
