@@ -154,6 +154,7 @@ describe('the specs against a peerix node: a requester and a responder written f
       assert.equal(request.length, 35)
       assert.deepEqual(request, Buffer.concat([Buffer.of(0x22, 0x0a, 0x20), Buffer.from(EXAMPLE_HASH, 'ascii')]))
       assert.deepEqual(Buffer.from(encodeFrame(NarinfoRequest.encode({ hashPart: EXAMPLE_HASH, maxNarBytes: 0 }))), request, 'peerix writes the same bytes')
+      assert.equal(narinfoRequest(EXAMPLE_HASH, 2 ** 32 - 1).length - 1, 40, 'the largest valid request body (r2)')
 
       const source = new SpecSource()
       const { hashPart } = source.add('hello-2.12', compressible(3000))
@@ -294,7 +295,8 @@ describe('the specs against a peerix node: a requester and a responder written f
       const failed = hashPartOf('failed')
       const nar = randomBytes(500)
       const replies = new Map<string, (max: number) => Buffer[]>([
-        [found, () => [Buffer.concat([varintField(1, FOUND), bytesField(2, narinfoText(found, 500))])]],
+        // with fields of a later revision, which a requester skips (Versioning)
+        [found, () => [Buffer.concat([varintField(10, 99), varintField(1, FOUND), bytesField(2, narinfoText(found, 500)), bytesField(9, 'r9')])]],
         [withNar, (max) => [Buffer.concat([varintField(1, FOUND), bytesField(2, narinfoText(withNar, 500)), ...(max >= 500 ? [bytesField(4, nar)] : [])])]],
         [refused, () => [Buffer.concat([varintField(1, REFUSED), bytesField(3, 'not for you')])]],
         [failed, () => [Buffer.concat([varintField(1, ERROR), bytesField(3, 'the store could not answer')])]]
@@ -354,6 +356,7 @@ describe('the specs against a peerix node: a requester and a responder written f
       assert.deepEqual(example.subarray(35, 37), Buffer.of(0x12, 0x3b))
       assert.deepEqual(example.subarray(96), Buffer.of(0x18, 0xc0, 0x84, 0x3d))
       assert.deepEqual(Buffer.from(encodeFrame(NarRequest.encode({ hashPart: EXAMPLE_HASH, narHash: EXAMPLE_NAR_HASH, offset: 1_000_000n, acceptZstd: false }))), example, 'peerix writes the same bytes')
+      assert.equal(narRequest(EXAMPLE_HASH, EXAMPLE_NAR_HASH, 2 ** 53 - 1, true).length - 1, 106, 'the largest valid request body')
       assert.deepEqual(Buffer.from(encodeFrame(NarResponse.encode({ status: NarResponse.Status.FOUND, length: 1_234_567n, encoding: NarResponse.Encoding.IDENTITY }))), Buffer.from('06080110' + '87ad4b', 'hex'))
 
       const source = new SpecSource()
@@ -383,6 +386,18 @@ describe('the specs against a peerix node: a requester and a responder written f
 
       await stream.close()
       assert.equal(await reader.end(), 'closed')
+    })
+
+    it('skips unknown request fields, as Versioning promises', async () => {
+      const source = new SpecSource()
+      const bytes = randomBytes(5000)
+      const { hashPart, narHash } = source.add('hello', bytes)
+      const { open } = await peerixAndPlain(source)
+      const { stream, reader } = await open(NAR)
+      stream.send(frame(Buffer.concat([varintField(15, 7), bytesField(1, hashPart), bytesField(9, 'a field of r9'), bytesField(2, narHash), varintField(3, 1000), Buffer.of(0x5d, 1, 2, 3, 4)])))
+      const header = parseMessage(await reader.frame(NAR_HEADER_MAX))
+      assert.equal(varintOf(header, 1), FOUND)
+      assert.ok((await reader.bytes(4000)).equals(bytes.subarray(1000)))
     })
 
     it('answers REFUSED with the reason, and ABSENT for an unknown path; offsets up to 2^53 − 1 are requests, not errors', async () => {
@@ -524,6 +539,33 @@ describe('the specs against a peerix node: a requester and a responder written f
       assert.deepEqual(await client.services.nar.fetch(responder.peerId, hashPart, EXAMPLE_NAR_HASH, 0), { status: 'absent' })
       assert.deepEqual(await client.services.nar.fetch(responder.peerId, refused, narHashOf(bytes), 0), { status: 'refused', reason: 'not for you' })
       assert.equal(streams(), 1)
+    })
+
+    it('has unknown header fields skipped, and an unknown encoding or status taken as malformed', async () => {
+      const bytes = randomBytes(1000)
+      const cases: Array<[string, Buffer, string]> = [
+        ['unknown fields', Buffer.concat([varintField(9, 5), varintField(1, FOUND), varintField(2, 1000), bytesField(10, 'r9')]), 'found'],
+        ['encoding 2', Buffer.concat([varintField(1, FOUND), varintField(2, 1000), varintField(4, 2)]), 'error'],
+        ['status 5', Buffer.concat([varintField(1, 5), varintField(2, 1000)]), 'error'],
+        ['no status', varintField(2, 1000), 'error']
+      ]
+      const headers = new Map(cases.map(([what, header]) => [hashPartOf(what), header]))
+      const { responder, client } = await specResponder(NAR, async (stream, reader) => {
+        while (await reader.more()) {
+          const header = headers.get(stringOf(parseMessage(await reader.frame(NAR_REQUEST_MAX)), 1)) ?? varintField(1, ABSENT)
+          stream.send(frame(header))
+          stream.send(bytes)
+        }
+        await stream.close()
+      })
+      for (const [what, , status] of cases) {
+        const answer = await client.services.nar.fetch(responder.peerId, hashPartOf(what), narHashOf(bytes), 0, { acceptZstd: true })
+        assert.equal(answer.status, status, `${what}: ${JSON.stringify(answer)}`)
+        if (answer.status !== 'found') continue
+        const chunks: Uint8Array[] = []
+        for await (const chunk of answer.value) chunks.push(chunk)
+        assert.ok(Buffer.concat(chunks).equals(bytes))
+      }
     })
 
     it('has zstd bodies of blocks of any allowed size, stored or compressed, read back exactly', async () => {

@@ -3,7 +3,7 @@ import { MAX_NARINFO_BYTES } from '../../nix/narinfo.js'
 
 export const PROTOCOL = '/peerix/narinfo/1'
 
-/** A request is a hash part and protobuf tags: 34 bytes. Anything past this is not a request. */
+/** A request is a hash part and protobuf tags, 34 bytes, and max_nar_bytes (r2) at most 6 more. Anything past this is not a request. */
 export const MAX_REQUEST_BYTES = 256
 
 /**
