@@ -58,6 +58,8 @@ function compressible (n: number): Buffer {
 class SpecSource implements PathSource {
   readonly paths = new Map<string, { info: NarInfo, nar: Buffer }>()
   readonly refused = new Map<string, string>()
+  /** Paths whose lookup never ends: the responder waits on its store. */
+  readonly hanging = new Set<string>()
 
   add (label: string, nar: Buffer, hashPart = hashPartOf(label)): { hashPart: string, narHash: string } {
     const narHash = narHashOf(nar)
@@ -66,6 +68,7 @@ class SpecSource implements PathSource {
   }
 
   async narInfo (hashPart: string, _peer: string, options: NarInfoOptions = {}): Promise<ServedNarInfo> {
+    if (this.hanging.has(hashPart)) return await new Promise(() => {})
     const reason = this.refused.get(hashPart)
     if (reason !== undefined) return { status: 'refused', reason }
     const path = this.paths.get(hashPart)
@@ -75,6 +78,7 @@ class SpecSource implements PathSource {
   }
 
   async nar (hashPart: string, narHash: string, offset: number): Promise<Served<NarBytes>> {
+    if (this.hanging.has(hashPart)) return await new Promise(() => {})
     const reason = this.refused.get(hashPart)
     if (reason !== undefined) return { status: 'refused', reason }
     const path = this.paths.get(hashPart)
@@ -484,6 +488,49 @@ describe('the specs against a peerix node: a requester and a responder written f
       await stream.close()
       assert.equal(await reader.end(), 'closed')
     })
+  })
+
+  describe('a requester that writes requests without reading the answers (which it MUST NOT)', () => {
+    /**
+     * Writes `request` over and over, `perWrite` at a time, as fast as the stream takes them,
+     * until the responder takes no more; returns the bytes that left this side.
+     */
+    async function flood (stream: Stream, request: Buffer, perWrite: number): Promise<number> {
+      const burst = Buffer.concat(Array.from({ length: perWrite }, () => request))
+      let sent = 0
+      let taken = 0
+      for (let idle = 0; idle < 5 && sent < 8 * MiB;) {
+        sent += burst.length
+        if (stream.send(burst)) continue
+        await Promise.race([stream.onDrain(), new Promise(resolve => setTimeout(resolve, 200))])
+        const nowTaken = sent - stream.writeBufferLength
+        idle = nowTaken === taken ? idle + 1 : 0
+        taken = nowTaken
+      }
+      return taken
+    }
+
+    for (const [protocol, request] of [
+      [NARINFO, narinfoRequest(EXAMPLE_HASH)],
+      [NAR, narRequest(EXAMPLE_HASH, EXAMPLE_NAR_HASH)]
+    ] as const) {
+      it(`cannot make a ${protocol} responder take more than 16 KiB and the stream's first window of them, however it writes them`, async () => {
+        const source = new SpecSource()
+        source.hanging.add(EXAMPLE_HASH)
+        const { server, plain, open } = await peerixAndPlain(source)
+        for (const perWrite of [4, 64, 1024]) {
+          const { stream } = await open(protocol)
+          stream.send(request)
+          const taken = await flood(stream, request, perWrite)
+          // what left this side sits in the responder's buffers, or is on its way there
+          assert.ok(taken < 512 * KiB, `${perWrite} requests a write: the responder took ${taken} bytes of requests it did not read`)
+          const served = server.getConnections(plain.peerId).flatMap(c => c.streams).filter(s => s.protocol === protocol && s.status === 'open')
+          assert.equal(served.length, 1, 'the responder still holds the stream: libp2p did not reset it for a read buffer past its limit')
+          stream.abort(new Error('done'))
+          await new Promise(resolve => setTimeout(resolve, 50))
+        }
+      })
+    }
   })
 
   describe('/peerix/nar/1: a responder from the spec answers a peerix node', () => {
