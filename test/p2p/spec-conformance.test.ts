@@ -60,6 +60,10 @@ class SpecSource implements PathSource {
   readonly refused = new Map<string, string>()
   /** Paths whose lookup never ends: the responder waits on its store. */
   readonly hanging = new Set<string>()
+  /** Paths whose lookup fails, with an internal message no peer may see. */
+  readonly failing = new Set<string>()
+  /** Paths whose NAR the store gets wrong: what it announces, and the bytes (or the failure) it yields. */
+  readonly faulty = new Map<string, () => NarBytes>()
 
   add (label: string, nar: Buffer, hashPart = hashPartOf(label)): { hashPart: string, narHash: string } {
     const narHash = narHashOf(nar)
@@ -69,6 +73,7 @@ class SpecSource implements PathSource {
 
   async narInfo (hashPart: string, _peer: string, options: NarInfoOptions = {}): Promise<ServedNarInfo> {
     if (this.hanging.has(hashPart)) return await new Promise(() => {})
+    if (this.failing.has(hashPart)) throw new Error('SQLITE_BUSY: database is locked at /secret/db.sqlite')
     const reason = this.refused.get(hashPart)
     if (reason !== undefined) return { status: 'refused', reason }
     const path = this.paths.get(hashPart)
@@ -79,6 +84,9 @@ class SpecSource implements PathSource {
 
   async nar (hashPart: string, narHash: string, offset: number): Promise<Served<NarBytes>> {
     if (this.hanging.has(hashPart)) return await new Promise(() => {})
+    if (this.failing.has(hashPart)) throw new Error('SQLITE_BUSY: database is locked at /secret/db.sqlite')
+    const faulty = this.faulty.get(hashPart)
+    if (faulty !== undefined) return { status: 'found', value: faulty() }
     const reason = this.refused.get(hashPart)
     if (reason !== undefined) return { status: 'refused', reason }
     const path = this.paths.get(hashPart)
@@ -217,6 +225,20 @@ describe('the specs against a peerix node: a requester and a responder written f
       }
       await stream.close()
       assert.equal(await reader.end(), 'closed')
+    })
+
+    it('answers ERROR without the store\'s own message when the store fails, and the stream carries the next question', async () => {
+      const source = new SpecSource()
+      source.failing.add(EXAMPLE_HASH)
+      const { hashPart } = source.add('hello', compressible(100))
+      const { open } = await peerixAndPlain(source)
+      const { stream, reader } = await open(NARINFO)
+      stream.send(narinfoRequest(EXAMPLE_HASH))
+      const answer = parseMessage(await reader.frame(narinfoResponseMax(0)))
+      assert.equal(varintOf(answer, 1), ERROR)
+      assert.ok(stringOf(answer, 3) !== '' && !/secret|SQLITE/.test(stringOf(answer, 3)), stringOf(answer, 3))
+      stream.send(narinfoRequest(hashPart))
+      assert.equal(varintOf(parseMessage(await reader.frame(narinfoResponseMax(0))), 1), FOUND)
     })
 
     it('skips unknown request fields, as Versioning promises', async () => {
@@ -402,6 +424,48 @@ describe('the specs against a peerix node: a requester and a responder written f
       const header = parseMessage(await reader.frame(NAR_HEADER_MAX))
       assert.equal(varintOf(header, 1), FOUND)
       assert.ok((await reader.bytes(4000)).equals(bytes.subarray(1000)))
+    })
+
+    it('answers ERROR without the store\'s own message when the store fails before the header, and resets a body the store gets wrong', async () => {
+      const source = new SpecSource()
+      source.failing.add(EXAMPLE_HASH)
+      const { hashPart, narHash } = source.add('hello', randomBytes(1000))
+      const yielding = (announced: number, bytes: number, fail = false) => () => ({
+        length: announced,
+        stream: (async function * () {
+          for (let at = 0; at < bytes; at += 64 * KiB) yield randomBytes(Math.min(64 * KiB, bytes - at))
+          if (fail) throw new Error('EIO: i/o error, read /nix/store/secret')
+        })()
+      })
+      const wrong: Array<[string, number, () => NarBytes]> = [
+        ['fewer bytes than announced', 600 * KiB, yielding(600 * KiB, 600 * KiB - 100)],
+        ['more bytes than announced', 600 * KiB, yielding(600 * KiB, 600 * KiB + 100)],
+        ['a read that fails half way', 600 * KiB, yielding(600 * KiB, 300 * KiB, true)],
+        ['fewer bytes, as zstd blocks', 600 * KiB, yielding(600 * KiB, 600 * KiB - 100)]
+      ]
+      for (const [what, , bytes] of wrong) source.faulty.set(hashPartOf(what), bytes)
+      const { open } = await peerixAndPlain(source)
+
+      const { stream, reader } = await open(NAR)
+      stream.send(narRequest(EXAMPLE_HASH, EXAMPLE_NAR_HASH))
+      const failed = parseMessage(await reader.frame(NAR_HEADER_MAX))
+      assert.equal(varintOf(failed, 1), ERROR)
+      assert.ok(stringOf(failed, 3) !== '' && !/secret|SQLITE/.test(stringOf(failed, 3)), stringOf(failed, 3))
+      stream.send(narRequest(hashPart, narHash))
+      assert.equal(varintOf(parseMessage(await reader.frame(NAR_HEADER_MAX)), 1), FOUND, 'the stream carries the next request')
+      await reader.bytes(1000)
+
+      const zstd = await zstdCodec()
+      for (const [what, announced] of wrong) {
+        const { stream, reader } = await open(NAR)
+        const zstdBody = what.includes('zstd')
+        stream.send(narRequest(hashPartOf(what), EXAMPLE_NAR_HASH, 0, zstdBody))
+        const header = parseMessage(await reader.frame(NAR_HEADER_MAX))
+        assert.equal(varintOf(header, 1), FOUND, what)
+        assert.equal(varintOf(header, 2), BigInt(announced), what)
+        // the body never completes: the stream is reset before `length` NAR bytes came
+        await assert.rejects(zstdBody ? readZstdBody(reader, announced, zstd) : reader.bytes(announced), /reset/, what)
+      }
     })
 
     it('answers REFUSED with the reason, and ABSENT for an unknown path; offsets up to 2^53 − 1 are requests, not errors', async () => {
