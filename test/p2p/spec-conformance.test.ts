@@ -536,6 +536,11 @@ describe('the specs against a peerix node: a requester and a responder written f
         assert.ok(Buffer.concat(blocks.map(b => b.content)).equals(bytes.subarray(offset)))
         assert.ok(blocks.slice(0, -1).every(b => b.content.length === BLOCK_MAX_NAR_BYTES), 'cut at 256 KiB')
         assert.ok(blocks.some(b => b.kind === 1) && blocks.some(b => b.kind === 0), blocks.map(b => b.kind).join(''))
+        if (offset === 0) {
+          // 700 KiB of text, 1 MiB of random bytes, 300 KiB of text in 8 blocks: 0-2 shrink, 3
+          // does not (1 stored untried: 4), 5 does not (2 stored untried: 6, and 7 though text)
+          assert.equal(blocks.map(b => b.kind).join(''), '11100000', 'the back-off of Encodings')
+        }
         assert.ok(await reader.quietFor(100), 'the body ends with the block that completes `length`')
       }
 
