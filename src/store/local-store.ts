@@ -73,9 +73,12 @@ export class LocalStore implements PathSource {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new FormatError(`invalid NAR offset ${offset}: expected a non-negative integer`)
     const info = await this.servable(hashPart)
     // A different NarHash means the requester's narinfo is stale: these are not the bytes it wants.
-    if (info === undefined || info.narHash !== wanted || offset > info.narSize) return ABSENT
+    if (info === undefined || info.narHash !== wanted) return ABSENT
+    // Refused before the offset is looked at: a peer refused the path learns nothing of it,
+    // not even its NarSize (by trying offsets until "refused" turns to "absent").
     const refused = this.refusal(info, peer)
     if (refused !== undefined) return refused
+    if (offset > info.narSize) return ABSENT
     return { status: 'found', value: this.narBytes(hashPart, info, offset, signal) }
   }
 

@@ -138,7 +138,10 @@ describe('LocalStore: the narinfos and NARs this host serves, checked against re
       found(await signedByTrustedKey.narInfo(hashPart, 'stranger'))
       found(await signedByTrustedKey.nar(hashPart, narHash, 0, 'stranger'))
       found(await builtHereOnly.narInfo(hashPart, 'friend'))
-      for (const answer of [await builtHereOnly.narInfo(hashPart, 'stranger'), await builtHereOnly.narInfo(hashPart, 'stranger', { narUpTo: 1 << 20 }), await builtHereOnly.nar(hashPart, narHash, 0, 'stranger')]) {
+      // Every offset alike, past the end too: a refused peer that knows the NarHash does not
+      // learn the NarSize by trying offsets until the answer turns from refused to absent.
+      const refusedNars = await Promise.all([0, e.narSize, e.narSize + 1].map(async offset => await builtHereOnly.nar(hashPart, narHash, offset, 'stranger')))
+      for (const answer of [await builtHereOnly.narInfo(hashPart, 'stranger'), await builtHereOnly.narInfo(hashPart, 'stranger', { narUpTo: 1 << 20 }), ...refusedNars]) {
         assert.equal(answer.status, 'refused')
         assert.match((answer as { reason: string }).reason, /trusted-peer/)
       }
