@@ -96,8 +96,9 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
       addresses: { listen: listen.map(String) },
       transports: [tcp()],
       connectionEncrypters: [noiseWithoutCopies(corkedSends(noise()))],
-      // Nix asks for many narinfos at once right after a peer connects: yamux resets the whole
-      // connection past 10 streams opened before the other side set it up (its default).
+      // Nix asks for many narinfos at once right after a peer connects, and a yamux that limits
+      // streams opened before the other side set them up (10 by default) resets the whole
+      // connection past that. 8.0.1 keeps the option but does not read it; set for one that does.
       streamMuxers: [yamux({ maxEarlyStreams: 256 })],
       connectionMonitor: { pingTimeout: { minTimeout: MIN_PING_TIMEOUT_MS } },
       metrics: opts.metricsRegistry === undefined ? undefined : prometheusMetrics({ registry: opts.metricsRegistry }),
