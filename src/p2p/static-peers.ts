@@ -4,6 +4,8 @@
  * last connection closes, until the node stops. The multiaddr may omit `/p2p/<id>`: the peer
  * ID is learnt in the Noise handshake, and may change when the host is reinstalled.
  */
+import { lookup } from 'node:dns/promises'
+import { isIPv4 } from 'node:net'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { shortPeer, type Logger } from '../log.js'
 import type { AbortOptions, Connection, IdentifyResult, Libp2p, PeerId, Startable } from '@libp2p/interface'
@@ -105,7 +107,19 @@ export class StaticPeers implements Startable {
     if (connection.status !== 'open' || from === undefined) return
     const announced = new Set(listenAddrs.map(withoutPeerId))
     for (const target of this.#targets) {
-      if (!target.pinned && ipOf(target.addr) === from && announced.has(withoutPeerId(target.addr))) this.#connectedBy(target, peerId)
+      if (target.pinned || target.connected) continue
+      const named = nameOf(target.addr)
+      if (named === undefined) {
+        if (ipOf(target.addr) === from && announced.has(withoutPeerId(target.addr))) this.#connectedBy(target, peerId)
+        continue
+      }
+      // A name (`/dns4/nas.lan/…`): the peer is that static peer when the name resolves to the
+      // IP it dialled from and it announces that IP with the port given.
+      const asDialled = withoutPeerId(target.addr).replace(/^\/dns[46]?\/[^/]+/, `/${isIPv4(from) ? 'ip4' : 'ip6'}/${from}`)
+      if (!announced.has(asDialled)) continue
+      lookup(named.name, { all: true, family: named.family }).then(addresses => {
+        if (addresses.some(a => a.address === from) && connection.status === 'open') this.#connectedBy(target, peerId)
+      }, () => {})
     }
   }
 
@@ -187,6 +201,14 @@ function ipOf (addr: Multiaddr): string | undefined {
   const components = addr.getComponents()
   if (components.some(c => c.name === 'p2p-circuit')) return undefined
   return components.find(c => c.name === 'ip4' || c.name === 'ip6')?.value
+}
+
+/** The name a multiaddr starts with (`/dns4/…`, `/dns6/…`, `/dns/…`) and the address family to look it up in. */
+function nameOf (addr: Multiaddr): { name: string, family: 0 | 4 | 6 } | undefined {
+  const first = addr.getComponents()[0]
+  if (first?.value === undefined) return undefined
+  const family = ({ dns4: 4, dns6: 6, dns: 0 } as const)[first.name as 'dns4' | 'dns6' | 'dns']
+  return family === undefined ? undefined : { name: first.value, family }
 }
 
 function peerIdIn (addr: Multiaddr): PeerId | undefined {

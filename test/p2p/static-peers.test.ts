@@ -109,6 +109,21 @@ describe('static peers', () => {
     assert.equal(logA.matching(/lost/).length + logB.matching(/lost/).length, 0)
   })
 
+  it('recognise a static peer given by name (/dns4) that dialled in first, by the address it announces', async () => {
+    // Without it, A dialled the name anyway and the two hosts held two connections.
+    const portB = await freePort()
+    const logA = new LogLines()
+    const a = await nodes.peerix({ staticPeers: [`/dns4/localhost/tcp/${portB}`], staticPeerBackoff: { minMs: 3000, maxMs: 3000 }, log: logA.logger })
+    await eventually('A\'s first dial to fail', () => logA.matching(/static peer .* unreachable/).length === 1)
+    const failedAt = Date.now()
+    const b = await nodes.peerix({ listen: [`/ip4/127.0.0.1/tcp/${portB}`], staticPeers: [a.getMultiaddrs()[0].toString()], staticPeerBackoff: backoff })
+    await eventually('A to count B as its static peer', () => logA.matching(/static peer \/dns4\/localhost.* connected/).length === 1, 1400)
+    // Past A's redial time: it was cancelled, so there is still one connection.
+    await new Promise(resolve => setTimeout(resolve, failedAt + 3500 - Date.now()))
+    assert.equal(a.getConnections(b.peerId).length, 1)
+    assert.equal(logA.matching(/static peer .* connected/).length, 1)
+  })
+
   it('do not take a peer for a static one because it announces that address from another IP', async () => {
     const port = await freePort()
     const logA = new LogLines()
