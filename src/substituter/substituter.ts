@@ -13,7 +13,7 @@ import type { Served } from '../store/source.js'
 import type { SubstituterContext } from './context.js'
 import { SubstituterCounters } from './counters.js'
 import { LogOnce } from '../log-once.js'
-import { downloadNar, type Transfer } from './nar-download.js'
+import { downloadNar, NarDownloadError, type Transfer } from './nar-download.js'
 import { NarPrefetcher, type PrefetchLimits } from './nar-prefetch.js'
 import { lookupNarInfo, type InlineNarOptions } from './narinfo-race.js'
 import { NarInfoReadAhead, type ReadAheadLimits } from './narinfo-read-ahead.js'
@@ -58,6 +58,12 @@ export const PEER_SETTLE_MS = 500
  * the NAR up on one 404 (`nix copy` and `nix-store --realise` then fail).
  */
 export const NAR_PEER_GRACE_MS = 5_000
+
+/**
+ * How long a NAR download that failed before its first byte waits to see whether a peer that
+ * offered it left: its stream can break a moment before its connection is known to be gone.
+ */
+export const LEAVE_NOTICE_MS = 500
 
 /** Why a lookup of Nix on another host is refused a path a peer has (see Substituter.lookup). */
 export const NOT_PUBLIC = 'no public cache signed it'
@@ -334,10 +340,46 @@ export class Substituter {
         yield prefetched
         return
       }
+      try {
+        yield * downloadNar(this.ctx, { ...transfer, signal, transfer, mayHave: this.mayHave(transfer.hashPart) })
+        return
+      } catch (err) {
+        // Bytes went to Nix: the connection is cut, and Nix resumes, which waits in nar().
+        if (transfer.received > 0 || signal?.aborted === true || !(err instanceof NarDownloadError)) throw err
+        // None did: the shim answers 404, which Nix does not retry (it builds the path, or
+        // fails). When the peers that offered the NAR failed because they left (a daemon
+        // restarting), one back within the grace gets the download started again, once.
+        const holders = this.ctx.memory.offer(transfer.hashPart, transfer.narHash)?.peers ?? []
+        if (!await this.untilBack(transfer.hashPart, transfer.narHash, holders, signal)) throw err
+        this.ctx.log(`nar ${transfer.hashPart}: a peer that offered it is back: starting again`)
+      }
       yield * downloadNar(this.ctx, { ...transfer, signal, transfer, mayHave: this.mayHave(transfer.hashPart) })
     } finally {
       this.active.delete(transfer)
     }
+  }
+
+  /**
+   * After a download failed before its first byte: true once one of `peers` (those that
+   * offered the NAR and neither stalled it nor sent wrong bytes) that left is connected again,
+   * within the NAR peer grace. False at once when all were waited for in vain before, and
+   * after LEAVE_NOTICE_MS when none of them left: they failed for another reason.
+   */
+  private async untilBack (hashPart: string, narHash: string, peers: string[], signal?: AbortSignal): Promise<boolean> {
+    const { memory, client } = this.ctx
+    const candidates = peers.filter(peer => !memory.stalledNar(hashPart, narHash, peer) && !memory.isBad(hashPart, narHash, peer))
+    if (candidates.length === 0 || memory.allGone(candidates)) return false
+    const began = Date.now()
+    const left = new Set<string>()
+    while (signal?.aborted !== true && Date.now() - began < this.narPeerGraceMs) {
+      const connected = new Set(client.peers())
+      for (const peer of candidates) if (!connected.has(peer)) left.add(peer)
+      if ([...left].some(peer => connected.has(peer))) return true
+      if (left.size === 0 && Date.now() - began >= LEAVE_NOTICE_MS) return false
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    if (signal?.aborted !== true && left.size > 0) memory.awaitedInVain([...left])
+    return false
   }
 
   /** A whole NAR, verified, from the peers that offered it (for the prefetcher). */
