@@ -72,6 +72,8 @@ export const NOT_PUBLIC = 'no public cache signed it'
 export interface PeerIndexView {
   /** For one hash part, whether a peer's summary may hold it (FormatError for a bad hash part). */
   holders: (hashPart: string) => (peer: string) => boolean
+  /** Peers that left a moment ago whose last summary held it (restarting, maybe). */
+  departedHolders?: (hashPart: string) => string[]
 }
 
 export interface SubstituterOptions {
@@ -229,8 +231,25 @@ export class Substituter {
     // Most of what Nix asks for is on no peer, and the peers' summaries say so: answer at
     // once, without the machinery of a lookup (the shim's CPU per miss was 2.6–3.3 × that of
     // an HTTP server doing nothing; see src/http/server.ts for the rest).
-    if (!this.cache.has(hashPart) && !this.anyPeerMayHave(hashPart)) return undefined
+    if (!this.cache.has(hashPart) && !this.anyPeerMayHave(hashPart) && !await this.departedHolderBack(hashPart, signal)) return undefined
+    const info = await this.cachedNarInfo(hashPart, signal)
+    // No peer connected now has it: the one whose answer was cached may be restarting.
+    if (info !== undefined || signal?.aborted === true || !await this.departedHolderBack(hashPart, signal)) return info
     return await this.cachedNarInfo(hashPart, signal)
+  }
+
+  /**
+   * Whether a peer that left a moment ago and had `hashPart` (its last summary said so) is
+   * connected again, waited for up to the NAR peer grace: a daemon restarting is back within
+   * seconds, and Nix, told "absent", builds the path, or fails the build when it had already
+   * planned to substitute it. A peer waited for in vain is not waited for again until seen.
+   */
+  private async departedHolderBack (hashPart: string, signal?: AbortSignal): Promise<boolean> {
+    const away = this.index?.departedHolders?.(hashPart) ?? []
+    if (away.length === 0) return false
+    this.ctx.memory.seen(new Set(this.ctx.client.peers()))
+    await this.untilConnected(away, Date.now() + this.narPeerGraceMs, signal)
+    return signal?.aborted !== true && this.anyPeerMayHave(hashPart)
   }
 
   /** The verified narinfo from the cache, or looked up (and cached) now. */

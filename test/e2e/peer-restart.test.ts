@@ -2,7 +2,8 @@
  * A host restarting its daemon (nixos-rebuild switch, systemctl restart) while another host's
  * Nix fetches a NAR only it has: the NAR comes once the daemon is back, whether its transfer
  * had sent bytes or not yet any. A 404 there is final for Nix: it drops the substitute and
- * builds the path (or fails, when it cannot), though the peer is back a second later.
+ * builds the path (or fails, when it cannot), though the peer is back a second later. The
+ * same for a narinfo asked while the only host that has the path restarts.
  */
 import assert from 'node:assert/strict'
 import { mkdir } from 'node:fs/promises'
@@ -14,11 +15,13 @@ import { parseStorePath } from '../../src/nix/store-path.js'
 
 const BIG_MIB = 20
 
-describe('a peer restarting while a NAR only it has is asked for (real daemons, real Nix)', function () {
+describe('a peer restarting while Nix asks for a path only it has (real daemons, real Nix)', function () {
   this.timeout(240_000)
   let nix: NixEnv
   let lab: Lab
   let big: string
+  /** Small paths only A has, asked once each. */
+  const small: string[] = []
   let key: { secretFile: string, publicKey: string }
   const running = new Set<DaemonProcess>()
 
@@ -29,6 +32,11 @@ describe('a peer restarting while a NAR only it has is asked for (real daemons, 
     await nix.run('sh', ['-c', `head -c ${BIG_MIB}M /dev/urandom > ${file}`])
     big = (await nix.run('nix-store', ['--store', nix.storeRoot('hostA'), '--add', file])).stdout.trim()
     key = await nix.generateKey('hostA-1')
+    for (let i = 0; i < 3; i++) {
+      const f = join(nix.dir, `small-${i}`)
+      await nix.run('sh', ['-c', `head -c 100000 /dev/urandom > ${f}`])
+      small.push((await nix.run('nix-store', ['--store', nix.storeRoot('hostA'), '--add', f])).stdout.trim())
+    }
   })
 
   afterEach(async () => {
@@ -94,5 +102,45 @@ describe('a peer restarting while a NAR only it has is asked for (real daemons, 
     const want = JSON.parse((await nix.run('nix', ['path-info', '--json', '--store', nix.storeRoot('hostA'), big])).stdout)[0]
     assert.equal(got.narHash, want.narHash)
     await nix.run('nix-store', ['--store', nix.storeRoot('client'), '--verify-path', big])
+  })
+
+  it('a narinfo asked while A restarts waits for A (Nix gets the path); once A is gone for good, one wait, then 404s at once', async () => {
+    const [, hostB] = lab.hosts
+    let a = await peerA()
+    const b = await daemon(hostB, 'B-narinfo', ['--store-root', await nix.initStore('hostB-narinfo'), '--trusted-public-keys', key.publicKey])
+    await b.waitFor(/peer found/, 30_000)
+    await b.waitFor(/index: summary/)
+    // past B's startup grace (STARTUP_GRACE_MS), during which a host without peers waits anyway
+    await new Promise(resolve => setTimeout(resolve, 6000))
+    const realise = async (path: string): Promise<{ code: number, stderr: string, ms: number }> => await new Promise(resolve => {
+      const t0 = Date.now()
+      const child = lab.spawn(hostB, 'timeout', ['60', 'nix-store', '--store', nix.storeRoot('client-narinfo'), '--realise', path,
+        '--option', 'substituters', b.url, '--option', 'trusted-public-keys', key.publicKey], { env: nix.env })
+      let stderr = ''
+      child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+      child.once('exit', code => { resolve({ code: code ?? -1, stderr, ms: Date.now() - t0 }) })
+    })
+
+    // A restarts (stopped as systemd stops it, started again) while Nix on B asks for its path
+    await a.stop()
+    await b.waitFor(/peer lost/)
+    const during = realise(small[0])
+    a = await peerA()
+    const got = await during
+    assert.equal(got.code, 0, `nix-store --realise failed while A restarted: ${got.stderr}`)
+    await nix.run('nix-store', ['--store', nix.storeRoot('client-narinfo'), '--verify-path', small[0]])
+
+    // A gone for good: the first path only it had waits for it (5 s) once, the next not at all
+    await b.waitFor(/peer found/, 30_000, 2)
+    await a.stop()
+    await b.waitFor(/peer lost/, 10_000, 2)
+    const first = await realise(small[1])
+    assert.notEqual(first.code, 0)
+    assert.match(first.stderr, /path .* is required, but there is no substituter that can build it|does not exist|not valid|don.t know how to build/, first.stderr)
+    assert.ok(first.ms < 15_000, `the first path of a peer gone for good took ${first.ms} ms`)
+    const second = await realise(small[2])
+    assert.notEqual(second.code, 0)
+    assert.ok(second.ms < first.ms - 2000, `the second path of a peer gone for good took ${second.ms} ms, the first ${first.ms} ms`)
+    console.log(`      A gone for good: Nix gave up after ${first.ms} ms, then ${second.ms} ms`)
   })
 })

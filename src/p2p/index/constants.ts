@@ -37,3 +37,11 @@ export const RESUBSCRIBE_MAX_MS = 60_000
 /** One subscription per connected peer each way; a few more cover reconnects. */
 export const MAX_INBOUND_STREAMS = 4
 export const MAX_OUTBOUND_STREAMS = 4
+
+/**
+ * How long the summary of a peer that disconnected is kept, for `departedHolders`: a daemon
+ * restarting (systemctl restart, nixos-rebuild switch) is back within seconds, and a path only
+ * it has is worth waiting for rather than answered absent. At most DEPARTED_PEERS are kept.
+ */
+export const DEPARTED_SUMMARY_MS = 60_000
+export const DEPARTED_PEERS = 16

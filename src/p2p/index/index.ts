@@ -28,6 +28,11 @@ export interface PeerIndex {
    * asks this of every connected peer).
    */
   holders: (hashPart: string) => (peer: string) => boolean
+  /**
+   * Peers not connected now that left less than DEPARTED_SUMMARY_MS ago and whose last
+   * summary held the hash part's key: a path only they have may be back in a moment.
+   */
+  departedHolders: (hashPart: string) => string[]
   /** The summary `peer` sent (version and number of keys), or undefined when there is none. */
   summaryOf: (peer: string) => { version: number, keys: number } | undefined
 }

@@ -11,7 +11,7 @@ import { encodeFrame } from '../wire/frame.js'
 import { send } from '../wire/send.js'
 import { RESPONDER_HIGH_WATER_MARK, StreamReader } from '../wire/stream-reader.js'
 import {
-  MAX_INBOUND_STREAMS, MAX_KEYS, MAX_OUTBOUND_STREAMS, MAX_REQUEST_BYTES, MAX_UPDATE_BYTES, PROTOCOL,
+  DEPARTED_PEERS, DEPARTED_SUMMARY_MS, MAX_INBOUND_STREAMS, MAX_KEYS, MAX_OUTBOUND_STREAMS, MAX_REQUEST_BYTES, MAX_UPDATE_BYTES, PROTOCOL,
   REQUEST_TIMEOUT, RESUBSCRIBE_MAX_MS, RESUBSCRIBE_MIN_MS, SEND_STALL_TIMEOUT, UPDATE_PAUSE_FACTOR
 } from './constants.js'
 import { decodeKeySet, encodeKeySet } from './golomb.js'
@@ -43,6 +43,8 @@ export class PeerIndexService implements PeerIndex, Startable {
   readonly #updateCost: (work: () => void) => number
   /** Summaries received, by peer ID string. */
   readonly #summaries = new Map<string, PeerSummary>()
+  /** The last summary of peers whose summary was dropped, and when (see departedHolders). */
+  readonly #departed = new Map<string, { keys: Uint32Array, at: number }>()
   /** Running subscriptions, by peer ID string. */
   readonly #subscriptions = new Map<string, AbortController>()
   /** Streams of our subscribers, reset when the service stops. */
@@ -84,6 +86,7 @@ export class PeerIndexService implements PeerIndex, Startable {
     this.#subscriptions.clear()
     this.#subscribers.clear()
     this.#summaries.clear()
+    this.#departed.clear()
     this.#started = false
   }
 
@@ -103,6 +106,19 @@ export class PeerIndexService implements PeerIndex, Startable {
     }
   }
 
+  departedHolders (hashPart: string): string[] {
+    const key = summaryKey(hashPart)
+    const since = Date.now() - DEPARTED_SUMMARY_MS
+    const holders: string[] = []
+    for (const [peer, { keys, at }] of this.#departed) {
+      if (at < since) { this.#departed.delete(peer); continue }
+      if (keySetHas(keys, key)) holders.push(peer)
+    }
+    if (holders.length === 0) return holders
+    const connected = new Set(this.#components.connectionManager.getConnections().map(c => c.remotePeer.toString()))
+    return holders.filter(peer => !connected.has(peer))
+  }
+
   summaryOf (peer: string): { version: number, keys: number } | undefined {
     const summary = this.#summaries.get(peer)
     return summary === undefined ? undefined : { version: summary.version, keys: summary.keys.length }
@@ -117,7 +133,20 @@ export class PeerIndexService implements PeerIndex, Startable {
     const key = evt.detail.toString()
     this.#subscriptions.get(key)?.abort(new Error('the peer disconnected'))
     this.#subscriptions.delete(key)
-    this.#summaries.delete(key)
+    this.#drop(key)
+  }
+
+  /** Forgets `peer`'s summary, keeping its keys a while in case it left for a moment. */
+  #drop (peer: string): void {
+    const summary = this.#summaries.get(peer)
+    if (summary === undefined) return
+    this.#summaries.delete(peer)
+    this.#departed.delete(peer)
+    this.#departed.set(peer, { keys: summary.keys, at: Date.now() })
+    for (const oldest of this.#departed.keys()) {
+      if (this.#departed.size <= DEPARTED_PEERS) break
+      this.#departed.delete(oldest)
+    }
   }
 
   /** Follows `peer`'s summary while it stays connected, re-subscribing with backoff. */
@@ -136,7 +165,7 @@ export class PeerIndexService implements PeerIndex, Startable {
         if (!signal.aborted) this.#log.debug(`index: summary of ${shortPeer(key)} failed: ${describe(err)}`)
       }
       // Whatever we had may be stale now: ask that peer directly until a new summary arrives.
-      this.#summaries.delete(key)
+      this.#drop(key)
       if (signal.aborted) break
       // A subscription that ran a while was not a failure to back off from.
       if (Date.now() - started > this.#resubscribeMaxMs) delay = this.#resubscribeMinMs
@@ -201,6 +230,7 @@ export class PeerIndexService implements PeerIndex, Startable {
         throw new FormatError('update without a kind')
     }
     this.#summaries.set(peer, next)
+    this.#departed.delete(peer)
     this.#log.debug(`index: ${shortPeer(peer)} ${update.kind === Kind.FULL ? 'full' : 'delta'} v${next.version}: ${next.keys.length} keys`)
   }
 
