@@ -15,37 +15,12 @@ import { IndexUpdate } from '../../src/p2p/index/pb/message.js'
 import { encodeFrame } from '../../src/p2p/wire/frame.js'
 import { StoreSummary, type StoreSummaryOptions } from '../../src/store/summary.js'
 import { summaryKey, toKeySet } from '../../src/store/summary-keys.js'
+import { MemoryDb } from './memory-db.js'
 import { eventually, LogLines, loopbackNode } from './node-helpers.js'
-import type { PathRow } from '../../src/store/db.js'
-import type { PathInfo } from '../../src/store/path-info.js'
 import type { Libp2p } from '@libp2p/interface'
 
 type Node = Libp2p<{ index: PeerIndex }>
 
-/** Valid paths in memory, numbered like Nix's rows. */
-class MemoryDb {
-  readonly rows: PathRow[] = []
-  #nextId = 1
-
-  add (name: string): string {
-    const hashPart = toNix32(randomBytes(20))
-    this.rows.push({ id: this.#nextId++, path: `/nix/store/${hashPart}-${name}`, sigs: '' })
-    return hashPart
-  }
-
-  remove (hashPart: string): void {
-    this.rows.splice(this.rows.findIndex(r => r.path.includes(hashPart)), 1)
-  }
-
-  rowsAfter (afterId: number, limit: number): PathRow[] {
-    return this.rows.filter(r => r.id > afterId).slice(0, limit)
-  }
-
-  byHashPart (hashPart: string): PathInfo | undefined {
-    const row = this.rows.find(r => r.path.includes(hashPart))
-    return row === undefined ? undefined : { storePath: row.path, narHash: '', narSize: 0, references: [], sigs: [], ultimate: true, registrationTime: 0 }
-  }
-}
 
 const absent = (): string => toNix32(randomBytes(20))
 

@@ -14,13 +14,12 @@ import { peerIndex, type PeerIndex } from '../../src/p2p/index/index.js'
 import { decodeKeySet, encodeKeySet, riceBitsFor } from '../../src/p2p/index/golomb.js'
 import { StoreSummary } from '../../src/store/summary.js'
 import { summaryKey } from '../../src/store/summary-keys.js'
+import { MemoryDb } from './memory-db.js'
 import { eventually, loopbackNode, Nodes } from './node-helpers.js'
 import {
   bytesField, bytesOf, frame, has, parseMessage, RawReader, specDecodeKeys, specEncodeKeys, specRiceBits,
   specSummaryKey, varintField, varintOf
 } from './spec-wire.js'
-import type { PathRow } from '../../src/store/db.js'
-import type { PathInfo } from '../../src/store/path-info.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 
 const INDEX = '/peerix/index/1'
@@ -30,30 +29,6 @@ const FULL = 1n
 const DELTA = 2n
 const UNKNOWN = 3n
 
-/** Valid paths in memory, numbered like Nix's rows. */
-class MemoryDb {
-  readonly rows: PathRow[] = []
-  #nextId = 1
-
-  add (name: string): string {
-    const hashPart = toNix32(randomBytes(20))
-    this.rows.push({ id: this.#nextId++, path: `/nix/store/${hashPart}-${name}`, sigs: '' })
-    return hashPart
-  }
-
-  remove (hashPart: string): void {
-    this.rows.splice(this.rows.findIndex(r => r.path.includes(hashPart)), 1)
-  }
-
-  rowsAfter (afterId: number, limit: number): PathRow[] {
-    return this.rows.filter(r => r.id > afterId).slice(0, limit)
-  }
-
-  byHashPart (hashPart: string): PathInfo | undefined {
-    const row = this.rows.find(r => r.path.includes(hashPart))
-    return row === undefined ? undefined : { storePath: row.path, narHash: '', narSize: 0, references: [], sigs: [], ultimate: true, registrationTime: 0 }
-  }
-}
 
 /** An IndexUpdate as the spec reads it. */
 interface Update {
