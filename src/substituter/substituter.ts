@@ -247,7 +247,6 @@ export class Substituter {
   private async departedHolderBack (hashPart: string, signal?: AbortSignal): Promise<boolean> {
     const away = this.index?.departedHolders?.(hashPart) ?? []
     if (away.length === 0) return false
-    this.ctx.memory.seen(new Set(this.ctx.client.peers()))
     await this.untilConnected(away, Date.now() + this.narPeerGraceMs, signal)
     return signal?.aborted !== true && this.anyPeerMayHave(hashPart)
   }
@@ -297,6 +296,7 @@ export class Substituter {
    */
   private async untilConnected (peers: string[], deadline: number, signal?: AbortSignal): Promise<void> {
     const connected = (): boolean => this.ctx.client.peers().some(p => peers.includes(p))
+    this.ctx.memory.seen(new Set(this.ctx.client.peers()))
     if (this.ctx.memory.allGone(peers)) return
     while (Date.now() < deadline && signal?.aborted !== true && !connected()) {
       await new Promise(resolve => setTimeout(resolve, 50))

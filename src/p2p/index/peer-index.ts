@@ -107,6 +107,8 @@ export class PeerIndexService implements PeerIndex, Startable {
   }
 
   departedHolders (hashPart: string): string[] {
+    // Asked on every miss: nothing to compute while no peer left lately.
+    if (this.#departed.size === 0) return []
     const key = summaryKey(hashPart)
     const since = Date.now() - DEPARTED_SUMMARY_MS
     const holders: string[] = []
