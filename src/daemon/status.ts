@@ -73,6 +73,8 @@ export interface StatusReport {
     refusalsGiven: number
     verificationFailures: number
     peerErrors: number
+    /** Lookups that waited past the budget for a slow peer (one still sending bytes). */
+    narInfoSlowPeerWaits: number
     narDownloads: number
     narCompleted: number
     narFailed: number
@@ -143,6 +145,7 @@ export async function statusReport (src: StatusSources): Promise<StatusReport> {
       refusalsGiven: served.refusals,
       verificationFailures: fetched.verificationFailures,
       peerErrors: fetched.peerErrors,
+      narInfoSlowPeerWaits: fetched.narInfoSlowPeerWaits,
       narDownloads: fetched.narDownloads,
       narCompleted: fetched.narCompleted,
       narFailed: fetched.narFailed,

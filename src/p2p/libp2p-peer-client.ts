@@ -7,6 +7,9 @@ import type { PeerId } from '@libp2p/interface'
 /** Peer IDs remembered by their text; more are forgotten all at once (peers are few). */
 const MAX_REMEMBERED_IDS = 1024
 
+/** How long a probe (a ping) may take: a peer slower than this is not waited for anyway. */
+const PROBE_TIMEOUT_MS = 10_000
+
 export class Libp2pPeerClient implements PeerClient {
   readonly #node: PeerixNode
   /**
@@ -15,6 +18,8 @@ export class Libp2pPeerClient implements PeerClient {
    * through the shim (timestamps in both daemons, curl asking a 1 KiB NAR, 4.2 ms in all).
    */
   readonly #ids = new Map<string, PeerId>()
+  /** Peers a probe is out to: one at a time each. */
+  readonly #probing = new Set<string>()
 
   constructor (node: PeerixNode) {
     this.#node = node
@@ -35,6 +40,20 @@ export class Libp2pPeerClient implements PeerClient {
     const peerId = this.#peerId(peer)
     if (peerId === undefined) return notAPeer(peer)
     return await this.#node.services.nar.fetch(peerId, hashPart, narHash, offset, { signal, acceptZstd: options.acceptZstd })
+  }
+
+  lastHeard (peer: string): number | undefined {
+    return this.#node.services.liveness.lastHeard(peer)
+  }
+
+  probe (peer: string): void {
+    const peerId = this.#peerId(peer)
+    if (peerId === undefined || this.#probing.has(peer)) return
+    this.#probing.add(peer)
+    // The reply is what counts (in lastHeard); a ping that fails tells nothing more.
+    void this.#node.services.ping.ping(peerId, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
+      .catch(() => {})
+      .finally(() => { this.#probing.delete(peer) })
   }
 
   #peerId (text: string): PeerId | undefined {

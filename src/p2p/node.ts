@@ -26,6 +26,7 @@ import { staticPeers, type StaticPeers } from './static-peers.js'
 import { batchYamuxWindowUpdates } from './yamux-window.js'
 import { corkedSends } from './corked-sends.js'
 import { noiseWithoutCopies } from './noise-copies.js'
+import { PeerLiveness } from './peer-liveness.js'
 import type { PathSource } from '../store/source.js'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Registry } from 'prom-client'
@@ -68,6 +69,7 @@ export type PeerixServices = {
   index: PeerIndex
   peerixPeers: PeerixPeers
   staticPeers: StaticPeers
+  liveness: PeerLiveness
 }
 
 /**
@@ -83,6 +85,7 @@ export type PeerixNode = Libp2p<PeerixServices>
 /** A started node. Bad multiaddrs or peer IDs are a FormatError naming the value. */
 export async function createPeerixNode (opts: PeerixNodeOptions): Promise<PeerixNode> {
   batchYamuxWindowUpdates()
+  const liveness = new PeerLiveness()
   const log = opts.log ?? silentLogger
   const listen = (opts.listen ?? DEFAULT_LISTEN).map(text => parseTcpMultiaddr('listen address', text))
   const statics = (opts.staticPeers ?? []).map(text => parseTcpMultiaddr('static peer', text))
@@ -95,7 +98,7 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
       nodeInfo: { name: 'peerix', version: VERSION, userAgent: AGENT_VERSION },
       addresses: { listen: listen.map(String) },
       transports: [tcp()],
-      connectionEncrypters: [noiseWithoutCopies(corkedSends(noise()))],
+      connectionEncrypters: [liveness.watching(noiseWithoutCopies(corkedSends(noise())))],
       // Nix asks for many narinfos at once right after a peer connects, and a yamux that limits
       // streams opened before the other side set them up (10 by default) resets the whole
       // connection past that. 8.0.1 keeps the option but does not read it; set for one that does.
@@ -116,7 +119,8 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
           log,
           minBackoffMs: opts.staticPeerBackoff?.minMs,
           maxBackoffMs: opts.staticPeerBackoff?.maxMs
-        })
+        }),
+        liveness: () => liveness
       }
     })
   } catch (err) {

@@ -35,4 +35,11 @@ export interface PeerClient {
    * the peer to compress the body on the wire (the bytes delivered are the NAR all the same).
    */
   nar: (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal, options?: { acceptZstd?: boolean }) => Promise<Answer<NarBody>>
+  /**
+   * When bytes last came from the peer, of any kind (ms since the epoch); undefined when none
+   * came since it connected, or when the client cannot tell (then no peer is waited for longer).
+   */
+  lastHeard?: (peer: string) => number | undefined
+  /** Asks the peer for a sign of life (a ping): its answer shows in lastHeard. */
+  probe?: (peer: string) => void
 }

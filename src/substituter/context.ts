@@ -21,6 +21,8 @@ export interface SubstituterContext {
   logOnce: LogOnce
   /** How long a narinfo lookup waits for peers that have not answered. */
   timeoutMs: number
+  /** How long in all it waits for a peer that may have the path and is slow, not gone. */
+  patienceMs: number
   /** How long a NAR download waits for a peer's next bytes before moving to another peer. */
   stallMs: number
 }

@@ -33,6 +33,11 @@ export class SubstituterCounters {
   refusals = 0
   /** Peer asks that failed: reset, timeout, error reply. */
   peerErrors = 0
+  /**
+   * Lookups that waited past the wait budget for a peer that had not answered but was still
+   * sending bytes (slow, not gone: see lookupNarInfo).
+   */
+  narInfoSlowPeerWaits = 0
   /** NAR downloads started. */
   narDownloads = 0
   /** NAR downloads that delivered every byte with the right hash. */

@@ -8,6 +8,12 @@ import type { NarInfo } from '../nix/narinfo.js'
 import { shortPeer, type SubstituterContext } from './context.js'
 import { checkInlineNar, checkNarInfo } from './verify.js'
 
+/**
+ * Past the wait budget, how long a slow peer may go without sending a byte before it is given
+ * up on: TCP retransmits on a lossy link after 0.2, 0.4, 0.8, 1.6 s of silence.
+ */
+export const SLOW_PEER_QUIET_MS = 3_000
+
 /** Why the asks still running were stopped: the peers that had not answered are at fault. */
 class WaitBudgetExpired extends Error {
   override name = 'WaitBudgetExpired'
@@ -49,20 +55,28 @@ export interface InlineNarOptions {
 
 /**
  * The first verified narinfo for `hashPart` from any peer, or undefined once every peer has
- * answered without one (at once when no peer's summary may hold it), when the wait budget runs out, or when `signal` aborts. Answers that
+ * answered without one, when the wait budget runs out, or when `signal` aborts. Answers that
  * arrive after the winner (within the budget) are still checked and remembered: those peers
  * are where a NAR download turns when its first peer fails.
+ *
+ * The budget is `timeoutMs`, in rounds. A peer whose summary may hold the path (asked through
+ * `mayHave`) and that sent any bytes since it was asked, if only the answer to a probe sent
+ * halfway through the budget, is slow, not gone: it is waited for round after round while its
+ * bytes keep coming (at most SLOW_PEER_QUIET_MS apart: TCP on a lossy link goes quiet between
+ * retransmissions), up to `patienceMs` in all. A frozen or cut-off peer sends nothing and is
+ * given up on at the budget, as before; one that uses up the patience without an answer is not
+ * waited for past the budget again for a while (PeerMemory.outwaited).
  */
 export async function lookupNarInfo (ctx: SubstituterContext, hashPart: string, opts: LookupOptions = {}): Promise<Found | undefined> {
-  const { mayHave } = opts
+  const { mayHave, signal } = opts
   const peers = mayHave === undefined ? ctx.client.peers() : ctx.client.peers().filter(mayHave)
-  const { signal } = opts
   if (peers.length === 0 || signal?.aborted === true) return undefined
 
-  const asks = new AbortController()
-  const budget = setTimeout(() => asks.abort(new WaitBudgetExpired(`no answer within ${ctx.timeoutMs} ms`)), ctx.timeoutMs)
-  let pending = peers.length
+  const began = Date.now()
+  /** Peers not answered yet, each with its own ask to stop. */
+  const waiting = new Map<string, AbortController>()
   let settled = false
+  let timer: ReturnType<typeof setTimeout> | undefined
   return await new Promise(resolve => {
     const finish = (found: Found | undefined): void => {
       if (settled) return
@@ -70,25 +84,65 @@ export async function lookupNarInfo (ctx: SubstituterContext, hashPart: string, 
       signal?.removeEventListener('abort', onCallerAbort)
       resolve(found)
     }
+    const stopAll = (reason: unknown): void => {
+      clearTimeout(timer)
+      for (const ask of waiting.values()) ask.abort(reason)
+    }
     // Until there is an answer, the caller going away stops everything; after, the others run on.
-    const onCallerAbort = (): void => { asks.abort(signal?.reason); finish(undefined) }
+    const onCallerAbort = (): void => { stopAll(signal?.reason); finish(undefined) }
     signal?.addEventListener('abort', onCallerAbort, { once: true })
-    asks.signal.addEventListener('abort', () => { finish(undefined) }, { once: true })
 
     let inlineAsks = opts.inlineNar?.peers ?? 0
     for (const peer of peers) {
       const inline = inlineAsks > 0 && !ctx.memory.badForPath(hashPart, peer) ? opts.inlineNar : undefined
       if (inline !== undefined) inlineAsks -= 1
-      void askPeer(ctx, peer, hashPart, asks.signal, inline).then(found => {
+      const ask = new AbortController()
+      waiting.set(peer, ask)
+      void askPeer(ctx, peer, hashPart, ask.signal, inline).then(found => {
         if (found !== undefined && (opts.wanted?.(found.info) ?? true)) finish(found)
       }).finally(() => {
-        pending -= 1
-        if (pending === 0) {
-          clearTimeout(budget)
+        waiting.delete(peer)
+        if (waiting.size === 0) {
+          clearTimeout(timer)
           finish(undefined)
         }
       })
     }
+    if (waiting.size === 0) return
+
+    // Rounds of the wait budget: a probe halfway to the quiet, the end of the round.
+    const patient = mayHave !== undefined && ctx.client.lastHeard !== undefined
+    const heardSince = (peer: string, since: number): boolean => (ctx.client.lastHeard?.(peer) ?? -Infinity) >= since
+    const round = (start: number, length: number): void => {
+      if (!patient) {
+        timer = setTimeout(() => { endRound(start) }, length)
+        return
+      }
+      const half = Math.floor(length / 2)
+      timer = setTimeout(() => {
+        if (!settled) for (const peer of waiting.keys()) if (!heardSince(peer, start) && ctx.memory.patientWith(peer)) ctx.client.probe?.(peer)
+        timer = setTimeout(() => { endRound(start) }, length - half)
+      }, half)
+    }
+    const endRound = (start: number): void => {
+      const now = Date.now()
+      const left = began + ctx.patienceMs - now
+      const more = patient && !settled && left > 0
+      for (const [peer, ask] of waiting) {
+        if (ask.signal.aborted) continue
+        if (more && ctx.memory.patientWith(peer) && heardSince(peer, start === began ? began : now - SLOW_PEER_QUIET_MS)) continue
+        // Still sending, still not answering, and the patience is over: not again for a while.
+        if (patient && !settled && start !== began && left <= 0 && heardSince(peer, now - SLOW_PEER_QUIET_MS)) ctx.memory.outwaited(peer)
+        ask.abort(new WaitBudgetExpired(`no answer within ${now - began} ms`))
+      }
+      // Every peer was given up on: the answers come as the asks stop, but the caller need not wait.
+      if ([...waiting.values()].every(ask => ask.signal.aborted)) finish(undefined)
+      else {
+        if (start === began) ctx.counters.narInfoSlowPeerWaits += 1
+        round(now, Math.min(ctx.timeoutMs, left))
+      }
+    }
+    round(began, ctx.timeoutMs)
   })
 }
 

@@ -28,12 +28,20 @@ export const DEFAULT_MEMORY_PATHS = 10_000
  */
 export const NAR_STALL_MEMORY_MS = 60_000
 
+/**
+ * How long a peer that a narinfo lookup waited for past the budget to the end of its patience,
+ * in vain (bytes kept coming, no answer), is held to the plain budget.
+ */
+export const SLOW_PEER_MEMORY_MS = 60_000
+
 export class PeerMemory {
   private readonly entries = new Map<string, Entry>()
   /** By hash part, the peers that sent wrong bytes for some NAR of it (oldest paths first). */
   private readonly badByPath = new Map<string, Set<string>>()
   /** When each peer last stalled a NAR download. */
   private readonly narStalledAt = new Map<string, number>()
+  /** When each peer last used up a narinfo lookup's patience without answering (`outwaited`). */
+  private readonly outwaitedAt = new Map<string, number>()
   /** Peers a NAR request waited for in vain, until seen connected again (`awaitedInVain`). */
   private readonly gone = new Set<string>()
 
@@ -120,6 +128,22 @@ export class PeerMemory {
   stalledNar (hashPart: string, narHash: string, peer: string, now = Date.now()): boolean {
     const at = this.entries.get(keyOf(hashPart, narHash))?.stalled.get(peer)
     return at !== undefined && now - at < NAR_STALL_MEMORY_MS
+  }
+
+  /**
+   * A narinfo lookup waited for `peer` past the budget, as it kept sending bytes, until its
+   * patience ran out, and no answer came: for SLOW_PEER_MEMORY_MS lookups wait for it no longer
+   * than the budget. A peer that keeps its connection busy but never answers (broken, or
+   * hostile, its summary claiming every path) would otherwise cost every lookup the patience.
+   */
+  outwaited (peer: string, now = Date.now()): void {
+    for (const [p, at] of this.outwaitedAt) if (now - at >= SLOW_PEER_MEMORY_MS) this.outwaitedAt.delete(p)
+    this.outwaitedAt.set(peer, now)
+  }
+
+  /** Whether a narinfo lookup may wait for `peer` past the budget (see outwaited). */
+  patientWith (peer: string, now = Date.now()): boolean {
+    return now - (this.outwaitedAt.get(peer) ?? -Infinity) >= SLOW_PEER_MEMORY_MS
   }
 
   /** `peers` with those that stalled a NAR recently moved to the end, each group in its order. */

@@ -65,6 +65,14 @@ export const NAR_PEER_GRACE_MS = 5_000
  */
 export const LEAVE_NOTICE_MS = 500
 
+/**
+ * How long in all a narinfo lookup waits for a peer whose summary may hold the path and that is
+ * slow, not gone: it keeps sending bytes, but its answer is late (a lossy Wi-Fi link, a busy
+ * host). Told "absent", Nix builds the path, or fails a build that had planned to substitute
+ * it. A peer's answer takes at most 10 s anyway (the /peerix/narinfo/1 query timeout).
+ */
+export const SLOW_PEER_PATIENCE_MS = 10_000
+
 /** Why a lookup of Nix on another host is refused a path a peer has (see Substituter.lookup). */
 export const NOT_PUBLIC = 'no public cache signed it'
 
@@ -83,6 +91,8 @@ export interface SubstituterOptions {
   trusted: TrustedKeys
   /** The wait budget of a narinfo lookup for peers that do not answer. */
   timeoutMs: number
+  /** How long in all a lookup waits for a slow peer that may have the path (SLOW_PEER_PATIENCE_MS). */
+  patienceMs?: number
   /**
    * From now, how long to wait for peers before answering absent (default 0): until one is
    * connected and no other has connected for `peerSettleMs`, or this is over.
@@ -152,6 +162,7 @@ export class Substituter {
       log,
       logOnce: new LogOnce(log),
       timeoutMs: opts.timeoutMs,
+      patienceMs: Math.max(opts.timeoutMs, opts.patienceMs ?? SLOW_PEER_PATIENCE_MS),
       stallMs: opts.stallMs ?? DEFAULT_STALL_MS
     }
     const isLocal = opts.isLocal ?? (() => false)

@@ -101,4 +101,20 @@ describe('Libp2pPeerClient', () => {
     const answer = await client.narInfo(peer, '0'.repeat(32), AbortSignal.timeout(5000))
     assert.equal(answer.status, 'error')
   })
+
+  it('knows when a peer last sent bytes; a probe gets a live peer to send some; a peer that left is forgotten', async () => {
+    const a = await nodes.peerix()
+    const b = await nodes.peerix()
+    const client = new Libp2pPeerClient(b)
+    await b.dial(a.getMultiaddrs()[0])
+    await eventually('B to list A', () => client.peers().length === 1)
+    const [peer] = client.peers()
+    await eventually('B to hear from A (identify)', () => client.lastHeard(peer) !== undefined)
+    const before = client.lastHeard(peer) ?? 0
+    await new Promise(resolve => setTimeout(resolve, 20))
+    client.probe(peer)
+    await eventually('A to answer the probe', () => (client.lastHeard(peer) ?? 0) > before)
+    await a.stop()
+    await eventually('B to forget A', () => client.lastHeard(peer) === undefined)
+  })
 })

@@ -8,6 +8,10 @@ import type { Answer, NarInfoAnswer, PeerClient } from '../../src/p2p/peer-clien
 export interface FixturePeer {
   narInfo?: (hashPart: string, signal: AbortSignal, options?: { maxNarBytes?: number }) => Promise<NarInfoAnswer>
   nar?: (hashPart: string, narHash: string, offset: number, signal: AbortSignal) => Promise<Answer<AsyncIterable<Uint8Array>>>
+  /** When bytes last came from the peer (PeerClient.lastHeard); without it, never. */
+  lastHeard?: () => number | undefined
+  /** What a probe (a ping) does: a live peer's reply is bytes heard. */
+  probe?: () => void
 }
 
 export interface Call { peer: string, hashPart: string, offset?: number, maxNarBytes?: number, signal: AbortSignal }
@@ -15,6 +19,7 @@ export interface Call { peer: string, hashPart: string, offset?: number, maxNarB
 export class FixturePeerClient implements PeerClient {
   readonly narInfoCalls: Call[] = []
   readonly narCalls: Call[] = []
+  readonly probes: string[] = []
 
   constructor (readonly fixtures: Map<string, FixturePeer>) {}
 
@@ -25,6 +30,15 @@ export class FixturePeerClient implements PeerClient {
   async narInfo (peer: string, hashPart: string, signal: AbortSignal, options?: { maxNarBytes?: number }): Promise<NarInfoAnswer> {
     this.narInfoCalls.push({ peer, hashPart, signal, maxNarBytes: options?.maxNarBytes })
     return await (this.fixtures.get(peer)?.narInfo?.(hashPart, signal, options) ?? Promise.resolve({ status: 'absent' }))
+  }
+
+  lastHeard (peer: string): number | undefined {
+    return this.fixtures.get(peer)?.lastHeard?.()
+  }
+
+  probe (peer: string): void {
+    this.probes.push(peer)
+    this.fixtures.get(peer)?.probe?.()
   }
 
   async nar (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal): Promise<Answer<AsyncIterable<Uint8Array>>> {

@@ -4,9 +4,10 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Substituter } from '../../src/substituter/substituter.js'
+import { Substituter, type PeerIndexView } from '../../src/substituter/substituter.js'
 import { NarDownloadError } from '../../src/substituter/nar-download.js'
-import { NAR_STALL_MEMORY_MS, PeerMemory } from '../../src/substituter/peer-memory.js'
+import { SLOW_PEER_QUIET_MS } from '../../src/substituter/narinfo-race.js'
+import { NAR_STALL_MEMORY_MS, PeerMemory, SLOW_PEER_MEMORY_MS } from '../../src/substituter/peer-memory.js'
 import { formatNarInfo, parseNarInfo, type NarInfo } from '../../src/nix/narinfo.js'
 import { signNarInfo } from '../../src/nix/narinfo-signing.js'
 import { hashNar } from '../../src/nix/nar-hash.js'
@@ -44,11 +45,11 @@ async function makePath (hashPart = HASH, size = 10_000): Promise<Path> {
 const signedBy = (info: NarInfo, key = trustedKey): string => formatNarInfo(signNarInfo(info, key))
 const found = (value: string) => ({ status: 'found' as const, value })
 
-function substituter (peers: Record<string, FixturePeer>, opts: { timeoutMs?: number, stallMs?: number, narInfoCacheMs?: number, narPeerGraceMs?: number } = {}): { sub: Substituter, client: FixturePeerClient, log: string[] } {
+function substituter (peers: Record<string, FixturePeer>, opts: { timeoutMs?: number, stallMs?: number, narInfoCacheMs?: number, narPeerGraceMs?: number, patienceMs?: number, index?: PeerIndexView } = {}): { sub: Substituter, client: FixturePeerClient, log: string[] } {
   const client = new FixturePeerClient(new Map(Object.entries(peers)))
   const log: string[] = []
   // No prefetching: these tests count what each NAR request asks of the peers (nar-prefetch.test.ts has it).
-  const sub = new Substituter({ client, trusted, timeoutMs: opts.timeoutMs ?? 2000, stallMs: opts.stallMs ?? 2000, narInfoCacheMs: opts.narInfoCacheMs, narPeerGraceMs: opts.narPeerGraceMs, prefetch: false, log: line => log.push(line) })
+  const sub = new Substituter({ client, trusted, timeoutMs: opts.timeoutMs ?? 2000, patienceMs: opts.patienceMs, index: opts.index, stallMs: opts.stallMs ?? 2000, narInfoCacheMs: opts.narInfoCacheMs, narPeerGraceMs: opts.narPeerGraceMs, prefetch: false, log: line => log.push(line) })
   return { sub, client, log }
 }
 
@@ -183,7 +184,7 @@ describe('substituter narinfo lookup', () => {
     const elapsed = performance.now() - started
     // below the stall limit (2000 ms): it was the wait budget that ended it
     assert.ok(elapsed >= 290 && elapsed < 1500, `took ${elapsed} ms with a 300 ms budget`)
-    assert.ok(client.narInfoCalls.every(c => c.signal.aborted), 'the ask to the frozen peer was aborted')
+    assert.ok(client.narInfoCalls.find(c => c.peer === 'frozen')?.signal.aborted, 'the ask to the frozen peer was aborted')
   })
 
   it('returns the verified answer without waiting for a frozen peer', async () => {
@@ -195,6 +196,96 @@ describe('substituter narinfo lookup', () => {
     const started = performance.now()
     assert.equal((await sub.narInfo(HASH))?.storePath, path.info.storePath)
     assert.ok(performance.now() - started < 1000)
+  })
+
+  describe('a peer that may have the path and answers late', () => {
+    /** Every peer's summary may hold every path: each is asked, and may be waited for. */
+    const index: PeerIndexView = { holders: () => () => true }
+    const chatty = (): number => Date.now()
+
+    it('is waited for past the budget while its bytes keep coming (slow, not gone), and counted', async () => {
+      const path = await makePath()
+      const { sub } = substituter({ slow: { narInfo: answerAfter(700, found(signedBy(path.info))), lastHeard: chatty } }, { timeoutMs: 300, index })
+      assert.equal((await sub.narInfo(HASH))?.storePath, path.info.storePath)
+      assert.equal(sub.counters.narInfoSlowPeerWaits, 1)
+    })
+
+    it('is probed halfway through a quiet round, and waited for when it answers the probe', async () => {
+      const path = await makePath()
+      let heard: number | undefined
+      const { sub, client } = substituter({
+        slow: { narInfo: answerAfter(700, found(signedBy(path.info))), lastHeard: () => heard, probe: () => { heard = Date.now() } }
+      }, { timeoutMs: 300, index })
+      assert.equal((await sub.narInfo(HASH))?.storePath, path.info.storePath)
+      assert.ok(client.probes.length >= 1 && client.probes.every(p => p === 'slow'), `probes: ${client.probes.join(', ')}`)
+    })
+
+    it('is given up on at the budget when nothing comes from it, probe or not (frozen, cut off)', async () => {
+      const { sub, client } = substituter({ frozen: { narInfo: never(), probe: () => {} } }, { timeoutMs: 300, index })
+      const started = performance.now()
+      assert.equal(await sub.narInfo(HASH), undefined)
+      const elapsed = performance.now() - started
+      assert.ok(elapsed >= 290 && elapsed < 600, `took ${elapsed} ms with a 300 ms budget`)
+      assert.deepEqual(client.probes, ['frozen'])
+      assert.equal(sub.counters.narInfoSlowPeerWaits, 0)
+    })
+
+    it('is given up on once it has sent nothing for SLOW_PEER_QUIET_MS, past the budget (it froze while asked)', async () => {
+      let heard: number | undefined
+      const { sub } = substituter({ slow: { narInfo: never(), lastHeard: () => heard } }, { timeoutMs: 300, index })
+      const started = performance.now()
+      setTimeout(() => { heard = Date.now() }, 100)
+      assert.equal(await sub.narInfo(HASH), undefined)
+      const elapsed = performance.now() - started
+      assert.ok(elapsed >= 100 + SLOW_PEER_QUIET_MS && elapsed < 100 + SLOW_PEER_QUIET_MS + 700, `took ${elapsed} ms`)
+    })
+
+    it('is waited for no longer than the patience', async () => {
+      const { sub } = substituter({ slow: { narInfo: never(), lastHeard: chatty } }, { timeoutMs: 300, patienceMs: 900, index })
+      const started = performance.now()
+      assert.equal(await sub.narInfo(HASH), undefined)
+      const elapsed = performance.now() - started
+      assert.ok(elapsed >= 890 && elapsed < 1300, `took ${elapsed} ms with a 300 ms budget and 900 ms patience`)
+    })
+
+    it('once it used up the patience without answering, is held to the budget for a while (a peer that chatters but never answers)', async () => {
+      const { sub } = substituter({ chatter: { narInfo: never(), lastHeard: chatty } }, { timeoutMs: 300, patienceMs: 900, index })
+      let started = performance.now()
+      assert.equal(await sub.narInfo(HASH), undefined)
+      assert.ok(performance.now() - started >= 890, 'it was not waited for to the end of the patience')
+      started = performance.now()
+      assert.equal(await sub.narInfo(OTHER_HASH), undefined)
+      const elapsed = performance.now() - started
+      assert.ok(elapsed < 600, `the next lookup took ${elapsed} ms with a 300 ms budget`)
+    })
+
+    it('is held to the budget for SLOW_PEER_MEMORY_MS after that, that peer only', () => {
+      const memory = new PeerMemory()
+      memory.outwaited('chatter', 1000)
+      assert.equal(memory.patientWith('chatter', 1000 + SLOW_PEER_MEMORY_MS - 1), false)
+      assert.equal(memory.patientWith('other', 1000), true)
+      assert.equal(memory.patientWith('chatter', 1000 + SLOW_PEER_MEMORY_MS), true)
+    })
+
+    it('is not waited for past the budget without peer summaries (every peer is asked for every path)', async () => {
+      const { sub } = substituter({ slow: { narInfo: never(), lastHeard: chatty } }, { timeoutMs: 300 })
+      const started = performance.now()
+      assert.equal(await sub.narInfo(HASH), undefined)
+      assert.ok(performance.now() - started < 600)
+    })
+
+    it('does not hold up the answer of another peer, nor is waited for after it', async () => {
+      const path = await makePath()
+      const { sub, client } = substituter({
+        slow: { narInfo: never(), lastHeard: chatty },
+        good: { narInfo: answerAfter(10, found(signedBy(path.info))) }
+      }, { timeoutMs: 300, index })
+      const started = performance.now()
+      assert.equal((await sub.narInfo(HASH))?.storePath, path.info.storePath)
+      assert.ok(performance.now() - started < 200)
+      await new Promise(resolve => setTimeout(resolve, 400))
+      assert.ok(client.narInfoCalls.find(c => c.peer === 'slow')?.signal.aborted, 'the slow peer was still asked after the budget')
+    })
   })
 
   it('answers repeated requests from one verified lookup, and concurrent ones share it', async () => {
