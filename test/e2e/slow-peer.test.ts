@@ -71,7 +71,7 @@ describe('a peer on a slow link (real daemons, a throttled link)', function () {
     // The link slows down. A's answers queue behind the NAR's bytes in its TCP send buffer,
     // kept small (64 KB), and in the qdisc.
     const hostA = lab.hosts[0]
-    await lab.exec(hostA, 'sysctl', ['-q', '-w', 'net.ipv4.tcp_wmem=4096 16384 65536'])
+    await lab.exec(hostA, 'sh', ['-c', 'echo "4096 16384 65536" > /proc/sys/net/ipv4/tcp_wmem'])
     await lab.exec(hostA, 'tc', ['qdisc', 'add', 'dev', hostA.dev, 'root', 'tbf', 'rate', RATE, 'burst', '16kb', 'limit', '64kb'])
 
     const url = /^URL: (\S+)$/m.exec(await curl(`${shim}/${parseStorePath(big).hashPart}.narinfo`))?.[1]
