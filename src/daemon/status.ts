@@ -87,6 +87,8 @@ export interface StatusReport {
     narInfoReadAheads: number
     /** Nix's narinfo requests for a path read ahead. */
     narInfoReadAheadHits: number
+    /** Hits answered with a narinfo verified before, its peer not answering again in time. */
+    narInfoKeptUnanswered: number
     narBytesIn: number
     narBytesOut: number
     narInfosServed: number
@@ -154,6 +156,7 @@ export async function statusReport (src: StatusSources): Promise<StatusReport> {
       narsInline: fetched.narsInline,
       narInfoReadAheads: fetched.narInfoReadAheads,
       narInfoReadAheadHits: fetched.narInfoReadAheadHits,
+      narInfoKeptUnanswered: fetched.narInfoKeptUnanswered,
       narBytesIn: fetched.narBytesIn,
       narBytesOut: served.narBytesOut,
       narInfosServed: served.narInfosServed,

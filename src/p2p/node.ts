@@ -77,8 +77,27 @@ export type PeerixServices = {
  * adaptive timeout of at least 5 s. Behind 16 parallel NARs a ping waits for the data queued
  * ahead of it on the connection, and 5 s was measured to be too little (test/e2e/load.test.ts):
  * the connection, and every download on it, was cut. A dead peer is still found within 40 s.
+ * The answering side must allow as long: @libp2p/ping resets a ping stream it has not seen
+ * through within 10 s, and the pinging side aborts the connection on that reset. On a lossy
+ * link (10 % loss) or after the link was down for 12 s, that cut connections (and their NARs)
+ * that were working.
  */
 const MIN_PING_TIMEOUT_MS = 30_000
+/**
+ * The connection monitor starts a ping every 10 s whether or not the last one has finished, and
+ * @libp2p/ping allows one outbound and two inbound ping streams per connection: a ping that
+ * takes longer than 10 s (allowed above) made the next one fail to open its stream, and the
+ * monitor aborted the connection for that (seen right after a 12 s link outage). Room for every
+ * ping that may be running at once (30 s / 10 s, and one more).
+ */
+const PING_STREAMS = 4
+/**
+ * How long the other side of a stream has to name its protocol (libp2p: 10 s) before the stream
+ * is reset. A ping stream opened just before a 12 s link outage had its protocol arrive late,
+ * was reset for it, and the pinging side aborted the connection on that reset: as long as the
+ * ping itself may take.
+ */
+const STREAM_NEGOTIATION_TIMEOUT_MS = MIN_PING_TIMEOUT_MS
 
 export type PeerixNode = Libp2p<PeerixServices>
 
@@ -104,12 +123,13 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
       // connection past that. 8.0.1 keeps the option but does not read it; set for one that does.
       streamMuxers: [yamux({ maxEarlyStreams: 256 })],
       connectionMonitor: { pingTimeout: { minTimeout: MIN_PING_TIMEOUT_MS } },
+      connectionManager: { inboundStreamProtocolNegotiationTimeout: STREAM_NEGOTIATION_TIMEOUT_MS, outboundStreamProtocolNegotiationTimeout: STREAM_NEGOTIATION_TIMEOUT_MS },
       metrics: opts.metricsRegistry === undefined ? undefined : prometheusMetrics({ registry: opts.metricsRegistry }),
       connectionGater: opts.peersOnly === true ? trustedPeersOnly(trusted) : undefined,
       peerDiscovery: opts.mdns ? [mdnsDiscovery({ log })] : [],
       services: {
         identify: identify(),
-        ping: ping(),
+        ping: ping({ timeout: MIN_PING_TIMEOUT_MS, maxInboundStreams: PING_STREAMS, maxOutboundStreams: PING_STREAMS }),
         narinfo: narinfo({ source: opts.source, timeout: opts.narinfoTimeout, log }),
         nar: nar({ source: opts.source, compress: opts.compressNars, log }),
         index: peerIndex({ summary: opts.summary, subscribe: opts.useIndex, log }),

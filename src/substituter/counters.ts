@@ -23,6 +23,11 @@ export class SubstituterCounters {
   /** Lookups no peer could answer: all absent, or the wait budget ran out. */
   narInfoMisses = 0
   /**
+   * Lookups answered with a narinfo verified before, when a peer that offered it did not answer
+   * the new lookup (its link slow or cut for a moment): counted as hits too.
+   */
+  narInfoKeptUnanswered = 0
+  /**
    * Lookups of Nix on another host (the shim serving the LAN) refused a path a peer has, as
    * no public cache signed it: answered 404, and neither a hit nor a miss.
    */

@@ -23,17 +23,20 @@ export class NarInfoCache {
 
   /**
    * The cached narinfo while it is fresh and `stillValid` says so, else the result of
-   * `lookup`, shared with callers asking for the same hash part meanwhile. Resolves undefined
-   * at once when `signal` aborts.
+   * `lookup`, shared with callers asking for the same hash part meanwhile. `lookup` is handed
+   * the entry that expired (or is no longer valid), if one was kept: what to fall back on when
+   * the peers do not answer. Resolves undefined at once when `signal` aborts.
    */
-  async get (hashPart: string, stillValid: (info: NarInfo) => boolean, lookup: (signal: AbortSignal) => Promise<NarInfo | undefined>, signal?: AbortSignal): Promise<NarInfo | undefined> {
+  async get (hashPart: string, stillValid: (info: NarInfo) => boolean, lookup: (signal: AbortSignal, expired?: NarInfo) => Promise<NarInfo | undefined>, signal?: AbortSignal): Promise<NarInfo | undefined> {
     const entry = this.entries.get(hashPart)
+    let expired: NarInfo | undefined
     if (entry !== undefined) {
       if (entry.expires > Date.now() && stillValid(entry.info)) return entry.info
       this.entries.delete(hashPart)
+      expired = entry.info
     }
     if (signal?.aborted === true) return undefined
-    const pending = this.pending.get(hashPart) ?? this.start(hashPart, lookup)
+    const pending = this.pending.get(hashPart) ?? this.start(hashPart, async (lookupSignal) => await lookup(lookupSignal, expired))
     pending.waiting++
     let gone = false
     let onAbort = (): void => {}

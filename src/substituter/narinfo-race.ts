@@ -32,6 +32,12 @@ export interface LookupOptions {
   mayHave?: (peer: string) => boolean
   /** Ask for the path's NAR along with its narinfo, if it is small. */
   inlineNar?: InlineNarOptions
+  /**
+   * Told, before the lookup resolves, of each peer that gave no answer: given up on at the wait
+   * budget (or the patience), or its ask failed (a reset stream, a closed connection). Such a
+   * peer did not say it lacks the path.
+   */
+  onUnanswered?: (peer: string) => void
 }
 
 /**
@@ -99,7 +105,9 @@ export async function lookupNarInfo (ctx: SubstituterContext, hashPart: string, 
       const ask = new AbortController()
       waiting.set(peer, ask)
       void askPeer(ctx, peer, hashPart, ask.signal, inline).then(found => {
-        if (found !== undefined && (opts.wanted?.(found.info) ?? true)) finish(found)
+        if (found === 'failed') {
+          if (!settled) opts.onUnanswered?.(peer)
+        } else if (found !== undefined && (opts.wanted?.(found.info) ?? true)) finish(found)
       }).finally(() => {
         waiting.delete(peer)
         if (waiting.size === 0) {
@@ -133,6 +141,7 @@ export async function lookupNarInfo (ctx: SubstituterContext, hashPart: string, 
         if (more && ctx.memory.patientWith(peer) && heardSince(peer, start === began ? began : now - SLOW_PEER_QUIET_MS)) continue
         // Still sending, still not answering, and the patience is over: not again for a while.
         if (patient && !settled && start !== began && left <= 0 && heardSince(peer, now - SLOW_PEER_QUIET_MS)) ctx.memory.outwaited(peer)
+        if (!settled) opts.onUnanswered?.(peer)
         ask.abort(new WaitBudgetExpired(`no answer within ${now - began} ms`))
       }
       // Every peer was given up on: the answers come as the asks stop, but the caller need not wait.
@@ -146,8 +155,11 @@ export async function lookupNarInfo (ctx: SubstituterContext, hashPart: string, 
   })
 }
 
-/** One peer's verified answer, or undefined; every outcome is counted, problems logged. */
-async function askPeer (ctx: SubstituterContext, peer: string, hashPart: string, signal: AbortSignal, inline?: InlineNarOptions): Promise<Found | undefined> {
+/**
+ * One peer's verified answer, undefined when it has none to give, or 'failed' when the ask
+ * failed (no answer); every outcome is counted, problems logged.
+ */
+async function askPeer (ctx: SubstituterContext, peer: string, hashPart: string, signal: AbortSignal, inline?: InlineNarOptions): Promise<Found | 'failed' | undefined> {
   let answer: NarInfoAnswer
   try {
     answer = await ctx.client.narInfo(peer, hashPart, signal, inline === undefined ? undefined : { maxNarBytes: inline.maxBytes })
@@ -170,7 +182,7 @@ async function askPeer (ctx: SubstituterContext, peer: string, hashPart: string,
       return undefined
     case 'error':
       countError(ctx, peer, hashPart, answer.message)
-      return undefined
+      return 'failed'
     case 'found': {
       const checked = checkNarInfo(answer.value, hashPart, ctx.trusted)
       if (!checked.ok) {

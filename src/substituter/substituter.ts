@@ -10,7 +10,7 @@ import { parseHashPart } from '../nix/store-path.js'
 import type { TrustedKeys } from '../nix/signing.js'
 import { verifyNarInfo } from '../nix/narinfo-signing.js'
 import type { Served } from '../store/source.js'
-import type { SubstituterContext } from './context.js'
+import { shortPeer, type SubstituterContext } from './context.js'
 import { SubstituterCounters } from './counters.js'
 import { LogOnce } from '../log-once.js'
 import { downloadNar, NarDownloadError, type Transfer } from './nar-download.js'
@@ -262,13 +262,29 @@ export class Substituter {
     return signal?.aborted !== true && this.anyPeerMayHave(hashPart)
   }
 
-  /** The verified narinfo from the cache, or looked up (and cached) now. */
+  /**
+   * The verified narinfo from the cache, or looked up (and cached) now. When the lookup finds
+   * nothing because a peer that offered this very narinfo before did not answer (it is still
+   * connected, but its link is congested, lossy or was down a moment: its answer is late, or
+   * its connection was cut), that earlier answer is given again: the peer did not say it lost
+   * the path, and Nix, which may have planned on it, fails the build on a 404
+   * (`some substitutes … failed`). A peer that answers "absent" is believed.
+   */
   private async cachedNarInfo (hashPart: string, signal?: AbortSignal): Promise<NarInfo | undefined> {
     return await this.cache.get(
       hashPart,
       // A cached answer stands while a peer that offered it is still connected.
       cached => this.connectedOffer(hashPart, cached.narHash) !== undefined,
-      async (lookupSignal) => (await lookupNarInfo(this.ctx, hashPart, { signal: lookupSignal, mayHave: this.mayHave(hashPart), inlineNar: this.inlineNar(hashPart) }))?.info,
+      async (lookupSignal, expired) => {
+        const unanswered = new Set<string>()
+        const found = await lookupNarInfo(this.ctx, hashPart, { signal: lookupSignal, mayHave: this.mayHave(hashPart), inlineNar: this.inlineNar(hashPart), onUnanswered: peer => unanswered.add(peer) })
+        if (found !== undefined || expired === undefined || lookupSignal.aborted) return found?.info
+        const peer = this.connectedOffer(hashPart, expired.narHash)?.peers.find(p => unanswered.has(p))
+        if (peer === undefined) return undefined
+        this.counters.narInfoKeptUnanswered += 1
+        this.ctx.logOnce.line(`narinfo ${hashPart}: peer ${shortPeer(peer)}, which offered it, did not answer; its earlier answer stands`)
+        return expired
+      },
       signal
     )
   }
@@ -378,10 +394,11 @@ export class Substituter {
         if (transfer.received > 0 || signal?.aborted === true || !(err instanceof NarDownloadError)) throw err
         // None did: the shim answers 404, which Nix does not retry (it builds the path, or
         // fails). When the peers that offered the NAR failed because they left (a daemon
-        // restarting), one back within the grace gets the download started again, once.
+        // restarting), one back within the grace gets the download started again, once; so
+        // does one whose stream broke while it stayed connected.
         const holders = this.ctx.memory.offer(transfer.hashPart, transfer.narHash)?.peers ?? []
         if (!await this.untilBack(transfer.hashPart, transfer.narHash, holders, signal)) throw err
-        this.ctx.log(`nar ${transfer.hashPart}: a peer that offered it is back: starting again`)
+        this.ctx.log(`nar ${transfer.hashPart}: a peer that offered it is connected: starting again`)
       }
       yield * downloadNar(this.ctx, { ...transfer, signal, transfer, mayHave: this.mayHave(transfer.hashPart) })
     } finally {
@@ -390,10 +407,13 @@ export class Substituter {
   }
 
   /**
-   * After a download failed before its first byte: true once one of `peers` (those that
-   * offered the NAR and neither stalled it nor sent wrong bytes) that left is connected again,
-   * within the NAR peer grace. False at once when all were waited for in vain before, and
-   * after LEAVE_NOTICE_MS when none of them left: they failed for another reason.
+   * After a download failed before its first byte: whether to start it again. Of `peers`,
+   * those that offered the NAR and neither stalled it nor sent wrong bytes count: true once
+   * one that left is connected again, within the NAR peer grace; false at once when all were
+   * waited for in vain before. True also after LEAVE_NOTICE_MS when none of them left: their
+   * streams broke (a reset, one of two connections closed) while they stayed connected, and
+   * none said it lacks the NAR; one more try costs a round trip where a 404 fails Nix's build
+   * (seen after a 12 s link outage: the peer had reset a NAR stream whose request came late).
    */
   private async untilBack (hashPart: string, narHash: string, peers: string[], signal?: AbortSignal): Promise<boolean> {
     const { memory, client } = this.ctx
@@ -405,7 +425,8 @@ export class Substituter {
       const connected = new Set(client.peers())
       for (const peer of candidates) if (!connected.has(peer)) left.add(peer)
       if ([...left].some(peer => connected.has(peer))) return true
-      if (left.size === 0 && Date.now() - began >= LEAVE_NOTICE_MS) return false
+      // none left: their streams broke with the peers still connected (see above)
+      if (left.size === 0 && Date.now() - began >= LEAVE_NOTICE_MS) return true
       await new Promise(resolve => setTimeout(resolve, 50))
     }
     if (signal?.aborted !== true && left.size > 0) memory.awaitedInVain([...left])

@@ -330,6 +330,36 @@ describe('substituter narinfo lookup', () => {
     assert.equal(sub.counters.narInfoHits, 0)
   })
 
+  it('keeps the answer a peer gave when that peer, still connected, does not answer again in time or its ask fails; believes it when it says absent', async () => {
+    const path = await makePath()
+    const answers: Record<string, NonNullable<FixturePeer['narInfo']>> = {
+      found: answerAfter(0, found(signedBy(path.info))),
+      // a lossy link: the answer comes after the wait budget
+      late: answerAfter(1000, found(signedBy(path.info))),
+      // its connection was cut
+      failed: answerAfter(0, { status: 'error', message: 'The stream has been reset' }),
+      absent: answerAfter(0, { status: 'absent' })
+    }
+    let answer = answers.found
+    const { sub, log } = substituter({ a: { narInfo: async (...args) => await answer(...args) } }, { timeoutMs: 200, narInfoCacheMs: 20 })
+    assert.equal((await sub.narInfo(HASH))?.storePath, path.info.storePath)
+    for (const way of ['late', 'failed']) {
+      answer = answers[way]
+      await new Promise(resolve => setTimeout(resolve, 40)) // past the cache's time
+      const started = performance.now()
+      assert.equal((await sub.narInfo(HASH))?.storePath, path.info.storePath, `a peer whose answer was ${way}`)
+      assert.ok(performance.now() - started < 900, 'no longer than the wait budget')
+    }
+    assert.equal(sub.counters.narInfoKeptUnanswered, 2)
+    assert.ok(log.some(l => /did not answer; its earlier answer stands/.test(l)), log.join('\n'))
+    answer = answers.absent
+    await new Promise(resolve => setTimeout(resolve, 40))
+    assert.equal(await sub.narInfo(HASH), undefined, 'the peer said it no longer has it')
+    answer = answers.late
+    await new Promise(resolve => setTimeout(resolve, 40))
+    assert.equal(await sub.narInfo(HASH), undefined, 'nothing is kept after an "absent"')
+  })
+
   it('refuses a hash part that is not one', async () => {
     const { sub } = substituter({})
     await assert.rejects(sub.narInfo('../../etc/passwd'), /invalid store path hash/)
@@ -669,6 +699,30 @@ describe('substituter NAR download', () => {
     const download = await sub.nar(HASH, path.info.narHash)
     assert.ok(download !== undefined)
     assert.deepEqual(await collect(download.stream), path.nar)
+  })
+
+  it('starts once more when the only peer\'s stream broke before the first byte and the peer is still connected', async () => {
+    const path = await makePath()
+    const peers = serving(path, { a: narServer(path.nar, { cutAt: 0 }) })
+    const { sub, client, log } = substituter(peers)
+    await sub.narInfo(HASH)
+    // a NAR stream reset under the peer's feet (a request that came too late after a link outage)
+    const whole = narServer(path.nar)
+    peers.a.nar = async (...args) => { peers.a.nar = whole; return await narServer(path.nar, { cutAt: 0 })(...args) }
+    const download = await sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.deepEqual(await collect(download.stream), path.nar)
+    assert.equal(client.narCalls.length, 2)
+    assert.ok(log.some(l => /is connected: starting again/.test(l)), log.join('\n'))
+
+    // one more time only: a peer that keeps failing gets the NAR a 404
+    peers.a.nar = narServer(path.nar, { cutAt: 0 })
+    const again = await sub.nar(HASH, path.info.narHash)
+    assert.ok(again !== undefined)
+    const { err, bytes } = await collectFailure(again.stream)
+    assert.ok(err instanceof NarDownloadError)
+    assert.equal(bytes, 0)
+    assert.equal(client.narCalls.length, 4)
   })
 
   it('throws when every peer ends short', async () => {
