@@ -51,6 +51,9 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
   const tried = new Set<string>()
   const contributors = new Set<string>()
   let askedAgain = false
+  /** The last peer that stalled in this download, and when its silence began. */
+  const stall: Stall = {}
+  let stalledAskedAgain = false
   ctx.counters.narDownloads += 1
   try {
     for (;;) {
@@ -63,6 +66,14 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
         await lookupNarInfo(ctx, hashPart, { signal: req.signal, wanted: info => info.narHash === narHash, mayHave: peer => !tried.has(peer) && !ctx.memory.stalledNar(hashPart, narHash, peer) && (req.mayHave?.(peer) ?? true) })
         peer = nextCandidate(ctx, hashPart, narHash, tried)
       }
+      if (peer === undefined && !stalledAskedAgain && stall.peer !== undefined && stillAlive(ctx, stall)) {
+        // The only peer left stalled, but its connection is alive: its request may have been
+        // lost to a link that was down for a while. A 404 now fails Nix's build; one more
+        // try costs at most another stall limit.
+        stalledAskedAgain = true
+        peer = stall.peer
+        ctx.log(`nar ${hashPart}: peer ${shortPeer(peer)} stalled but is still sending other bytes: asking it again`)
+      }
       if (peer === undefined) {
         throw new NarDownloadError(`no peer could deliver ${hashPart} (${narHash}): stopped at byte ${hasher.size} of ${narSize}`)
       }
@@ -72,7 +83,7 @@ export async function * downloadNar (ctx: SubstituterContext, req: NarRequest): 
         ctx.log(`nar ${hashPart}: continuing at byte ${hasher.size} of ${narSize} from peer ${shortPeer(peer)}`)
       }
       req.transfer.peer = peer
-      const failure = yield * fromPeer(ctx, req, peer, hasher, contributors)
+      const failure = yield * fromPeer(ctx, req, peer, hasher, contributors, stall)
       if (failure === undefined) {
         ctx.counters.narCompleted += 1
         return
@@ -113,7 +124,7 @@ function nextCandidate (ctx: SubstituterContext, hashPart: string, narHash: stri
  * complete and correct, or why this peer failed (the caller tries another); throws when the
  * download as a whole cannot succeed (wrong hash) or the caller went away.
  */
-async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: string, hasher: NarHasher, contributors: Set<string>): AsyncGenerator<Uint8Array, string | undefined> {
+async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: string, hasher: NarHasher, contributors: Set<string>, stall: Stall): AsyncGenerator<Uint8Array, string | undefined> {
   const { hashPart, narHash, narSize, signal } = req
   const stop = new AbortController()
   const onAbort = (): void => { stop.abort(signal?.reason) }
@@ -123,10 +134,16 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
   const acceptZstd = ctx.compression.wants(peer, narSize - hasher.size)
   const rate = new LinkRate()
   let waits: RepeatedWaits | undefined
+  const stalled = (since: number): void => {
+    ctx.memory.narStalled(hashPart, narHash, peer)
+    stall.peer = peer
+    stall.since = since
+  }
   try {
+    const requested = Date.now()
     const asked = ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal, { acceptZstd })
     const answer = await within(asked, ctx.stallMs, stop.signal).catch((err: Error): Answer<NarBody> => {
-      if (err instanceof StallError) ctx.memory.narStalled(hashPart, narHash, peer)
+      if (err instanceof StallError) stalled(requested)
       // A body that comes after we stopped waiting still holds the peer's stream: give it back.
       asked.then(late => { if (late.status === 'found') late.value[Symbol.asyncIterator]().return?.().catch(() => {}) }, () => {})
       return { status: 'error', message: err.message }
@@ -156,7 +173,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
         next = await waits.wait<IteratorResult<Uint8Array>>((resolve, reject) => { piece.then(resolve, reject) }, asked)
       } catch (err) {
         throwIfAborted(signal)
-        if (err instanceof StallError) ctx.memory.narStalled(hashPart, narHash, peer)
+        if (err instanceof StallError) stalled(lastProgress)
         return (err as Error).message
       }
       rate.waited(performance.now() - asked)
@@ -165,7 +182,7 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
       if (chunk.length === 0) {
         // Empty chunks are not progress: a peer sending only those is stalled all the same.
         if (Date.now() - lastProgress > ctx.stallMs) {
-          ctx.memory.narStalled(hashPart, narHash, peer)
+          stalled(lastProgress)
           return `no data for ${ctx.stallMs} ms`
         }
         continue
@@ -209,6 +226,22 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
     // Not awaited: a peer stream stuck in next() would make return() wait behind it.
     iterator?.return?.().catch(() => {})
   }
+}
+
+/** A peer that stalled a download, and when its silence began. */
+interface Stall {
+  peer?: string
+  since?: number
+}
+
+/**
+ * Whether the peer that stalled sent any other bytes in the second half of its silence (libp2p
+ * pings each connection every 10 s, so a live one does within a 20 s stall limit): the peer is
+ * there, its NAR stream is what got stuck. A frozen or cut-off peer sends nothing.
+ */
+function stillAlive (ctx: SubstituterContext, stall: Stall): boolean {
+  if (stall.peer === undefined || stall.since === undefined || !ctx.client.peers().includes(stall.peer)) return false
+  return (ctx.client.lastHeard?.(stall.peer) ?? -Infinity) >= stall.since + ctx.stallMs / 2
 }
 
 /**

@@ -469,6 +469,28 @@ describe('substituter NAR download', () => {
     assert.deepEqual(client.narCalls.map(c => c.peer), ['staller', 'good', 'good'], 'the second went to the good peer first')
   })
 
+  it('asks the only peer that stalled once more when its connection is alive (its request lost to a link that was down), not when nothing came from it', async () => {
+    const path = await makePath(HASH, 20_000)
+    /** Stalls its first NAR stream at byte 5000, serves the next. */
+    const stallsOnce = (): FixturePeer['nar'] => {
+      let calls = 0
+      return async (hashPart, narHash, offset, signal) => await narServer(path.nar, calls++ === 0 ? { stallAt: 5000 } : {})(hashPart, narHash, offset, signal)
+    }
+    const alive = substituter({ only: { narInfo: answerAfter(0, found(signedBy(path.info))), nar: stallsOnce(), lastHeard: () => Date.now() } }, { stallMs: 200 })
+    assert.ok(await alive.sub.narInfo(HASH))
+    const download = await alive.sub.nar(HASH, path.info.narHash)
+    assert.ok(download !== undefined)
+    assert.deepEqual(await collect(download.stream), path.nar)
+    assert.deepEqual(alive.client.narCalls.map(c => [c.peer, c.offset]), [['only', 0], ['only', 5000]])
+
+    const frozen = substituter({ only: { narInfo: answerAfter(0, found(signedBy(path.info))), nar: stallsOnce() } }, { stallMs: 200 })
+    assert.ok(await frozen.sub.narInfo(HASH))
+    const failing = await frozen.sub.nar(HASH, path.info.narHash)
+    assert.ok(failing !== undefined)
+    assert.match((await collectFailure(failing.stream)).err.message, /no peer could deliver/)
+    assert.deepEqual(frozen.client.narCalls.map(c => [c.peer, c.offset]), [['only', 0]])
+  })
+
   it('does not ask a peer for a NAR it stalled lately, even when it offers it anew; a peer that has it still is asked', async () => {
     const path = await makePath()
     const { sub, client } = substituter(serving(path, { staller: narServer(path.nar, { stallAt: 0 }) }), { stallMs: 200 })
