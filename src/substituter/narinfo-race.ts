@@ -118,7 +118,7 @@ export async function lookupNarInfo (ctx: SubstituterContext, hashPart: string, 
     }
     if (waiting.size === 0) return
 
-    // Rounds of the wait budget: a probe halfway to the quiet, the end of the round.
+    // Rounds of the wait budget: halfway through one, a probe to each peer quiet so far; at its end, who is waited for on.
     const patient = mayHave !== undefined && ctx.client.lastHeard !== undefined
     const heardSince = (peer: string, since: number): boolean => (ctx.client.lastHeard?.(peer) ?? -Infinity) >= since
     const round = (start: number, length: number): void => {
