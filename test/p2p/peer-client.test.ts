@@ -89,13 +89,18 @@ describe('Libp2pPeerClient', () => {
     }
   })
 
-  it('answers an error for a peer that is gone', async () => {
+  /** Peer A, and B's client once it lists A. */
+  async function connected (): Promise<{ a: Awaited<ReturnType<typeof nodes.peerix>>, client: Libp2pPeerClient, peer: string }> {
     const a = await nodes.peerix()
     const b = await nodes.peerix()
     const client = new Libp2pPeerClient(b)
     await b.dial(a.getMultiaddrs()[0])
     await eventually('B to list A', () => client.peers().length === 1)
-    const [peer] = client.peers()
+    return { a, client, peer: client.peers()[0] }
+  }
+
+  it('answers an error for a peer that is gone', async () => {
+    const { a, client, peer } = await connected()
     await a.stop()
     await eventually('B to drop A', () => client.peers().length === 0)
     const answer = await client.narInfo(peer, '0'.repeat(32), AbortSignal.timeout(5000))
@@ -103,12 +108,7 @@ describe('Libp2pPeerClient', () => {
   })
 
   it('knows when a peer last sent bytes; a probe gets a live peer to send some; a peer that left is forgotten', async () => {
-    const a = await nodes.peerix()
-    const b = await nodes.peerix()
-    const client = new Libp2pPeerClient(b)
-    await b.dial(a.getMultiaddrs()[0])
-    await eventually('B to list A', () => client.peers().length === 1)
-    const [peer] = client.peers()
+    const { a, client, peer } = await connected()
     await eventually('B to hear from A (identify)', () => client.lastHeard(peer) !== undefined)
     const before = client.lastHeard(peer) ?? 0
     await new Promise(resolve => setTimeout(resolve, 20))
