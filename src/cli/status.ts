@@ -38,7 +38,7 @@ export function formatStatus (s: StatusReport): string {
     ['serving', `${policy.mode}; ${policy.deny.length} deny globs; ${policy.trustedPeers} trusted peers; peers-only ${policy.peersOnly ? 'on' : 'off'}`],
     ['trusts', `${s.keys.trusted.length === 0 ? 'no keys' : s.keys.trusted.join(', ')}; public caches: ${s.keys.publicCaches.length === 0 ? 'none' : s.keys.publicCaches.join(', ')}`],
     ['peers', `${s.peers.length} connected (${peerix} peerix)`],
-    ['narinfo', `${c.narInfoHits} hits, ${c.narInfoMisses} misses${refused > 0 ? `, ${refused} refused to other hosts` : ''} (${hitRate}); ${c.verificationFailures} verification failures${(c.narInfoSlowPeerWaits ?? 0) > 0 ? `; ${c.narInfoSlowPeerWaits} waits for slow peers` : ''}`],
+    ['narinfo', `${c.narInfoHits} hits, ${c.narInfoMisses} misses${refused > 0 ? `, ${refused} refused to other hosts` : ''} (${hitRate}); ${c.verificationFailures} verification failures${(c.narInfoSlowPeerWaits ?? 0) > 0 ? `; ${c.narInfoSlowPeerWaits} waits for slow peers` : ''}${(c.narInfoKeptUnanswered ?? 0) > 0 ? `; ${c.narInfoKeptUnanswered} earlier answers kept` : ''}`],
     ['refusals', `${c.refusalsReceived} received from peers, ${c.refusalsGiven} given to peers`],
     ['fetched', `${c.narCompleted + c.narsInline} NARs${c.narsInline > 0 ? ` (${c.narsInline} with their narinfo)` : ''}, ${formatBytes(c.narBytesIn)} from peers${c.narFailed > 0 ? `; ${c.narFailed} failed` : ''}`],
     ['served', `${c.narsServed} NARs, ${formatBytes(c.narBytesOut)} to peers; ${c.narInfosServed} narinfos`],

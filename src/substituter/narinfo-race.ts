@@ -38,6 +38,11 @@ export interface LookupOptions {
    * peer did not say it lacks the path.
    */
   onUnanswered?: (peer: string) => void
+  /**
+   * False: no peer is waited for past the budget, slow or not (the caller has an earlier answer
+   * of that peer to fall back on). True by default.
+   */
+  patient?: boolean
 }
 
 /**
@@ -119,7 +124,7 @@ export async function lookupNarInfo (ctx: SubstituterContext, hashPart: string, 
     if (waiting.size === 0) return
 
     // Rounds of the wait budget: halfway through one, a probe to each peer quiet so far; at its end, who is waited for on.
-    const patient = mayHave !== undefined && ctx.client.lastHeard !== undefined
+    const patient = opts.patient !== false && mayHave !== undefined && ctx.client.lastHeard !== undefined
     const heardSince = (peer: string, since: number): boolean => (ctx.client.lastHeard?.(peer) ?? -Infinity) >= since
     const round = (start: number, length: number): void => {
       if (!patient) {

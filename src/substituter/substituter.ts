@@ -277,7 +277,10 @@ export class Substituter {
       cached => this.connectedOffer(hashPart, cached.narHash) !== undefined,
       async (lookupSignal, expired) => {
         const unanswered = new Set<string>()
-        const found = await lookupNarInfo(this.ctx, hashPart, { signal: lookupSignal, mayHave: this.mayHave(hashPart), inlineNar: this.inlineNar(hashPart), onUnanswered: peer => unanswered.add(peer) })
+        // With an earlier answer of a peer still connected to fall back on, a slow peer is not
+        // waited for past the budget: that answer is as good, and Nix has it sooner.
+        const patient = expired === undefined || this.connectedOffer(hashPart, expired.narHash) === undefined
+        const found = await lookupNarInfo(this.ctx, hashPart, { signal: lookupSignal, mayHave: this.mayHave(hashPart), inlineNar: this.inlineNar(hashPart), onUnanswered: peer => unanswered.add(peer), patient })
         if (found !== undefined || expired === undefined || lookupSignal.aborted) return found?.info
         const peer = this.connectedOffer(hashPart, expired.narHash)?.peers.find(p => unanswered.has(p))
         if (peer === undefined) return undefined

@@ -360,6 +360,21 @@ describe('substituter narinfo lookup', () => {
     assert.equal(await sub.narInfo(HASH), undefined, 'nothing is kept after an "absent"')
   })
 
+  it('falls back on a slow peer\'s earlier answer at the budget, rather than waiting for its new one', async () => {
+    const path = await makePath()
+    let answer = answerAfter(0, found(signedBy(path.info)))
+    const { sub } = substituter({ a: { narInfo: async (...args) => await answer(...args), lastHeard: () => Date.now() } }, { timeoutMs: 200, narInfoCacheMs: 20, index: { holders: () => () => true } })
+    assert.equal((await sub.narInfo(HASH))?.storePath, path.info.storePath)
+    answer = answerAfter(1000, found(signedBy(path.info)))
+    await new Promise(resolve => setTimeout(resolve, 40)) // past the cache's time
+    const started = performance.now()
+    assert.equal((await sub.narInfo(HASH))?.storePath, path.info.storePath)
+    const elapsed = performance.now() - started
+    assert.ok(elapsed < 600, `took ${elapsed} ms with a 200 ms budget`)
+    assert.equal(sub.counters.narInfoKeptUnanswered, 1)
+    assert.equal(sub.counters.narInfoSlowPeerWaits, 0)
+  })
+
   it('refuses a hash part that is not one', async () => {
     const { sub } = substituter({})
     await assert.rejects(sub.narInfo('../../etc/passwd'), /invalid store path hash/)
