@@ -2,7 +2,8 @@
  * Faults around real daemons and the real Nix client: a peer that keeps leaving and coming
  * back during a `nix copy` of a 40-path, 200 MiB closure; the host's own daemon crashing and
  * restarting while Nix fetches; a peer frozen by SIGSTOP or cut off by a firewall that drops
- * its packets. The copies complete, and narinfo answers keep to the wait budget.
+ * its packets. The copies complete, narinfo answers keep to the wait budget, and a path a
+ * peer answered before keeps that answer while the peer is cut off.
  */
 import assert from 'node:assert/strict'
 import { mkdir } from 'node:fs/promises'
@@ -11,6 +12,7 @@ import { NixEnv } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
 import { startDaemon, type DaemonProcess } from '../helpers/daemon.js'
 import { parseStorePath } from '../../src/nix/store-path.js'
+import { NARINFO_CACHE_MS } from '../../src/substituter/narinfo-cache.js'
 
 const LEAVES = 39
 const LEAF_MIB = 5
@@ -203,6 +205,18 @@ describe('faults: peers leaving and freezing, the daemon restarting (real daemon
       assert.equal((await ask(parseStorePath(onlyC[0]).hashPart)).code, '200', 'B cannot get C\'s own path from a healthy C')
     })
 
+    /** A firewall in `host`'s namespace drops every packet to and from `from`. */
+    async function cutOff (host: LabHost, from: LabHost): Promise<void> {
+      for (const command of [
+        'add table inet peerix_fault',
+        'add chain inet peerix_fault input { type filter hook input priority 0 ; }',
+        'add chain inet peerix_fault output { type filter hook output priority 0 ; }',
+        `add rule inet peerix_fault input ip saddr ${from.ip} drop`,
+        `add rule inet peerix_fault output ip daddr ${from.ip} drop`
+      ]) await lab.exec(host, 'nft', [command])
+      assert.match((await lab.exec(host, 'nft', ['list', 'ruleset'])).stdout, /drop/)
+    }
+
     /** The status and time of a narinfo request through B's shim. */
     async function ask (hashPart: string): Promise<{ code: string, ms: number }> {
       const t0 = Date.now()
@@ -224,21 +238,28 @@ describe('faults: peers leaving and freezing, the daemon restarting (real daemon
       console.log(`      answer times in ms (A's path/nobody's/C's): ${times.join(' ')}`)
     }
 
+    it('a firewall cutting C off a while: a path C answered before keeps that answer (Nix asks again just before the NAR)', async () => {
+      const answeredAt = Date.now() // beforeEach asked for onlyC[0] just now
+      await cutOff(lab.hosts[2], lab.hosts[1])
+      // past the time B's shim keeps a narinfo without asking again
+      await sleep(Math.max(0, answeredAt + NARINFO_CACHE_MS + 500 - Date.now()))
+      const again = await ask(parseStorePath(onlyC[0]).hashPart)
+      const never = await ask(parseStorePath(onlyC[1]).hashPart)
+      console.log(`      C's path asked before: HTTP ${again.code} after ${again.ms} ms; never asked: HTTP ${never.code} after ${never.ms} ms`)
+      assert.equal(again.code, '200', 'a path C answered before got a 404 while C was cut off')
+      assert.equal(never.code, '404')
+      for (const { ms } of [again, never]) assert.ok(ms < BUDGET_MS + 1500, `took ${ms} ms (budget ${BUDGET_MS} ms)`)
+      const status = JSON.parse((await lab.exec(lab.hosts[1], 'curl', ['-sS', '--max-time', '10', `${b.url}/status`])).stdout)
+      assert.ok(status.counters.narInfoKeptUnanswered >= 1)
+    })
+
     it('SIGSTOP: answers keep to the wait budget', async () => {
       c.child.kill('SIGSTOP')
       await assertWithinBudget()
     })
 
     it('a firewall in C\'s namespace dropping B\'s packets: answers keep to the wait budget', async () => {
-      const hostC = lab.hosts[2]
-      for (const command of [
-        'add table inet peerix_fault',
-        'add chain inet peerix_fault input { type filter hook input priority 0 ; }',
-        'add chain inet peerix_fault output { type filter hook output priority 0 ; }',
-        `add rule inet peerix_fault input ip saddr ${lab.hosts[1].ip} drop`,
-        `add rule inet peerix_fault output ip daddr ${lab.hosts[1].ip} drop`
-      ]) await lab.exec(hostC, 'nft', [command])
-      assert.match((await lab.exec(hostC, 'nft', ['list', 'ruleset'])).stdout, /drop/)
+      await cutOff(lab.hosts[2], lab.hosts[1])
       await assertWithinBudget()
     })
   })
