@@ -6,11 +6,10 @@
  * peer answered before keeps that answer while the peer is cut off.
  */
 import assert from 'node:assert/strict'
-import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js'
+import { LabDaemons, type DaemonProcess } from '../helpers/daemon.js'
 import { parseStorePath } from '../../src/nix/store-path.js'
 import { NARINFO_CACHE_MS } from '../../src/substituter/narinfo-cache.js'
 
@@ -44,7 +43,7 @@ describe('faults: peers leaving and freezing, the daemon restarting (real daemon
   const onlyC: string[] = []
   let keys: string
   const roots: Record<string, string> = {}
-  const running = new Set<DaemonProcess>()
+  const daemons = new LabDaemons()
 
   before(async () => {
     nix = await NixEnv.create()
@@ -65,9 +64,7 @@ describe('faults: peers leaving and freezing, the daemon restarting (real daemon
   })
 
   afterEach(async () => {
-    for (const d of running) d.child.kill('SIGCONT')
-    await Promise.all([...running].map(async d => await d.stop()))
-    running.clear()
+    await daemons.stopAll()
     for (const host of lab?.hosts ?? []) await lab.exec(host, 'nft', ['flush', 'ruleset']).catch(() => {})
   })
 
@@ -78,12 +75,7 @@ describe('faults: peers leaving and freezing, the daemon restarting (real daemon
 
   /** A daemon on `host` with a state dir named `state` (the same name gives the same identity). */
   async function daemon (host: LabHost, state: string, args: string[]): Promise<DaemonProcess> {
-    const dir = join(nix.dir, `state-${state}`)
-    await mkdir(dir, { recursive: true })
-    const d = await startDaemon(['--state-dir', dir, '--timeout', String(BUDGET_MS), ...args], { lab, host, env: nix.env })
-    running.add(d)
-    d.child.once('exit', () => { running.delete(d) })
-    return d
+    return await daemons.start(lab, host, nix, ['--timeout', String(BUDGET_MS), ...args], state)
   }
 
   const peerA = async (): Promise<DaemonProcess> => await daemon(lab.hosts[0], 'A', ['--store-root', roots.A, '--signing-key-file', join(nix.dir, 'hostA-1.sec'), '--serve', 'all'])

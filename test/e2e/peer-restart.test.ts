@@ -6,11 +6,10 @@
  * same for a narinfo asked while the only host that has the path restarts.
  */
 import assert from 'node:assert/strict'
-import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv } from '../helpers/nix.js'
 import { Lab, type LabHost } from '../helpers/netns.js'
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js'
+import { LabDaemons, type DaemonProcess } from '../helpers/daemon.js'
 import { parseStorePath } from '../../src/nix/store-path.js'
 
 const BIG_MIB = 20
@@ -23,7 +22,7 @@ describe('a peer restarting while Nix asks for a path only it has (real daemons,
   /** Small paths only A has, asked once each. */
   const small: string[] = []
   let key: { secretFile: string, publicKey: string }
-  const running = new Set<DaemonProcess>()
+  const daemons = new LabDaemons()
 
   before(async () => {
     nix = await NixEnv.create()
@@ -40,9 +39,7 @@ describe('a peer restarting while Nix asks for a path only it has (real daemons,
   })
 
   afterEach(async () => {
-    for (const d of running) d.child.kill('SIGCONT')
-    await Promise.all([...running].map(async d => await d.stop()))
-    running.clear()
+    await daemons.stopAll()
   })
 
   after(async () => {
@@ -51,12 +48,7 @@ describe('a peer restarting while Nix asks for a path only it has (real daemons,
   })
 
   async function daemon (host: LabHost, state: string, args: string[]): Promise<DaemonProcess> {
-    const dir = join(nix.dir, `state-${state}`)
-    await mkdir(dir, { recursive: true })
-    const d = await startDaemon(['--state-dir', dir, ...args], { lab, host, env: nix.env })
-    running.add(d)
-    d.child.once('exit', () => { running.delete(d) })
-    return d
+    return await daemons.start(lab, host, nix, args, state)
   }
 
   /** A's daemon; the same state dir each time, so the same peer ID. */

@@ -6,11 +6,10 @@
  * big NAR is fetched through B's shim with curl.
  */
 import assert from 'node:assert/strict'
-import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NixEnv } from '../helpers/nix.js'
 import { Lab } from '../helpers/netns.js'
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js'
+import { LabDaemons, type DaemonProcess } from '../helpers/daemon.js'
 import { parseStorePath } from '../../src/nix/store-path.js'
 import type { ChildProcess } from 'node:child_process'
 
@@ -22,8 +21,7 @@ describe('a peer on a slow link (real daemons, a throttled link)', function () {
   this.timeout(180_000)
   let nix: NixEnv
   let lab: Lab
-  let a: DaemonProcess | undefined
-  let b: DaemonProcess | undefined
+  const daemons = new LabDaemons()
   let download: ChildProcess | undefined
   let big: string
   let small: string
@@ -45,20 +43,15 @@ describe('a peer on a slow link (real daemons, a throttled link)', function () {
 
   after(async () => {
     download?.kill()
-    await b?.stop()
-    await a?.stop()
+    await daemons.stopAll()
     await lab?.cleanup()
     await nix?.cleanup()
   })
 
   it('finds a path only the slow peer has, though its answer comes after the wait budget', async () => {
-    const daemon = async (host: number, name: string, args: string[]): Promise<DaemonProcess> => {
-      const dir = join(nix.dir, `state-${name}`)
-      await mkdir(dir, { recursive: true })
-      return await startDaemon(['--state-dir', dir, '--timeout', String(BUDGET_MS), ...args], { lab, host: lab.hosts[host], env: nix.env })
-    }
-    a = await daemon(0, 'A', ['--store-root', nix.storeRoot('hostA'), '--signing-key-file', join(nix.dir, 'hostA-1.sec'), '--serve', 'all'])
-    b = await daemon(1, 'B', ['--store-root', await nix.initStore('hostB'), '--trusted-public-keys', keys])
+    const daemon = async (host: number, args: string[]): Promise<DaemonProcess> => await daemons.start(lab, lab.hosts[host], nix, ['--timeout', String(BUDGET_MS), ...args])
+    await daemon(0, ['--store-root', nix.storeRoot('hostA'), '--signing-key-file', join(nix.dir, 'hostA-1.sec'), '--serve', 'all'])
+    const b = await daemon(1, ['--store-root', await nix.initStore('hostB'), '--trusted-public-keys', keys])
     await b.waitFor(/peer found/, 30_000)
     const shim = b.url
     const curl = async (...args: string[]): Promise<string> => (await lab.exec(lab.hosts[1], 'curl', ['-sS', '--max-time', '60', ...args])).stdout

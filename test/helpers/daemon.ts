@@ -95,16 +95,20 @@ export async function startDaemon (args: string[], opts: { lab?: Lab, host?: Lab
 }
 
 /**
- * Daemons started on lab hosts, each with a state directory of its own under the test's
- * NixEnv; `stopAll()` (in afterEach or after) stops every one still running.
+ * Daemons started on lab hosts, each with a state directory under the test's NixEnv (a fresh
+ * one, or a named one that keeps its identity across restarts); `stopAll()` (in afterEach or
+ * after) stops every one still running, frozen ones too.
  */
 export class LabDaemons {
   readonly running: DaemonProcess[] = []
   private started = 0
 
-  /** `peerix daemon --state-dir <fresh dir> ARGS` in `host`'s namespace, with the NixEnv's config. */
-  async start (lab: Lab, host: LabHost, nix: { dir: string, env: NodeJS.ProcessEnv }, args: string[]): Promise<DaemonProcess> {
-    const state = join(nix.dir, `state-${host.ns}-${this.started++}`)
+  /**
+   * `peerix daemon --state-dir <dir> ARGS` in `host`'s namespace, with the NixEnv's config. The
+   * dir is fresh, or named by `name`: the same name gives the same peer ID and signing key.
+   */
+  async start (lab: Lab, host: LabHost, nix: { dir: string, env: NodeJS.ProcessEnv }, args: string[], name?: string): Promise<DaemonProcess> {
+    const state = join(nix.dir, name === undefined ? `state-${host.ns}-${this.started++}` : `state-${name}`)
     await mkdir(state, { recursive: true })
     const daemon = await startDaemon(['--state-dir', state, ...args], { lab, host, env: nix.env })
     this.running.push(daemon)
