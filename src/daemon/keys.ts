@@ -2,7 +2,7 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { formatPublicKey, formatSecretKey, generateSecretKey, parsePublicKey, parseSecretKey, publicKeyOf, type PublicKey, type SecretKey } from '../nix/signing.js'
-import { NIX_DEFAULT_TRUSTED_PUBLIC_KEYS, trustedKeysFromNixConf } from '../nix/nix-conf.js'
+import { NIX_DEFAULT_TRUSTED_PUBLIC_KEYS, nixConfLines, trustedKeysFromLines } from '../nix/nix-conf.js'
 import { defaultKeyName } from '../config.js'
 import { createOnce } from '../state-file.js'
 import type { Logger } from '../log.js'
@@ -38,17 +38,18 @@ export async function loadSigningKey (keyFile: string | undefined, stateDir: str
 }
 
 /**
- * The keys Nix trusts by its nix.conf (NIX_CONF_DIR or /etc/nix), used when none are given:
- * without that file, Nix's default. A key Nix would not take is an error naming the file.
+ * The keys Nix trusts by its nix.conf (NIX_CONF_DIR or /etc/nix) and the files it includes,
+ * used when none are given: without that file, Nix's default. A key Nix would not take is an
+ * error naming the file, and so is a nix.conf that cannot be read.
  */
 export async function nixTrustedKeys (env = process.env): Promise<PublicKey[]> {
   const file = join(env.NIX_CONF_DIR ?? '/etc/nix', 'nix.conf')
   let texts: string[]
   try {
-    texts = trustedKeysFromNixConf(await readFile(file, 'utf8'))
+    const lines = await nixConfLines(file, readIfExists)
+    texts = lines === undefined ? [...NIX_DEFAULT_TRUSTED_PUBLIC_KEYS] : trustedKeysFromLines(lines)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read ${file} for its trusted-public-keys: ${(err as Error).message}`)
-    texts = [...NIX_DEFAULT_TRUSTED_PUBLIC_KEYS]
+    throw new Error(`cannot read ${file} for its trusted-public-keys: ${(err as Error).message}`)
   }
   return texts.map(text => {
     try {
@@ -57,6 +58,15 @@ export async function nixTrustedKeys (env = process.env): Promise<PublicKey[]> {
       throw new Error(`${file}, trusted-public-keys: ${(err as Error).message}`)
     }
   })
+}
+
+async function readIfExists (file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
- * The keys peerix trusts by default are the ones Nix trusts: for each nix.conf below, our
- * reading of trusted-public-keys equals what the real `nix show-config` prints for it.
+ * The keys peerix trusts by default are the ones Nix trusts: for each nix.conf below (and the
+ * files it includes), our reading of trusted-public-keys equals what the real
+ * `nix show-config` prints for it.
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -34,8 +35,13 @@ describe('nix.conf trusted-public-keys, read as Nix reads it', function () {
   /** What the real Nix trusts with `text` as its only nix.conf. */
   async function nixSays (text: string): Promise<string[]> {
     const conf = await mkdtemp(join(dir, 'conf-'))
-    await writeFile(join(conf, 'nix.conf'), `experimental-features = nix-command\n${text}`)
-    const env = { ...process.env, NIX_CONF_DIR: conf, XDG_CONFIG_HOME: join(conf, 'none'), NIX_USER_CONF_FILES: '' }
+    await writeFile(join(conf, 'nix.conf'), text)
+    return await nixSaysIn(conf)
+  }
+
+  /** What the real Nix trusts with the nix.conf in `conf`. */
+  async function nixSaysIn (conf: string): Promise<string[]> {
+    const env = { ...process.env, NIX_CONF_DIR: conf, XDG_CONFIG_HOME: join(conf, 'none'), NIX_USER_CONF_FILES: '', NIX_CONFIG: 'experimental-features = nix-command' }
     const { stdout } = await run('nix', ['show-config'], { env })
     const line = stdout.split('\n').find(l => l.startsWith('trusted-public-keys = ')) ?? ''
     return line.slice('trusted-public-keys = '.length).split(' ').filter(k => k !== '')
@@ -46,6 +52,55 @@ describe('nix.conf trusted-public-keys, read as Nix reads it', function () {
       assert.deepEqual(trustedKeysFromNixConf(text), await nixSays(text))
     })
   }
+
+  /**
+   * Several files: `nix.conf` and the files it includes (names relative to the conf dir). The
+   * Determinate installer's nix.conf ends with `!include nix.custom.conf`, where its users put
+   * their own settings.
+   */
+  const INCLUDES: Record<string, Record<string, string>> = {
+    'include: the included file\'s settings in its place': {
+      'nix.conf': `extra-trusted-public-keys = ${a}\ninclude extra.conf\nextra-trusted-public-keys = ${c}\n`,
+      'extra.conf': `trusted-public-keys = ${b}\n`
+    },
+    '!include, as the Determinate installer writes it': {
+      'nix.conf': 'sandbox = false\n!include nix.custom.conf\n',
+      'nix.custom.conf': `extra-trusted-public-keys = ${a} ${b}\n`
+    },
+    '!include of a missing file is skipped': {
+      'nix.conf': `extra-trusted-public-keys = ${a}\n!include nix.custom.conf\n`
+    },
+    'an included file\'s own include is relative to its directory; absolute names work': {
+      'nix.conf': 'include sub/one.conf\ninclude @DIR@/two.conf\n',
+      'sub/one.conf': `extra-trusted-public-keys = ${a}\ninclude deeper.conf\n`,
+      'sub/deeper.conf': `extra-trusted-public-keys = ${b}\n`,
+      'two.conf': `extra-trusted-public-keys = ${c}\n`
+    }
+  }
+
+  /** Writes `files` into a new conf dir (`@DIR@` in a file stands for that dir). */
+  async function confDir (files: Record<string, string>): Promise<string> {
+    const conf = await mkdtemp(join(dir, 'conf-'))
+    for (const [name, text] of Object.entries(files)) {
+      await mkdir(join(conf, name, '..'), { recursive: true })
+      await writeFile(join(conf, name), text.replaceAll('@DIR@', conf))
+    }
+    return conf
+  }
+
+  for (const [name, files] of Object.entries(INCLUDES)) {
+    it(`follows include and !include as Nix does: ${name}`, async () => {
+      const conf = await confDir(files)
+      const keys = await nixTrustedKeys({ NIX_CONF_DIR: conf })
+      assert.deepEqual(keys.map(formatPublicKey), await nixSaysIn(conf))
+    })
+  }
+
+  it('fails, as Nix does, when an include (without !) names a missing file', async () => {
+    const conf = await confDir({ 'nix.conf': `extra-trusted-public-keys = ${a}\ninclude gone.conf\n` })
+    await assert.rejects(nixSaysIn(conf), /gone\.conf/)
+    await assert.rejects(nixTrustedKeys({ NIX_CONF_DIR: conf }), new RegExp(`cannot read ${conf}/nix.conf for its trusted-public-keys: ${conf}/gone.conf, included from ${conf}/nix.conf, does not exist`))
+  })
 
   it('without a nix.conf, Nix\'s default key', async () => {
     const keys = await nixTrustedKeys({ NIX_CONF_DIR: join(dir, 'missing') })
