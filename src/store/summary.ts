@@ -23,6 +23,7 @@
 import { FormatError } from '../nix/errors.js'
 import { parseStorePath } from '../nix/store-path.js'
 import { silentLogger, type Logger } from '../log.js'
+import { LogEvery } from '../log-every.js'
 import { keySetDiff, summaryKey, toKeySet, type KeySetDelta } from './summary-keys.js'
 import { NixDb, type PathRow } from './db.js'
 import type { PathInfo } from './path-info.js'
@@ -99,6 +100,8 @@ export class StoreSummary {
   readonly #trusted: Set<string>
   readonly #maxKeys: number
   readonly #log: Logger
+  /** A store that cannot be read fails every poll (each --index-interval): one warning a minute. */
+  readonly #readFailures: LogEvery
   readonly #views: ViewState[]
   readonly #listeners = new Set<(change: SummaryChange) => void>()
   #rows = new Map<number, RowState>()
@@ -119,6 +122,7 @@ export class StoreSummary {
     this.#trusted = new Set(opts.trustedPeers ?? [])
     this.#maxKeys = opts.maxKeys ?? DEFAULT_MAX_KEYS
     this.#log = opts.log ?? silentLogger
+    this.#readFailures = new LogEvery((line) => { this.#log.warn(line) }, (line) => { this.#log.debug(line) })
     const first = opts.trustedPeers?.[0]
     this.#views = [{ name: 'anyone', peer: ANYONE, version: 0, keys: new Set() }]
     if (first !== undefined && opts.policy !== undefined) this.#views.push({ name: 'trusted', peer: first, version: 0, keys: new Set() })
@@ -317,7 +321,7 @@ export class StoreSummary {
   #fail (err: unknown): void {
     // Abandoned by close(): nobody is told anything any more.
     if (err instanceof Closed) return
-    this.#log.warn(`index: cannot read the store for the summary: ${err instanceof Error ? err.message : String(err)}`)
+    this.#readFailures.line('read', `index: cannot read the store for the summary: ${err instanceof Error ? err.message : String(err)}`)
     const wasReady = this.#ready
     this.#ready = false
     if (wasReady) for (const view of this.#views) this.#changed(view)

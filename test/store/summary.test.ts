@@ -148,6 +148,25 @@ describe('store summary: the hash parts each peer may have, kept current', funct
     assert.ok(summary.view(STRANGER) !== undefined, 'back after the next successful read')
   })
 
+  it('warns about a store it cannot read once a minute, not at every poll (the repeats at debug, counted)', async () => {
+    let broken = true
+    const flaky = {
+      rowsAfter: (id: number, limit: number) => { if (broken) throw new Error('no such database'); return db.rowsAfter(id, limit) },
+      byHashPart: (hashPart: string) => db.byHashPart(hashPart)
+    }
+    const warned: string[] = []
+    const debugged: string[] = []
+    const summary = new StoreSummary({ db: flaky, log: { error () {}, warn: (l) => warned.push(l), info () {}, debug: (l) => debugged.push(l) } })
+    // start() polls every --index-interval (2 s by default): 30 lines a minute before
+    for (let i = 0; i < 5; i++) await summary.poll()
+    assert.equal(warned.length, 1, warned.join('\n'))
+    assert.match(warned[0], /cannot read the store for the summary: no such database/)
+    assert.equal(debugged.filter(l => /cannot read the store/.test(l)).length, 4)
+    broken = false
+    await summary.poll()
+    assert.ok(summary.view(STRANGER) !== undefined, 'back after the next successful read')
+  })
+
   it('leaves out a path whose name newer Nix refuses (Nix 2.8 adds ".-x"), and only that path', async () => {
     const file = join(nix.dir, '.-x')
     await writeFile(file, 'odd\n')
