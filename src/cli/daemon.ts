@@ -76,7 +76,7 @@ export function daemonCommand (): Command {
     .option('--listen <host:port>', 'address of the HTTP substituter for Nix; a non-loopback address also serves other machines, only what a public cache signed', DEFAULT_LISTEN)
     .option('--p2p-listen <multiaddr>', `libp2p listen address, repeatable (default: ${DEFAULT_P2P_LISTEN.join(' and ')})`, repeat)
     .option('--store-root <dir>', 'root of the Nix store to serve (a chroot store: DIR/nix/store, DIR/nix/var/nix/db)', '/')
-    .option('--state-dir <dir>', 'where the peer identity and a generated signing key live (default: $STATE_DIRECTORY, /var/lib/peerix as root, else ~/.local/state/peerix)')
+    .option('--state-dir <dir>', 'where the peer identity and a generated signing key live (default: $STATE_DIRECTORY, /var/lib/peerix as root, else $XDG_STATE_HOME/peerix or ~/.local/state/peerix)')
     .option('--signing-key-file <file>', 'Nix secret key to sign served narinfos (default: <state-dir>/signing-key, created on first start)')
     .option('--trusted-public-keys <keys>', 'space-separated public keys a peer\'s narinfo must be signed by, repeatable (default: the keys Nix trusts by nix.conf, from its default cache.nixos.org-1)', repeat)
     .option('--public-cache-keys <keys>', 'space-separated keys of public caches, repeatable: a path one of them signed is served to any peer, as anyone could download it (default: cache.nixos.org-1\'s; the hosts\' own keys do not belong here)', repeat)
