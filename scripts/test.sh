@@ -23,7 +23,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # Install exactly the locked dependencies when they are missing or older than the lock file.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A node_modules that is a link belongs to another checkout (a git worktree sharing it): npm ci
+# would empty that checkout's node_modules through the link, so it is left alone.
+if [ -L node_modules ]; then
+  if [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "node_modules links to $(readlink -f node_modules), older than package-lock.json: not reinstalled here (run npm ci in the checkout it belongs to if the lock changed)" >&2
+  fi
+elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 
