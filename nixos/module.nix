@@ -52,19 +52,22 @@ let
   listenHost = if lib.hasInfix ":" cfg.listenAddress then "[${cfg.listenAddress}]" else cfg.listenAddress;
   substituterUrl = "http://${substituterHost}:${toString cfg.port}";
 
+  # Every address unless some are named. Binding "::" fails where IPv6 is off, and the daemon
+  # would not start at all.
+  p2pListenAddresses =
+    if cfg.p2pListenAddresses != [ ] then
+      cfg.p2pListenAddresses
+    else
+      [ "0.0.0.0" ] ++ lib.optional config.networking.enableIPv6 "::";
+  p2pMultiaddr = addr: "/${if lib.hasInfix ":" addr then "ip6" else "ip4"}/${addr}/tcp/${toString cfg.p2pPort}";
+
   daemonArgs =
     [
       "daemon"
       "--listen"
       "${listenHost}:${toString cfg.port}"
-      "--p2p-listen"
-      "/ip4/0.0.0.0/tcp/${toString cfg.p2pPort}"
     ]
-    # Binding "::" fails where IPv6 is off, and the daemon would not start at all.
-    ++ lib.optionals config.networking.enableIPv6 [
-      "--p2p-listen"
-      "/ip6/::/tcp/${toString cfg.p2pPort}"
-    ]
+    ++ lib.concatMap (addr: [ "--p2p-listen" (p2pMultiaddr addr) ]) p2pListenAddresses
     ++ [
       "--priority"
       cfg.priority
@@ -135,6 +138,17 @@ in
       type = types.ints.between 1 65535;
       default = 12305;
       description = "TCP port for libp2p connections from other hosts, on IPv4 and (when enabled) IPv6.";
+    };
+
+    p2pListenAddresses = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "100.64.0.5" ];
+      description = ''
+        IP addresses libp2p listens on (port `p2pPort`); `[ ]`: every address. Peers are told
+        only these, so naming a VPN's address keeps peerix off the other networks. Each must
+        exist when the daemon starts.
+      '';
     };
 
     priority = mkOption {
@@ -224,9 +238,9 @@ in
       ];
       default = "trusted";
       description = ''
-        What other hosts may fetch: "trusted" serves paths signed by a key this host trusts (other
-        than its own, e.g. everything from cache.nixos.org) to anyone and the rest only to
-        `trustedPeers`; "all" serves every path to anyone, as the original did.
+        What other hosts may fetch: "trusted" serves paths signed by a key in `publicCacheKeys`
+        (by default cache.nixos.org's) to anyone and the rest only to `trustedPeers`; "all"
+        serves every path to anyone, as the original did.
       '';
     };
 

@@ -293,6 +293,13 @@ describe('NixOS module, flake and README section', function () {
     assert.deepEqual(defaults.config.p2pListen, ['/ip4/0.0.0.0/tcp/12305', '/ip6/::/tcp/12305'])
   })
 
+  it('listens for peers only on the p2pListenAddresses named, IPv4 and IPv6', async () => {
+    const evaluation = await evaluate('services.peerix = { enable = true; p2pPort = 12401; p2pListenAddresses = [ "100.64.0.5" "fd7a:115c:a1e0::5" ]; };')
+    const { unknown, config } = parseDaemonArgs(execArgs(String(service(evaluation).serviceConfig.ExecStart)).slice(1))
+    assert.deepEqual(unknown, [])
+    assert.deepEqual(config.p2pListen, ['/ip4/100.64.0.5/tcp/12401', '/ip6/fd7a:115c:a1e0::5/tcp/12401'])
+  })
+
   it('passes the serving policy options as flags `peerix daemon` accepts', async () => {
     const evaluation = await evaluate(`services.peerix = {
       enable = true;
