@@ -100,14 +100,29 @@ async function handle (opts: ShimOptions, req: IncomingMessage, res: ServerRespo
   }
 }
 
-/** Starts listening; resolves with the bound address (port 0 picks a free port). */
+/**
+ * Starts listening; resolves with the bound address (port 0 picks a free port). A failure says
+ * what to change, since Node's own message (`listen EADDRINUSE: address already in use …`)
+ * names neither the flag nor the likely cause.
+ */
 export async function listenShim (server: Server, host: string, port: number): Promise<AddressInfo> {
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
+    const failed = (err: NodeJS.ErrnoException): void => { reject(listenError(err, host, port)) }
+    server.once('error', failed)
     server.listen(port, host, () => {
-      server.off('error', reject)
+      server.off('error', failed)
       resolve()
     })
   })
   return server.address() as AddressInfo
+}
+
+function listenError (err: NodeJS.ErrnoException, host: string, port: number): Error {
+  const where = `cannot listen for Nix on ${host.includes(':') ? `[${host}]` : host}:${port} (--listen)`
+  const why: Record<string, string> = {
+    EADDRINUSE: 'another program (another peerix?) already listens there; stop it or choose another port',
+    EADDRNOTAVAIL: 'this host has no such address',
+    EACCES: 'a port below 1024 needs privileges; choose another port'
+  }
+  return new Error(`${where}: ${why[err.code ?? ''] ?? err.message}`, { cause: err })
 }
