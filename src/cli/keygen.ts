@@ -11,7 +11,7 @@ interface KeygenOptions { name: string, secretKeyFile: string, publicKeyFile: st
 
 export function keygenCommand (): Command {
   return new Command('keygen')
-    .description('Create a signing key pair in Nix\'s format (like nix-store --generate-binary-cache-key); prints the public key')
+    .description('create a signing key pair in Nix\'s format (like nix-store --generate-binary-cache-key); prints the public key')
     .requiredOption('--name <name>', 'key name, conventionally the host name plus a number, e.g. host1-1')
     .requiredOption('--secret-key-file <file>', 'where to write the secret key (mode 0600; must not exist)')
     .requiredOption('--public-key-file <file>', 'where to write the public key (must not exist)')
