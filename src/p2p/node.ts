@@ -27,8 +27,9 @@ import { batchYamuxWindowUpdates } from './yamux-window.js'
 import { corkedSends } from './corked-sends.js'
 import { noiseWithoutCopies } from './noise-copies.js'
 import { PeerLiveness } from './peer-liveness.js'
+import { quietStop } from './quiet-stop.js'
 import type { PathSource } from '../store/source.js'
-import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PeerId, PrivateKey, Startable } from '@libp2p/interface'
 import type { Registry } from 'prom-client'
 
 export interface PeerixNodeOptions {
@@ -70,6 +71,7 @@ export type PeerixServices = {
   peerixPeers: PeerixPeers
   staticPeers: StaticPeers
   liveness: PeerLiveness
+  quietStop: Startable
 }
 
 /**
@@ -140,7 +142,8 @@ export async function createPeerixNode (opts: PeerixNodeOptions): Promise<Peerix
           minBackoffMs: opts.staticPeerBackoff?.minMs,
           maxBackoffMs: opts.staticPeerBackoff?.maxMs
         }),
-        liveness: () => liveness
+        liveness: () => liveness,
+        quietStop: quietStop()
       }
     })
   } catch (err) {

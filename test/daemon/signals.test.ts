@@ -5,6 +5,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DAEMON_NODE_FLAGS } from '../../src/daemon/node-flags.js'
 import { CLI, DaemonProcess } from '../helpers/daemon.js'
+import { startFetchedPair } from '../helpers/daemon-pair.js'
 import { NixEnv } from '../helpers/nix.js'
 
 describe('daemon signals', function () {
@@ -38,5 +39,22 @@ describe('daemon signals', function () {
     assert.equal(code, 0, log)
     assert.match(log, /SIGTERM: stopping/)
     assert.match(log, /info stopped/)
+  })
+
+  it('exits as soon as it has stopped, peers connected: no libp2p timer keeps it running', async () => {
+    // libp2p refreshes the node's own addresses a second after its listeners close, and each
+    // stop waited for that (about 1,020 ms from SIGTERM to exit; 17–28 ms without it).
+    const pair = await startFetchedPair('signals')
+    try {
+      for (const daemon of [pair.b, pair.a]) {
+        const began = Date.now()
+        const code = await daemon.stop()
+        const ms = Date.now() - began
+        assert.equal(code, 0, daemon.lines.join('\n'))
+        assert.ok(ms < 600, `exited ${ms} ms after SIGTERM:\n${daemon.lines.join('\n')}`)
+      }
+    } finally {
+      await pair.cleanup()
+    }
   })
 })
