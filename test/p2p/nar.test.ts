@@ -249,6 +249,30 @@ describe('/peerix/nar/1', function () {
     assert.equal(consumed, 256 * MiB)
   })
 
+  it('cuts the NARs it sends when its node stops, so that stopping warns of no listener leak', async () => {
+    // libp2p closes a connection with one signal handed to every stream's close, and each
+    // stream with bytes queued waited on it: 11 of them made Node warn of a memory leak.
+    const warnings: string[] = []
+    const onWarning = (warning: Error): void => { warnings.push(`${warning.name}: ${warning.message}`) }
+    process.on('warning', onWarning)
+    try {
+      const bodies = await Promise.all(Array.from({ length: 16 }, async (_, i) => {
+        source.lazy.set(hashPartOf(`huge-${i}`), 256 * MiB)
+        return found(await client.services.nar.fetch(server.peerId, hashPartOf(`huge-${i}`), someHash.narHash, 0))
+      }))
+      // Nothing reads them: every stream's window fills and its sender has bytes queued.
+      await until('the store is asked for every NAR', 5_000, () => source.requests.length === 16)
+      await sleep(500)
+      await server.stop()
+      await until('every NAR the store gave out is finished', 5_000, () => source.requests.every(r => r.finished))
+      await sleep(50) // Node emits a warning on the next tick
+      assert.deepEqual(warnings, [])
+      for (const body of bodies) await body[Symbol.asyncIterator]().return?.(undefined)
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
+
   it('holds a paused stream\'s sender back when the connection\'s socket drains for other streams', async () => {
     source.lazy.set(hashPartOf('huge'), 256 * MiB)
     // A requester that asks for a NAR and never reads it: its yamux window stays shut.

@@ -12,6 +12,7 @@ import { encodeFrame } from '../wire/frame.js'
 import { nextRequest } from '../wire/keep-alive.js'
 import { delivered, send } from '../wire/send.js'
 import { StreamPool } from '../wire/stream-pool.js'
+import { Answering } from '../wire/answering.js'
 import { RESPONDER_HIGH_WATER_MARK, StreamReader } from '../wire/stream-reader.js'
 import { ProtocolError } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
@@ -60,6 +61,8 @@ export class NarService implements Startable, NarServiceInterface {
   readonly #compress: boolean
   readonly #maxInboundStreams: number
   readonly #maxOutboundStreams: number
+  /** The streams being answered, cut before libp2p closes the connections (Answering). */
+  readonly #answering = new Answering()
   #started = false
 
   constructor (components: NarServiceComponents, init: NarServiceInit) {
@@ -89,11 +92,17 @@ export class NarService implements Startable, NarServiceInterface {
   }
 
   async start (): Promise<void> {
+    this.#answering.start()
     await this.#components.registrar.handle(PROTOCOL, this.#handle, {
       maxInboundStreams: this.#maxInboundStreams,
       maxOutboundStreams: this.#maxOutboundStreams
     })
     this.#started = true
+  }
+
+  /** Runs before libp2p's connection manager closes the connections. */
+  beforeStop (): void {
+    this.#answering.stop()
   }
 
   async stop (): Promise<void> {
@@ -198,6 +207,7 @@ export class NarService implements Startable, NarServiceInterface {
 
   /** Serves requests until the requester closes its write side or lets the keep-alive pass. */
   readonly #handle = async (stream: Stream, connection: Connection): Promise<void> => {
+    if (!this.#answering.add(stream)) return
     const peer = connection.remotePeer.toString()
     const reader = new StreamReader(stream, { highWaterMark: RESPONDER_HIGH_WATER_MARK })
     // the store stops reading files as soon as the requester goes away
@@ -218,6 +228,7 @@ export class NarService implements Startable, NarServiceInterface {
       stream.removeEventListener('close', onClose)
       gone.abort()
       reader.dispose()
+      this.#answering.done(stream)
     }
   }
 

@@ -13,6 +13,7 @@ import { encodeFrame } from '../wire/frame.js'
 import { nextRequest } from '../wire/keep-alive.js'
 import { delivered, send } from '../wire/send.js'
 import { StreamPool } from '../wire/stream-pool.js'
+import { Answering } from '../wire/answering.js'
 import { RESPONDER_HIGH_WATER_MARK, StreamReader } from '../wire/stream-reader.js'
 import {
   IDLE_STREAM_TIMEOUT, IDLE_STREAMS_PER_PEER, KEEP_ALIVE_TIMEOUT, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS,
@@ -43,6 +44,8 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
   readonly #pool: StreamPool
   readonly #maxInboundStreams: number
   readonly #maxOutboundStreams: number
+  /** The streams being answered, cut before libp2p closes the connections (Answering). */
+  readonly #answering = new Answering()
   #started = false
 
   constructor (components: NarinfoServiceComponents, init: NarinfoServiceInit) {
@@ -64,11 +67,17 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
   }
 
   async start (): Promise<void> {
+    this.#answering.start()
     await this.#components.registrar.handle(PROTOCOL, this.#handle, {
       maxInboundStreams: this.#maxInboundStreams,
       maxOutboundStreams: this.#maxOutboundStreams
     })
     this.#started = true
+  }
+
+  /** Runs before libp2p's connection manager closes the connections. */
+  beforeStop (): void {
+    this.#answering.stop()
   }
 
   async stop (): Promise<void> {
@@ -106,6 +115,7 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
 
   /** Answers requests until the requester closes its write side or lets the keep-alive pass. */
   readonly #handle = async (stream: Stream, connection: Connection): Promise<void> => {
+    if (!this.#answering.add(stream)) return
     const peer = connection.remotePeer.toString()
     const reader = new StreamReader(stream, { highWaterMark: RESPONDER_HIGH_WATER_MARK })
     try {
@@ -123,6 +133,7 @@ export class NarinfoService implements Startable, NarinfoServiceInterface {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     } finally {
       reader.dispose()
+      this.#answering.done(stream)
     }
   }
 
