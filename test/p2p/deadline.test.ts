@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { getEventListeners } from 'node:events'
+import { getEventListeners, setMaxListeners } from 'node:events'
 import { deadline, timeLimit } from '../../src/p2p/wire/deadline.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
@@ -15,6 +15,7 @@ describe('time limits of peer exchanges', function () {
 
   it('once cleared, never abort and hold no listener on the caller\'s signal', async () => {
     const caller = new AbortController()
+    setMaxListeners(50, caller.signal) // 50 on purpose: no leak warning from this test
     const limits = Array.from({ length: 50 }, () => timeLimit(20, caller.signal))
     assert.equal(getEventListeners(caller.signal, 'abort').length, 50)
     for (const limit of limits) limit.clear()

@@ -100,9 +100,14 @@ export class NarService implements Startable, NarServiceInterface {
     this.#started = true
   }
 
-  /** Runs before libp2p's connection manager closes the connections. */
+  /**
+   * Runs before libp2p's connection manager closes the connections: the answers under way are
+   * cut and the idle streams closed now, or libp2p's close waits on each of them, adding a
+   * listener per stream to one signal (Node's MaxListenersExceededWarning from 11 on).
+   */
   beforeStop (): void {
     this.#answering.stop()
+    this.#pool.stop()
   }
 
   async stop (): Promise<void> {
