@@ -1,6 +1,7 @@
 import '../../src/polyfill.js'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { formatSha256Nix32 } from '../../src/nix/hash.js'
 import { formatNarInfo } from '../../src/nix/narinfo.js'
 import { toNix32 } from '../../src/nix/nix32.js'
@@ -195,6 +196,23 @@ describe('/peerix/narinfo/1', function () {
       if (i % 2 === 0) assert.deepEqual(answer, { status: 'found', value: formatNarInfo(infoFor(labels[i])) })
       else assert.deepEqual(answer, { status: 'absent' })
     })
+  })
+
+  it('closes its idle streams before its node closes the connection, so that stopping warns of no listener leak', async () => {
+    // libp2p closes a connection with one signal handed to every stream's close; after a
+    // burst of queries the pooled streams each waited on it, and 11 made Node warn of a leak.
+    const warnings: string[] = []
+    const onWarning = (warning: Error): void => { warnings.push(`${warning.name}: ${warning.message}`) }
+    process.on('warning', onWarning)
+    try {
+      assert.equal((await client.services.narinfo.query(server.peerId, hashPartOf('warm-up'))).status, 'absent')
+      await Promise.all(Array.from({ length: 100 }, async (_, i) => await client.services.narinfo.query(server.peerId, hashPartOf(`burst-${i}`))))
+      await Promise.all([client.stop(), server.stop()])
+      await sleep(50) // Node emits a warning on the next tick
+      assert.deepEqual(warnings, [])
+    } finally {
+      process.off('warning', onWarning)
+    }
   })
 
   describe('a requester that misbehaves', () => {
