@@ -1,6 +1,6 @@
 /** The substituter's view of the peers (PeerClient) over a running peerix node. */
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { Answer, NarBody, NarInfoAnswer, PeerClient } from './peer-client.js'
+import type { Answer, NarBody, NarInfoAnswer, NarOptions, PeerClient } from './peer-client.js'
 import type { PeerixNode } from './node.js'
 import type { PeerId } from '@libp2p/interface'
 
@@ -36,10 +36,10 @@ export class Libp2pPeerClient implements PeerClient {
     return await this.#node.services.narinfo.query(peerId, hashPart, { signal, maxNarBytes: options.maxNarBytes })
   }
 
-  async nar (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal, options: { acceptZstd?: boolean } = {}): Promise<Answer<NarBody>> {
+  async nar (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal, options: NarOptions = {}): Promise<Answer<NarBody>> {
     const peerId = this.#peerId(peer)
     if (peerId === undefined) return notAPeer(peer)
-    return await this.#node.services.nar.fetch(peerId, hashPart, narHash, offset, { signal, acceptZstd: options.acceptZstd })
+    return await this.#node.services.nar.fetch(peerId, hashPart, narHash, offset, { signal, acceptZstd: options.acceptZstd, onQueued: options.onQueued })
   }
 
   lastHeard (peer: string): number | undefined {

@@ -21,6 +21,11 @@ export interface NarBody extends AsyncIterable<Uint8Array> {
   readonly wireBytes?: number
 }
 
+export interface NarOptions {
+  acceptZstd?: boolean
+  onQueued?: (turn: Promise<void>) => void
+}
+
 export interface PeerClient {
   /** Peers worth asking now: connected and known (via identify) to speak /peerix/narinfo/1. */
   peers: () => string[]
@@ -33,8 +38,10 @@ export interface PeerClient {
    * A peer's NAR bytes for a path from `offset`, unverified. The iterable throws when the
    * stream breaks; it ends when the peer has sent everything it will send. `acceptZstd` asks
    * the peer to compress the body on the wire (the bytes delivered are the NAR all the same).
+   * `onQueued` is called synchronously, from within `nar`, when the request must wait for one
+   * of the peer's other NARs to end first; `turn` resolves when its turn comes (rejects if aborted).
    */
-  nar: (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal, options?: { acceptZstd?: boolean }) => Promise<Answer<NarBody>>
+  nar: (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal, options?: NarOptions) => Promise<Answer<NarBody>>
   /**
    * When bytes last came from the peer, of any kind (ms since the epoch); undefined when none
    * came since it connected, or when the client cannot tell (then no peer is waited for longer).

@@ -140,8 +140,15 @@ async function * fromPeer (ctx: SubstituterContext, req: NarRequest, peer: strin
     stall.since = since
   }
   try {
+    let turn: Promise<void> | undefined
+    const asked = ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal, { acceptZstd, onQueued: (t) => { turn = t } })
+    // Queued behind the peer's other NARs (its stream limit) is not the peer's silence: the
+    // stall limit starts when the request goes out. Aborted, the request leaves the queue.
+    if (turn !== undefined) {
+      asked.catch(() => {}) // within() below looks at it; a rejection meanwhile is not unhandled
+      await turn.catch(() => {})
+    }
     const requested = Date.now()
-    const asked = ctx.client.nar(peer, hashPart, narHash, hasher.size, stop.signal, { acceptZstd })
     const answer = await within(asked, ctx.stallMs, stop.signal).catch((err: Error): Answer<NarBody> => {
       if (err instanceof StallError) stalled(requested)
       // A body that comes after we stopped waiting still holds the peer's stream: give it back.

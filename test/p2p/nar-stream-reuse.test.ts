@@ -79,6 +79,29 @@ describe('/peerix/nar/1 r1: several NARs per stream', function () {
     await Promise.all(nodes.splice(0).map(async (node) => { await node.stop() }))
   })
 
+  it('queues fetches beyond the peer\'s stream limit, without their wait counting against the header timeout, and drops an aborted one from the queue', async () => {
+    const limited = await started({ maxStreamsPerPeer: 2, timeout: 300 })
+    await limited.dial(server.getMultiaddrs()[0])
+    const nars = Array.from({ length: 5 }, (_, i) => randomBytes(MiB + i))
+    const asked = nars.map((bytes, i) => source.add(`limit-${i}`, bytes))
+    const queued: number[] = []
+    const gone = new AbortController()
+    const fetches = asked.map(({ hashPart, narHash }, i) => limited.services.nar.fetch(server.peerId, hashPart, narHash, 0, {
+      signal: i === 4 ? gone.signal : undefined,
+      onQueued: () => { queued.push(i) }
+    }))
+    assert.deepEqual(queued, [2, 3, 4], 'reported synchronously, from within fetch')
+    const first = await Promise.all(fetches.slice(0, 2))
+    gone.abort(new Error('Nix hung up'))
+    assert.deepEqual(await fetches[4], { status: 'error', message: 'cancelled by the caller' })
+    await sleep(500) // longer than the header timeout: the queued fetches still wait, unharmed
+    assert.ok(narStreams(limited, server.peerId).length <= 2, 'never more streams than the limit')
+    const got = await Promise.all(first.map(async a => await collect(found(a))))
+    const later = await Promise.all(fetches.slice(2, 4).map(async a => await collect(found(await a))))
+    assert.deepEqual([...got, ...later], nars.slice(0, 4))
+    assert.ok(narStreams(limited, server.peerId).length <= 2)
+  })
+
   it('fetches NARs one after another over one stream, byte for byte', async () => {
     const nars = [randomBytes(3 * MiB + 17), randomBytes(1000), new Uint8Array(0), randomBytes(5 * MiB)]
     const ids = nars.map((bytes, i) => source.add(`p${i}`, bytes))

@@ -3,11 +3,11 @@
  * misbehaviours a real peer can show (slow, silent, cut, stalled, endless, wrong bytes). The
  * real libp2p PeerClient is tested with real nodes elsewhere.
  */
-import type { Answer, NarInfoAnswer, PeerClient } from '../../src/p2p/peer-client.js'
+import type { Answer, NarInfoAnswer, NarOptions, PeerClient } from '../../src/p2p/peer-client.js'
 
 export interface FixturePeer {
   narInfo?: (hashPart: string, signal: AbortSignal, options?: { maxNarBytes?: number }) => Promise<NarInfoAnswer>
-  nar?: (hashPart: string, narHash: string, offset: number, signal: AbortSignal) => Promise<Answer<AsyncIterable<Uint8Array>>>
+  nar?: (hashPart: string, narHash: string, offset: number, signal: AbortSignal, options?: NarOptions) => Promise<Answer<AsyncIterable<Uint8Array>>>
   /** When bytes last came from the peer (PeerClient.lastHeard); without it, never. */
   lastHeard?: () => number | undefined
   /** What a probe (a ping) does: a live peer's reply is bytes heard. */
@@ -41,9 +41,9 @@ export class FixturePeerClient implements PeerClient {
     this.fixtures.get(peer)?.probe?.()
   }
 
-  async nar (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal): Promise<Answer<AsyncIterable<Uint8Array>>> {
+  async nar (peer: string, hashPart: string, narHash: string, offset: number, signal: AbortSignal, options?: NarOptions): Promise<Answer<AsyncIterable<Uint8Array>>> {
     this.narCalls.push({ peer, hashPart, offset, signal })
-    return await (this.fixtures.get(peer)?.nar?.(hashPart, narHash, offset, signal) ?? Promise.resolve({ status: 'absent' }))
+    return await (this.fixtures.get(peer)?.nar?.(hashPart, narHash, offset, signal, options) ?? Promise.resolve({ status: 'absent' }))
   }
 }
 

@@ -14,6 +14,7 @@ import { hashNar } from '../../src/nix/nar-hash.js'
 import { TrustedKeys, formatPublicKey, generateSecretKey, publicKeyOf } from '../../src/nix/signing.js'
 import { formatNarUrl } from '../../src/store/nar-url.js'
 import type { NarInfoAnswer } from '../../src/p2p/peer-client.js'
+import { Slots } from '../../src/p2p/wire/slots.js'
 import { FixturePeerClient, answerAfter, narServer, never, type FixturePeer } from './fixture-peers.js'
 
 const trustedKey = generateSecretKey('trusted-1')
@@ -443,6 +444,51 @@ describe('substituter NAR download', () => {
     assert.deepEqual(Uint8Array.from(Buffer.concat(got)), path.nar)
     assert.deepEqual(client.narCalls.map(c => c.peer), ['slow'])
     assert.equal(sub.counters.narFailovers, 0)
+  })
+
+  it('does not count the wait behind the peer\'s other NARs (its stream limit) as a stall, and an aborted download leaves the queue', async () => {
+    // The peer takes one NAR at a time (the real limiter, as the nar service uses it); each
+    // takes 400 ms, sending every 100 ms: the third waits 800 ms, four times the stall limit.
+    const hashes = [HASH, OTHER_HASH, 'r6rclmv1gyja5kzc26npqpia1qqxrf0l', 's7sclmv1gyja5kzc26npqpia1qqxrf0l']
+    const paths = await Promise.all(hashes.map(async h => await makePath(h, 4000)))
+    const pathOf = (hashPart: string): Path => paths.find(p => p.info.storePath.includes(hashPart)) ?? paths[0]
+    const slots = new Slots(1)
+    const oneAtATime: FixturePeer['nar'] = async (hashPart, _narHash, offset, signal, options) => {
+      const slot = await slots.take('peer', { signal, onQueued: options?.onQueued }).catch(() => undefined)
+      if (slot === undefined) return { status: 'error', message: 'cancelled while queued' }
+      const nar = pathOf(hashPart).nar
+      return {
+        status: 'found',
+        value: (async function * () {
+          try {
+            for (let pos = offset; pos < nar.length; pos += 1000) {
+              await new Promise(resolve => setTimeout(resolve, 100))
+              yield nar.slice(pos, pos + 1000)
+            }
+          } finally {
+            slot.release()
+          }
+        })()
+      }
+    }
+    const narInfo: FixturePeer['narInfo'] = async (hashPart, signal) => await answerAfter(0, found(signedBy(pathOf(hashPart).info)))(signal)
+    const { sub, client, log } = substituter({ peer: { narInfo, nar: oneAtATime } }, { stallMs: 200 })
+    for (const h of hashes) assert.ok(await sub.narInfo(h))
+    const gone = new AbortController()
+    const downloads = await Promise.all(paths.map(async (p, i) => await sub.nar(hashes[i], p.info.narHash, i === 3 ? gone.signal : undefined)))
+    const results = downloads.slice(0, 3).map(async d => await collect((d as NonNullable<typeof d>).stream))
+    const abandoned = collect((downloads[3] as NonNullable<(typeof downloads)[3]>).stream).catch((err: Error) => err)
+    await new Promise(resolve => setTimeout(resolve, 50))
+    assert.equal(slots.waiting('peer'), 3, 'three wait behind the first')
+    gone.abort(new Error('Nix hung up'))
+    await new Promise(resolve => setImmediate(resolve))
+    assert.equal(slots.waiting('peer'), 2, 'the aborted download left the queue at once')
+    assert.deepEqual(await Promise.all(results), paths.slice(0, 3).map(p => p.nar))
+    assert.ok(await abandoned instanceof Error)
+    assert.deepEqual(client.narCalls.map(c => c.hashPart), hashes, 'each asked once: no failover, no retry')
+    assert.equal(sub.counters.narFailovers, 0)
+    assert.deepEqual(log.filter(line => /stall|failed/.test(line)), [])
+    assert.equal(slots.taken('peer'), 0)
   })
 
   it('moves on from a peer that stalls', async () => {

@@ -61,6 +61,14 @@ export const READ_BUFFER_LIMIT = READ_HIGH_WATER_MARK + 16 * 1024 * 1024 + 64 * 
 /** The largest NAR offset or length we accept: beyond this a JS number is not exact. */
 export const MAX_NAR_BYTES = Number.MAX_SAFE_INTEGER
 
-/** Parallel NAR downloads per connection (the shim runs up to 16 at once). */
-export const MAX_INBOUND_STREAMS = 32
-export const MAX_OUTBOUND_STREAMS = 32
+/**
+ * NAR streams per peer, either way. A responder resets the streams of a connection beyond
+ * this (libp2p's per-connection limit), and the requester then fails at byte 0, which Nix saw
+ * as a 404. So the requester keeps to it per peer, which is as strict with two connections to
+ * the peer, and queues more NAR requests (Nix runs `http-connections`, 25 by default or
+ * unlimited, several Nix clients may share the daemon, and its prefetches add 4).
+ */
+export const MAX_STREAMS_PER_PEER = 32
+/** What libp2p enforces per connection: the limit above, one constant for both sides. */
+export const MAX_INBOUND_STREAMS = MAX_STREAMS_PER_PEER
+export const MAX_OUTBOUND_STREAMS = MAX_STREAMS_PER_PEER

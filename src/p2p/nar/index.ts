@@ -35,6 +35,12 @@ export interface NarStream extends AsyncIterable<Uint8Array> {
 export interface FetchOptions extends AbortOptions {
   /** Ask for a zstd-compressed body; the peer may still send it uncompressed. */
   acceptZstd?: boolean
+  /**
+   * Called synchronously, from within `fetch`, when the peer's every NAR stream is busy
+   * (MAX_STREAMS_PER_PEER) and the request waits its turn: `turn` resolves when it comes (the
+   * time limits start then), and rejects when the signal aborts (the request left the queue).
+   */
+  onQueued?: (turn: Promise<void>) => void
 }
 
 export interface NarService {
@@ -63,6 +69,8 @@ export interface NarServiceInit {
   compress?: boolean
   maxInboundStreams?: number
   maxOutboundStreams?: number
+  /** Client: NAR exchanges at once per peer; more wait their turn (default MAX_STREAMS_PER_PEER). */
+  maxStreamsPerPeer?: number
   /** Where misbehaving peers and store failures are reported. */
   log?: Logger
 }

@@ -18,7 +18,7 @@ import { ProtocolError } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import {
   HEADER_TIMEOUT, IDLE_STREAM_TIMEOUT, IDLE_STREAMS_PER_PEER, IDLE_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_HEADER_BYTES,
-  MAX_INBOUND_STREAMS, MAX_NAR_BYTES, MAX_OUTBOUND_STREAMS, MAX_REQUEST_BYTES, PROTOCOL, READ_BUFFER_LIMIT,
+  MAX_INBOUND_STREAMS, MAX_NAR_BYTES, MAX_OUTBOUND_STREAMS, MAX_STREAMS_PER_PEER, MAX_REQUEST_BYTES, PROTOCOL, READ_BUFFER_LIMIT,
   READ_HIGH_WATER_MARK, REQUEST_TIMEOUT, SEND_CHUNK_BYTES, SEND_STALL_TIMEOUT
 } from './constants.js'
 import { NarRequest, NarResponse } from './pb/message.js'
@@ -33,6 +33,7 @@ import type { NarBytes, PathSource, Served } from '../../store/source.js'
 import { LogEvery } from '../../log-every.js'
 import type { Logger } from '../../log.js'
 import type { PooledStream } from '../wire/stream-pool.js'
+import type { Slot } from '../wire/slots.js'
 import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 
 const Status = NarResponse.Status
@@ -78,6 +79,7 @@ export class NarService implements Startable, NarServiceInterface {
     this.#pool = new StreamPool(components.connectionManager, {
       protocol: PROTOCOL,
       maxIdlePerPeer: IDLE_STREAMS_PER_PEER,
+      maxBusyPerPeer: init.maxStreamsPerPeer ?? MAX_STREAMS_PER_PEER,
       idleTimeout: init.idleStreamTimeout ?? IDLE_STREAM_TIMEOUT,
       createReader: (stream) => {
         stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, READ_BUFFER_LIMIT)
@@ -132,6 +134,13 @@ export class NarService implements Startable, NarServiceInterface {
     } catch (err) {
       return { status: 'error', message: describe(err) }
     }
+    // The wait for a turn is not the peer's to answer for: the time limit starts after it.
+    let slot: Slot
+    try {
+      slot = await this.#pool.turn(peer, { signal: options.signal, onQueued: options.onQueued })
+    } catch (err) {
+      return { status: 'error', message: options.signal?.aborted === true ? 'cancelled by the caller' : describe(err) }
+    }
     const { signal, explain, clear } = deadline(this.#timeout, options.signal)
     const acceptZstd = options.acceptZstd === true
     const request = encodeFrame(NarRequest.encode({ ...query, offset: BigInt(query.offset), acceptZstd }))
@@ -147,7 +156,7 @@ export class NarService implements Startable, NarServiceInterface {
         if (header.encoding === Encoding.ZSTD && !acceptZstd) throw new FormatError('malformed response: a zstd body that was not asked for')
         const zstd = header.encoding === Encoding.ZSTD ? await loadZstd() : undefined
         return { status: 'found', value: this.#body(pooled, Number(header.length), zstd, options.signal) }
-      }, { signal })
+      }, { signal, slot })
     } catch (err) {
       return { status: 'error', message: explain(err) }
     } finally {

@@ -6,15 +6,20 @@
  * exchange.
  */
 import { StreamReader } from './stream-reader.js'
+import { Slots, type Slot, type TakeOptions } from './slots.js'
 import type { AbortOptions, PeerId, Stream } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 
-/** A stream with its reader; `reused` when it carried an exchange before this one. */
+/**
+ * A stream with its reader; `reused` when it carried an exchange before this one. `slot` is
+ * its place among the peer's busy streams, given up when the stream is released.
+ */
 export interface PooledStream {
   readonly peer: PeerId
   readonly stream: Stream
   readonly reader: StreamReader
   readonly reused: boolean
+  readonly slot: Slot
 }
 
 export interface StreamPoolInit {
@@ -25,6 +30,17 @@ export interface StreamPoolInit {
   idleTimeout: number
   /** Prepares a new stream and makes its reader (buffer limits, high-water mark). */
   createReader?: (stream: Stream) => StreamReader
+  /**
+   * Streams busy with an exchange at once per peer (default: no limit); more exchanges wait
+   * for one to be released, first come, first served. New streams are opened only when no
+   * idle one is left, so streams open to the peer, busy and idle, stay within this as well.
+   */
+  maxBusyPerPeer?: number
+}
+
+export interface ExchangeOptions extends AbortOptions {
+  /** A slot taken before with `turn` (the exchange then owns it); else it takes one itself. */
+  slot?: Slot
 }
 
 interface Idle {
@@ -43,34 +59,68 @@ export class StreamPool {
   readonly #connectionManager: StreamOpener
   readonly #init: StreamPoolInit
   readonly #idle = new Map<string, Idle[]>()
+  /** Undefined without a limit: every turn is granted at once. */
+  readonly #busy: Slots | undefined
 
   constructor (connectionManager: StreamOpener, init: StreamPoolInit) {
     this.#connectionManager = connectionManager
     this.#init = init
+    this.#busy = init.maxBusyPerPeer === undefined ? undefined : new Slots(init.maxBusyPerPeer)
   }
 
-  /** The most recently used idle stream to `peer` that is still healthy, or a new one. */
-  async acquire (peer: PeerId, options: AbortOptions & { fresh?: boolean } = {}): Promise<PooledStream> {
-    const idle = this.#idle.get(peer.toString())
-    while (options.fresh !== true && idle !== undefined && idle.length > 0) {
-      const entry = idle.pop() as Idle
-      entry.unwatch()
-      if (idle.length === 0) this.#idle.delete(peer.toString())
-      if (open(entry.pooled.stream) && !unread(entry.pooled)) return { ...entry.pooled, reused: true }
-      discard(entry.pooled)
+  /**
+   * A slot for one exchange with `peer`, at once or once one of its busy streams is released
+   * (maxBusyPerPeer). Rejects when `signal` aborts, and leaves the queue then. Hand it to
+   * `exchange` or `acquire`, which give it up with the stream; or release it yourself.
+   */
+  async turn (peer: PeerId, options: TakeOptions = {}): Promise<Slot> {
+    return this.#busy === undefined ? unlimited : await this.#busy.take(peer.toString(), options)
+  }
+
+  /** Exchanges with `peer` busy now, and waiting for a turn. */
+  load (peer: PeerId): { busy: number, waiting: number } {
+    const key = peer.toString()
+    return { busy: this.#busy?.taken(key) ?? 0, waiting: this.#busy?.waiting(key) ?? 0 }
+  }
+
+  /**
+   * The most recently used idle stream to `peer` that is still healthy, or a new one, in
+   * `options.slot` or a turn waited for here; the slot is given up here when no stream can be
+   * had, else by `release`.
+   */
+  async acquire (peer: PeerId, options: ExchangeOptions & { fresh?: boolean } = {}): Promise<PooledStream> {
+    const { slot: given, fresh, ...abort } = options
+    const slot = given ?? await this.turn(peer, abort)
+    try {
+      const idle = this.#idle.get(peer.toString())
+      while (fresh !== true && idle !== undefined && idle.length > 0) {
+        const entry = idle.pop() as Idle
+        entry.unwatch()
+        if (idle.length === 0) this.#idle.delete(peer.toString())
+        if (open(entry.pooled.stream) && !unread(entry.pooled)) return { ...entry.pooled, reused: true, slot }
+        discard(entry.pooled)
+      }
+      const stream = await this.#connectionManager.openStream(peer, this.#init.protocol, abort)
+      const reader = this.#init.createReader?.(stream) ?? new StreamReader(stream)
+      return { peer, stream, reader, reused: false, slot }
+    } catch (err) {
+      slot.release()
+      throw err
     }
-    const stream = await this.#connectionManager.openStream(peer, this.#init.protocol, options)
-    const reader = this.#init.createReader?.(stream) ?? new StreamReader(stream)
-    return { peer, stream, reader, reused: false }
   }
 
   /**
    * Hands a stream back after its exchange: kept for the next one when `reusable` and still
    * open both ways, closed when there are enough idle ones, reset when not `reusable` (an
    * exchange that did not complete leaves the stream in an unknown state) or when bytes past
-   * the answer arrived.
+   * the answer arrived. Gives up the stream's slot in every case.
    */
   release (pooled: PooledStream, reusable: boolean): void {
+    this.#putBack(pooled, reusable)
+    pooled.slot.release()
+  }
+
+  #putBack (pooled: PooledStream, reusable: boolean): void {
     if (!reusable || unread(pooled)) {
       pooled.reader.dispose()
       pooled.stream.abort(new Error(reusable ? 'the peer sent more than its answer' : 'the exchange did not complete'))
@@ -95,25 +145,34 @@ export class StreamPool {
    * response and releases the stream (now or, for a body, later). When that fails on a reused
    * stream before any response byte arrived, the peer had closed it meanwhile (its keep-alive
    * ended, or it answers one request per stream): the exchange runs once more on a fresh one.
-   * On failure the stream is reset and the error thrown.
+   * On failure the stream is reset and the error thrown. The exchange runs in `options.slot`,
+   * or waits for a turn (on `options.signal`); the slot goes with the stream, or on failure.
    */
-  async exchange<T> (peer: PeerId, request: Uint8Array, receive: (pooled: PooledStream) => Promise<T>, options: AbortOptions = {}): Promise<T> {
+  async exchange<T> (peer: PeerId, request: Uint8Array, receive: (pooled: PooledStream) => Promise<T>, options: ExchangeOptions = {}): Promise<T> {
+    const { slot: given, ...abort } = options
+    const slot = given ?? await this.turn(peer, abort)
     for (let fresh = false; ; fresh = true) {
-      const pooled = await this.acquire(peer, { ...options, fresh })
+      const pooled = await this.acquire(peer, { ...abort, slot, fresh })
       const before = pooled.reader.received
       try {
         pooled.stream.send(request)
         return await receive(pooled)
       } catch (err) {
-        this.release(pooled, false)
         const closedWhileIdle = pooled.reused && pooled.reader.received === before && options.signal?.aborted !== true
-        if (!closedWhileIdle) throw err
+        // Tried again in the same slot: the next exchange in the queue must not take it meanwhile.
+        if (closedWhileIdle) {
+          this.#putBack(pooled, false)
+          continue
+        }
+        this.release(pooled, false)
+        throw err
       }
     }
   }
 
-  /** Closes every idle stream. */
+  /** Closes every idle stream; exchanges still waiting for a turn fail. */
   stop (): void {
+    this.#busy?.cancelWaiting(new Error('the node is stopping'))
     for (const idle of this.#idle.values()) {
       for (const entry of idle) {
         entry.unwatch()
@@ -157,6 +216,9 @@ export class StreamPool {
     return unwatch
   }
 }
+
+/** The slot of a pool without a limit. */
+const unlimited: Slot = { release: () => {} }
 
 /** Open both ways and not paused: a next exchange can start on it. */
 function open (stream: Stream): boolean {
