@@ -20,7 +20,7 @@ export const KEEP_ALIVE_TIMEOUT = 30_000
  */
 export const IDLE_STREAM_TIMEOUT = 20_000
 
-/** Idle streams a requester keeps per peer: the substituter runs up to 16 downloads at once. */
+/** Idle streams a requester keeps per peer, of the MAX_STREAMS_PER_PEER it may have open. */
 export const IDLE_STREAMS_PER_PEER = 16
 
 /** How long a requester waits for the response header (the source may open files first). */
