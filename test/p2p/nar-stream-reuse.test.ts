@@ -102,6 +102,21 @@ describe('/peerix/nar/1 r1: several NARs per stream', function () {
     assert.ok(narStreams(limited, server.peerId).length <= 2)
   })
 
+  it('gives up the slot of a body nobody reads nor returns once its stream closes, so the queue moves on', async () => {
+    const limited = await started({ maxStreamsPerPeer: 1 })
+    await limited.dial(server.getMultiaddrs()[0])
+    const [held, next] = [randomBytes(MiB), randomBytes(1000)].map((bytes, i) => ({ bytes, ...source.add(`dropped-${i}`, bytes) }))
+    found(await limited.services.nar.fetch(server.peerId, held.hashPart, held.narHash, 0)) // dropped on the floor
+    let queued = false
+    const fetching = limited.services.nar.fetch(server.peerId, next.hashPart, next.narHash, 0, { onQueued: () => { queued = true } })
+    assert.equal(queued, true, 'the one slot is the dropped body\'s')
+    // What the peer does to a stream it could not send on within its stall limit.
+    for (const stream of narStreams(limited, server.peerId)) stream.abort(new Error('reset by the peer'))
+    const answer = await Promise.race([fetching, sleep(2000).then(() => 'still queued' as const)])
+    assert.notEqual(answer, 'still queued')
+    assert.ok((await collect(found(answer as Answer<NarStream>))).equals(next.bytes))
+  })
+
   it('fetches NARs one after another over one stream, byte for byte', async () => {
     const nars = [randomBytes(3 * MiB + 17), randomBytes(1000), new Uint8Array(0), randomBytes(5 * MiB)]
     const ids = nars.map((bytes, i) => source.add(`p${i}`, bytes))

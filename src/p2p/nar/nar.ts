@@ -173,6 +173,15 @@ export class NarService implements Startable, NarServiceInterface {
     const pool = this.#pool
     const options = { idleTimeout: this.#idleTimeout, signal }
     let started = false
+    // A body that nobody reads to its end nor returns would keep its slot for good, and the
+    // peer's other NARs would queue behind it: the slot goes when the stream closes as well
+    // (a peer resets a stream it could not send on within its stall limit).
+    const onClose = (): void => { pooled.slot.release() }
+    pooled.stream.addEventListener('close', onClose, { once: true })
+    const release = (complete: boolean): void => {
+      pooled.stream.removeEventListener('close', onClose)
+      pool.release(pooled, complete)
+    }
     async function * read (): AsyncGenerator<Uint8Array> {
       started = true
       // Complete once the last byte is handed out: a consumer that has all it wants returns
@@ -201,7 +210,7 @@ export class NarService implements Startable, NarServiceInterface {
         complete = false
         throw err
       } finally {
-        pool.release(pooled, complete)
+        release(complete)
       }
     }
     const generator = read()
@@ -211,7 +220,7 @@ export class NarService implements Startable, NarServiceInterface {
     generator.return = async (value) => {
       if (!started) {
         started = true
-        pool.release(pooled, false)
+        release(false)
       }
       return await returnFromGenerator(value)
     }
