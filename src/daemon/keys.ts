@@ -1,5 +1,5 @@
 /** The daemon's keys: its signing key (created on first start) and the keys it trusts. */
-import { readFile, writeFile, mkdir } from 'node:fs/promises'
+import { lstat, readFile, writeFile, mkdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { formatPublicKey, formatSecretKey, generateSecretKey, parsePublicKey, parseSecretKey, publicKeyOf, type PublicKey, type SecretKey } from '../nix/signing.js'
 import { NIX_DEFAULT_TRUSTED_PUBLIC_KEYS, nixConfLines, trustedKeysFromLines } from '../nix/nix-conf.js'
@@ -46,7 +46,7 @@ export async function nixTrustedKeys (env = process.env): Promise<PublicKey[]> {
   const file = join(env.NIX_CONF_DIR ?? '/etc/nix', 'nix.conf')
   let texts: string[]
   try {
-    const lines = await nixConfLines(file, readIfExists)
+    const lines = await nixConfLines(file, async (name) => await readIfExists(name, name !== file))
     texts = lines === undefined ? [...NIX_DEFAULT_TRUSTED_PUBLIC_KEYS] : trustedKeysFromLines(lines)
   } catch (err) {
     throw new Error(`cannot read ${file} for its trusted-public-keys: ${(err as Error).message}`)
@@ -60,12 +60,20 @@ export async function nixTrustedKeys (env = process.env): Promise<PublicKey[]> {
   })
 }
 
-async function readIfExists (file: string): Promise<string | undefined> {
+/**
+ * A nix.conf file's text; undefined when it does not exist. Nix looks for an included file with
+ * lstat, so a symbolic link to nothing (a secret not there yet) exists for it, and is skipped
+ * as a file it cannot read rather than failing as a missing include: when `included`, that is
+ * an error here too, which nixConfLines skips. A nix.conf that is such a link is read by
+ * nobody: Nix's default, as without one.
+ */
+async function readIfExists (file: string, included: boolean): Promise<string | undefined> {
   try {
     return await readFile(file, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    if (included && await lstat(file).then(() => true, () => false)) throw err
+    return undefined
   }
 }
 

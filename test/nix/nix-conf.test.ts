@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -100,6 +100,23 @@ describe('nix.conf trusted-public-keys, read as Nix reads it', function () {
     const conf = await confDir({ 'nix.conf': `extra-trusted-public-keys = ${a}\ninclude gone.conf\n` })
     await assert.rejects(nixSaysIn(conf), /gone\.conf/)
     await assert.rejects(nixTrustedKeys({ NIX_CONF_DIR: conf }), new RegExp(`cannot read ${conf}/nix.conf for its trusted-public-keys: ${conf}/gone.conf, included from ${conf}/nix.conf, does not exist`))
+  })
+
+  it('skips, as Nix does, an include (without !) of a dangling symbolic link: it exists for Nix, which cannot read it', async () => {
+    // Nix looks with lstat (pathExists) and skips an included file it cannot read; a link to
+    // a secret that is not there yet (agenix, sops-nix) must not stop the daemon.
+    const conf = await confDir({ 'nix.conf': `extra-trusted-public-keys = ${a}\ninclude secret.conf\nextra-trusted-public-keys = ${b}\n` })
+    await symlink(join(conf, 'not-there-yet'), join(conf, 'secret.conf'))
+    const keys = await nixTrustedKeys({ NIX_CONF_DIR: conf })
+    assert.deepEqual(keys.map(formatPublicKey), await nixSaysIn(conf))
+  })
+
+  it('a nix.conf that is a dangling symbolic link: Nix\'s default key, as for Nix', async () => {
+    const conf = await mkdtemp(join(dir, 'conf-'))
+    await symlink(join(conf, 'not-there'), join(conf, 'nix.conf'))
+    const keys = await nixTrustedKeys({ NIX_CONF_DIR: conf })
+    assert.deepEqual(keys.map(formatPublicKey), await nixSaysIn(conf))
+    assert.deepEqual(keys.map(formatPublicKey), [...NIX_DEFAULT_TRUSTED_PUBLIC_KEYS])
   })
 
   it('without a nix.conf, Nix\'s default key', async () => {
