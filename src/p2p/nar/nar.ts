@@ -175,7 +175,9 @@ export class NarService implements Startable, NarServiceInterface {
     let started = false
     // A body that nobody reads to its end nor returns would keep its slot for good, and the
     // peer's other NARs would queue behind it: the slot goes when the stream closes as well
-    // (a peer resets a stream it could not send on within its stall limit).
+    // (a peer resets a stream it could not send on within its stall limit). A small body the
+    // peer sent whole ends no stream: callers must read or return every body, as
+    // nar-download.ts does.
     const onClose = (): void => { pooled.slot.release() }
     pooled.stream.addEventListener('close', onClose, { once: true })
     const release = (complete: boolean): void => {
