@@ -24,6 +24,7 @@ import { narinfo, NARINFO_PROTOCOL, type NarinfoService } from './narinfo/index.
 import { peerixPeers, type PeerixPeers } from './peerix-peers.js'
 import { staticPeers, type StaticPeers } from './static-peers.js'
 import { batchYamuxWindowUpdates } from './yamux-window.js'
+import { fairMuxerTurns } from './yamux-fair-turns.js'
 import { corkedSends } from './corked-sends.js'
 import { noiseWithoutCopies } from './noise-copies.js'
 import { PeerLiveness } from './peer-liveness.js'
@@ -106,6 +107,7 @@ export type PeerixNode = Libp2p<PeerixServices>
 /** A started node. Bad multiaddrs or peer IDs are a FormatError naming the value. */
 export async function createPeerixNode (opts: PeerixNodeOptions): Promise<PeerixNode> {
   batchYamuxWindowUpdates()
+  fairMuxerTurns()
   const liveness = new PeerLiveness()
   const log = opts.log ?? silentLogger
   const listen = (opts.listen ?? DEFAULT_LISTEN).map(text => parseTcpMultiaddr('listen address', text))
