@@ -22,7 +22,8 @@ import type { ConnectionEncrypter } from '@libp2p/interface'
 /** Noise's largest message, and the part of it that is plaintext (the rest is the tag). */
 const MAX_MESSAGE = 65535
 const TAG_BYTES = 16
-const MAX_PLAINTEXT = MAX_MESSAGE - TAG_BYTES
+export const MAX_NOISE_PLAINTEXT = MAX_MESSAGE - TAG_BYTES
+const MAX_PLAINTEXT = MAX_NOISE_PLAINTEXT
 
 type Bytes = Uint8Array | Uint8ArrayList
 

@@ -8,16 +8,24 @@
  * substituting 100 paths of 0.5–4 MiB, 25 at once: NAR streams got no byte for 20 s (B gave them
  * up as stalled), A gave up waiting for their requests (10 s), A's pings to B timed out (30 s) and
  * A closed the connection: Nix got 404s for 18–34 paths and failed, 10 runs of 10. Now the stream
- * that filled the connection goes to the back of the order, and a frame carries at most 64 KiB
- * (a Noise message's size, so the wire is the same), so a stream with bytes queued waits for at
- * most one frame of each other busy stream.
+ * that filled the connection goes to the back of the order, and a frame carries at most one
+ * Noise message, so a stream with bytes queued waits for at most one message of each other busy
+ * stream. The 1 GiB NAR benchmark showed no cost (`npm run bench -- --only nar --runs 2`,
+ * alternating with the code before, two rounds each).
  */
 import { AbstractStreamMuxer } from '@libp2p/utils'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
+import { MAX_NOISE_PLAINTEXT } from './noise-copies.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
-/** The most bytes one data frame carries. */
-export const MAX_FRAME_BYTES = 64 * 1024
+/** Yamux's frame header. */
+const YAMUX_HEADER_BYTES = 12
+
+/**
+ * The most bytes one data frame carries: with its 12-byte header, one whole Noise message
+ * (65,519 bytes of plaintext). A frame of 64 KiB took two messages, the second of 29 bytes.
+ */
+export const MAX_FRAME_BYTES = MAX_NOISE_PLAINTEXT - YAMUX_HEADER_BYTES
 
 interface SendResult { sentBytes: number, canSendMore: boolean }
 type SendData = (this: object, buf: Uint8ArrayList) => SendResult
